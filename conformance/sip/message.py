@@ -243,7 +243,7 @@ def _headers(lines: list[str]):  # type: ignore[no-untyped-def]
         if line[:1] in (" ", "\t"):  # folded continuation (RFC 3261 §7.3.1)
             if current is None:
                 raise SipParseError(f"continuation line before any header {line[:80]!r}")
-            current[1] += " " + line.strip()
+            current[1] = f"{current[1]} {line.strip()}".strip()
             continue
         if current is not None:
             yield current[0], current[1]

@@ -1,0 +1,97 @@
+"""Servers under test: one ``Target`` interface, three kinds, and the profiles that describe them.
+
+    kamailio         Kamailio 5.6.3 launched by the kit (aggregate, single or dummy mode)
+    reference        the kit's embedded RFC-strict server (conformance/targets/reference.py)
+    sip:HOST:PORT    a server the user runs (ExternalTarget)
+
+``make_target`` turns a ``--target`` value into a target with its profile resolved, so the
+plugin and the CLI share one spelling of the options.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from conformance.errors import UsageError
+from conformance.ports import PortBlock
+from conformance.targets.base import Target
+from conformance.targets.external import ExternalTarget, parse_spec
+from conformance.targets.profile import SHIPPED, Profile, load_profile
+
+__all__ = [
+    "SHIPPED",
+    "ExternalTarget",
+    "Profile",
+    "Target",
+    "load_profile",
+    "make_target",
+    "parse_spec",
+]
+
+_KAMAILIO_MODES = ("aggregate", "single", "dummy")
+
+
+def make_target(
+    spec: str,
+    *,
+    profile: str | os.PathLike[str] | Profile | None = None,
+    overrides: dict[str, Any] | None = None,
+    block: PortBlock | None = None,
+    workdir: str | os.PathLike[str] | None = None,
+    faults: tuple[str, ...] | list[str] = (),
+) -> Target:
+    """Build (not start) the target named by ``spec``.
+
+    ``spec``: ``kamailio`` or ``kamailio:MODE`` (aggregate, single, dummy), ``reference``, or
+    ``sip:HOST:PORT``. ``profile``: a shipped name, a TOML path or a ``Profile``; by default the
+    profile named like the target (``generic`` for an external server). ``overrides`` are
+    command-line values that beat the profile (``None`` values are ignored); for Kamailio,
+    ``single_dialog=True`` selects the single mode. ``block`` supplies ports for launched
+    servers. ``faults`` (reference only) switch on the reference server's fault injection.
+    """
+    if faults and spec != "reference":
+        raise UsageError(f"fault injection works only with the reference target, not {spec!r}")
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    kind, _, variant = spec.partition(":")
+    if kind == "kamailio":
+        from conformance.targets.kamailio import KamailioTarget
+
+        base = _resolve(profile, "kamailio").with_overrides(**given)
+        mode = variant or ("single" if base.single_dialog else "aggregate")
+        if mode not in _KAMAILIO_MODES:
+            raise UsageError(
+                f"bad target {spec!r}: Kamailio mode {mode!r} is not one of "
+                + ", ".join(_KAMAILIO_MODES)
+            )
+        if "single_dialog" in given and given["single_dialog"] != (mode == "single"):
+            raise UsageError(
+                f"--target {spec} contradicts --single-dialog={given['single_dialog']}: "
+                "use --target kamailio:single or drop one of them"
+            )
+        return KamailioTarget(mode, block=block, workdir=workdir, profile=base)  # type: ignore[arg-type]
+    if spec == "reference":
+        from conformance.targets.reference import ReferenceTarget  # type: ignore[import-not-found]
+
+        base = _resolve(profile, "reference").with_overrides(**given)
+        return ReferenceTarget(  # type: ignore[no-any-return]
+            profile=base,
+            single_dialog=base.single_dialog,
+            faults=tuple(faults),
+            ports=block,
+            log_dir=Path(workdir) if workdir is not None else None,
+        )
+    if kind == "sip":
+        base = _resolve(profile, "generic").with_overrides(**given)
+        return ExternalTarget(spec, profile=base)
+    raise UsageError(
+        f"bad target {spec!r}: use kamailio, kamailio:single, kamailio:dummy, reference "
+        "or sip:HOST:PORT"
+    )
+
+
+def _resolve(profile: str | os.PathLike[str] | Profile | None, default: str) -> Profile:
+    if isinstance(profile, Profile):
+        return profile
+    return load_profile(profile if profile is not None else default)

@@ -1,0 +1,414 @@
+"""One conformance case as an experiment: stimulus, observation, oracle, findings.
+
+A suite case gets a ``Case`` (the ``case`` fixture) and talks in the language of the rules:
+publish these dialogs, subscribe, expect the view to match the oracle. The Case keeps what was
+published (the ``Expectation`` the oracle reads), every subscription it opened, and the findings.
+When the case function returns, ``finish()`` checks every NOTIFY each watcher captured (headers,
+schema, version sequence) whether or not the case looked at it, so no body goes unchecked.
+
+Waiting follows events: "expect the view" waits for the next NOTIFY until the view matches or
+the bound runs out; a fixed wait appears only where a server's timer forces one, and its length
+comes from the target profile.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from conformance import aggregator, checks, dialoginfo
+from conformance.aggregator import Aggregate, Publication
+from conformance.dialoginfo import CONTENT_TYPE, Dialog, Item, document
+from conformance.errors import BodyError, NotReceivedError
+from conformance.findings import Finding
+from conformance.peers import Notify, Publisher, PublishResult, Watcher
+from conformance.targets.profile import Profile
+from conformance.view import WatcherView
+
+_unique = itertools.count(1)
+
+
+def unique_user(worker: str, hint: str = "p") -> str:
+    """A user part no other case, worker or earlier run uses (runs may share an external
+    server, and a stale subscription from an earlier run must never see this run's state)."""
+    stamp = format(int(time.time() * 1000) % 10**9, "x")
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in hint)
+    return f"{safe}-{worker}-{stamp}-{next(_unique)}"
+
+
+@dataclass
+class Expectation:
+    """What the test published for one presentity, and what the oracle says must follow."""
+
+    presentity: str
+    profile: Profile
+    publications: list[Publication] = field(default_factory=list)
+    _seq: itertools.count = field(default_factory=itertools.count, repr=False)
+
+    def record(
+        self, result: PublishResult, body: bytes | None, *, replaces: str | None = None
+    ) -> None:
+        """Fold one successful PUBLISH into the stored state, as RFC 3903 §6 describes."""
+        now = time.time()
+        granted = result.expires if result.expires is not None else 3600
+        old = next((p for p in self.publications if p.etag == replaces), None) if replaces else None
+        if old is not None:
+            self.publications.remove(old)
+        if granted == 0:
+            return  # a remove
+        if body is None:  # a refresh keeps body and place, extends the lifetime
+            if old is None:
+                return
+            pub = Publication(
+                old.body, result.etag or old.etag, old.received, now + granted, old.seq
+            )
+        else:
+            if old is None and self.profile.replaces_on_same_first_id:
+                twin = aggregator.kamailio_replaces(self.publications, body)
+                if twin is not None:
+                    self.publications.remove(twin)
+            pub = Publication(body, result.etag or "", now, now + granted, next(self._seq))
+        self.publications.append(pub)
+
+    def aggregate(self, now: float | None = None) -> Aggregate:
+        """The aggregate the oracle expects now, under the profile's mode and flavour."""
+        return aggregator.aggregate(
+            self.publications,
+            presentity=self.presentity,
+            now=time.time() if now is None else now,
+            single_dialog=self.profile.single_dialog,
+            flavour=self.profile.flavour,
+        )
+
+
+class Subscription:
+    """A watcher's subscription with the yardstick its NOTIFYs are checked against."""
+
+    def __init__(self, watcher: Watcher, ctx: checks.Subscription, response) -> None:
+        self.watcher = watcher
+        self.ctx = ctx
+        self.response = response
+
+    @property
+    def notifies(self) -> list[Notify]:
+        return self.watcher.notifies
+
+    def captured(self) -> list[checks.Captured]:
+        return [checks.Captured(n.request, n.timestamp, n.answered) for n in self.notifies]
+
+    def view(self) -> WatcherView:
+        """The §4.3 watcher table after every NOTIFY so far."""
+        view = WatcherView()
+        for n in self.notifies:
+            if n.body.strip():
+                view.apply(n.body)
+        return view
+
+    def versions(self) -> list[int | None]:
+        out: list[int | None] = []
+        for n in self.notifies:
+            if n.body.strip():
+                try:
+                    out.append(dialoginfo.parse(n.body).version_number())
+                except BodyError:  # reported by the per-NOTIFY checks
+                    out.append(None)
+        return out
+
+
+class Case:
+    """The suite author's handle on one experiment (the ``case`` fixture)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        target,
+        profile: Profile,
+        publisher: Publisher,
+        new_watcher,
+        worker: str,
+        timeout: float,
+    ) -> None:
+        self.name = name
+        self.target = target
+        self.profile = profile
+        self.publisher = publisher
+        self._new_watcher = new_watcher
+        self.worker = worker
+        self.timeout = timeout
+        self.findings: list[Finding] = []
+        self.subscriptions: list[Subscription] = []
+        self.expectations: dict[str, Expectation] = {}
+        self.exchanges: list[object] = []
+        self._finished = False
+
+    # -- naming --------------------------------------------------------------------------------
+
+    def user(self, hint: str = "p") -> str:
+        """A fresh presentity user part for this case."""
+        return unique_user(self.worker, hint)
+
+    def uri(self, user: str) -> str:
+        return self.target.presentity_uri(user)
+
+    def expectation(self, user: str) -> Expectation:
+        if user not in self.expectations:
+            self.expectations[user] = Expectation(self.uri(user), self.profile)
+        return self.expectations[user]
+
+    # -- findings ------------------------------------------------------------------------------
+
+    def record(self, findings: Iterable[Finding]) -> list[Finding]:
+        found = list(findings)
+        self.findings.extend(found)
+        return found
+
+    def finding(self, requirement: str, passed: bool, message: str, **kw) -> Finding:
+        f = Finding(requirement, passed, message, **kw)
+        self.findings.append(f)
+        return f
+
+    # -- stimulus: PUBLISH ---------------------------------------------------------------------
+
+    def body(self, user: str, dialogs: Sequence[Item], *, state: str = "full") -> bytes:
+        """A publisher's document for ``user``: version 0, the presentity as entity."""
+        return document(self.uri(user), dialogs, state=state)
+
+    def publish(
+        self,
+        user: str,
+        dialogs: Sequence[Item] | bytes | None,
+        *,
+        expires: int | None = 3600,
+        content_type: str | None = CONTENT_TYPE,
+        event: str | None = "dialog",
+        extra_headers: Sequence[str] = (),
+        settle: bool = True,
+    ) -> PublishResult:
+        """An initial PUBLISH; a 2xx is folded into the expectation."""
+        body = self._as_body(user, dialogs)
+        result = self.publisher.publish(
+            user,
+            body,
+            expires=expires,
+            content_type=content_type,
+            event=event,
+            extra_headers=extra_headers,
+        )
+        self.exchanges.append(result)
+        if 200 <= result.response.status < 300 and body is not None and event == "dialog":
+            self.expectation(user).record(result, body)
+        if settle:
+            self.settle()
+        return result
+
+    def modify(
+        self,
+        user: str,
+        previous: PublishResult,
+        dialogs: Sequence[Item] | bytes,
+        *,
+        expires: int = 3600,
+    ) -> PublishResult:
+        body = self._as_body(user, dialogs)
+        assert body is not None
+        result = self.publisher.modify(user, previous.etag or "", body, expires=expires)
+        self.exchanges.append(result)
+        if 200 <= result.response.status < 300:
+            self.expectation(user).record(result, body, replaces=previous.etag)
+        self.settle()
+        return result
+
+    def refresh(self, user: str, previous: PublishResult, *, expires: int = 3600) -> PublishResult:
+        result = self.publisher.refresh(user, previous.etag or "", expires=expires)
+        self.exchanges.append(result)
+        if 200 <= result.response.status < 300:
+            self.expectation(user).record(result, None, replaces=previous.etag)
+        self.settle()
+        return result
+
+    def remove(self, user: str, previous: PublishResult) -> PublishResult:
+        result = self.publisher.remove(user, previous.etag or "")
+        self.exchanges.append(result)
+        if 200 <= result.response.status < 300:
+            exp = self.expectation(user)
+            exp.publications = [p for p in exp.publications if p.etag != previous.etag]
+        self.settle()
+        return result
+
+    def settle(self) -> None:
+        """The profile's settle time: some servers answer 200 before the state is stored."""
+        if self.profile.settle_time:
+            time.sleep(self.profile.settle_time)
+
+    def wait_past_expiry(self, publication: PublishResult | Publication) -> None:
+        """Sleep until ``publication`` has expired and the server's expiry timer has had its
+        chance to act (profile: ``expiry_timer`` period plus ``expiry_slack``)."""
+        if isinstance(publication, Publication):
+            expires_at = publication.expires
+        else:
+            stamp = publication.exchange[-1].timestamp if publication.exchange else time.time()
+            expires_at = stamp + (publication.expires or 0)
+        delay = expires_at - time.time() + self.profile.expiry_timer + self.profile.expiry_slack
+        if delay > 0:
+            time.sleep(delay + 0.5)
+
+    def options(self):  # noqa: ANN201 - a conformance.sip.message.Response
+        """An OPTIONS to the server, sent by SIPp like every other request."""
+        response = self.publisher.options(self.user("opt"))
+        self.exchanges.append(response)
+        return response
+
+    def space_for_order(self) -> None:
+        """Wait out the server's timestamp resolution, so the next publication sorts after the
+        previous one (Kamailio orders by received_time in whole seconds)."""
+        if self.profile.timestamp_resolution:
+            time.sleep(self.profile.timestamp_resolution + 0.05)
+
+    def _as_body(self, user: str, dialogs: Sequence[Item] | bytes | None) -> bytes | None:
+        if dialogs is None or isinstance(dialogs, bytes):
+            return dialogs
+        return self.body(user, dialogs)
+
+    # -- observation: SUBSCRIBE ----------------------------------------------------------------
+
+    def subscribe(
+        self,
+        user: str,
+        *,
+        expires: int = 600,
+        accept: str | None = CONTENT_TYPE,
+        event: str | None = "dialog",
+        answer: int = 200,
+        wait: bool = True,
+    ) -> Subscription:
+        """Subscribe to ``user``; with ``wait`` the initial NOTIFY is awaited and B05 judged."""
+        watcher = self._new_watcher(
+            user=user, expires=expires, accept=accept, event=event, answer=answer
+        )
+        started = time.time()
+        response = watcher.start()
+        self.record(
+            checks.check_subscribe_response(response, requested=expires, rfc=self.profile.rfc)
+        )
+        granted = response.header("Expires")
+        ctx = checks.Subscription(
+            presentity=self.uri(user),
+            call_id=watcher.call_id,
+            subscriber_tag=watcher.from_tag,
+            notifier_tag=response.to_tag,
+            event=event or "",
+            accept=tuple(a.strip().lower() for a in accept.split(",")) if accept else None,
+            granted=int(granted) if granted and granted.isdigit() else None,
+            granted_at=started,
+            rfc=self.profile.rfc,
+        )
+        sub = Subscription(watcher, ctx, response)
+        self.subscriptions.append(sub)
+        if wait and 200 <= response.status < 300:
+            self.await_notifies(sub, 1, requirement="B05", what="the initial NOTIFY")
+        return sub
+
+    def await_notifies(
+        self,
+        sub: Subscription,
+        count: int,
+        *,
+        requirement: str,
+        what: str,
+        timeout: float | None = None,
+    ) -> list[Notify]:
+        """Wait for ``count`` NOTIFYs in all; a timeout becomes a failed finding naming ``what``."""
+        bound = timeout if timeout is not None else self.timeout
+        before = time.time()
+        try:
+            got = sub.watcher.wait_notifies(count, timeout=bound)
+        except NotReceivedError as exc:
+            self.finding(requirement, False, f"{what} did not arrive: {exc.message}")
+            return sub.notifies
+        late = got[count - 1].timestamp - before if len(got) >= count else 0.0
+        self.finding(
+            requirement,
+            late <= checks.PROMPT_SECONDS + self.profile.settle_time,
+            f"{what} arrived after {late:.2f} s",
+        )
+        return got
+
+    def expect_view(
+        self,
+        sub: Subscription,
+        user: str,
+        requirements: Sequence[str],
+        *,
+        timeout: float | None = None,
+    ) -> checks.Comparison:
+        """Wait until the watcher's §4.3 view equals the oracle's, then emit findings.
+
+        Each new NOTIFY re-evaluates the view; the bound is the case timeout plus the profile's
+        settle time. On timeout the findings fail with the last view and the expected one."""
+        deadline = time.time() + (timeout if timeout is not None else self.timeout)
+        deadline += self.profile.settle_time
+        expected = self.expectation(user)
+        while True:
+            comparison = checks.compare(
+                checks.expected_view(expected.aggregate()).values(), sub.view().dialogs.values()
+            )
+            remaining = deadline - time.time()
+            if comparison.equal or remaining <= 0:
+                break
+            try:
+                sub.watcher.wait_notifies(len(sub.notifies) + 1, timeout=remaining)
+            except NotReceivedError:
+                continue  # one last comparison, then the loop ends on the deadline
+        for rid in requirements:
+            self.finding(
+                rid,
+                comparison.equal,
+                f"watcher view of {user}: {comparison.describe()}",
+                evidence=comparison.evidence(),
+            )
+        return comparison
+
+    def expect_body(self, notify: Notify, user: str, requirements: Sequence[str]) -> None:
+        """The dialogs one NOTIFY body carries against the expected aggregate (multiset)."""
+        self.record(
+            checks.check_body(notify.body, self.expectation(user).aggregate(), requirements)
+        )
+
+    def expect_full(self, notify: Notify, requirement: str) -> None:
+        """The NOTIFY body is a full-state document (A14 after SUBSCRIBE, A15 when empty)."""
+        try:
+            state = dialoginfo.parse(notify.body).state if notify.body.strip() else None
+        except BodyError as exc:
+            state = f"unparsable ({exc.message})"
+        self.finding(requirement, state == "full", f"NOTIFY body state {state!r}")
+
+    def expect_no_notify(
+        self, sub: Subscription, seconds: float, requirement: str, why: str
+    ) -> None:
+        got = sub.watcher.expect_silence(seconds)
+        self.finding(requirement, not got, f"{why}: {len(got)} NOTIFY(s) in {seconds:.1f} s")
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def finish(self) -> list[Finding]:
+        """Check every captured NOTIFY of every subscription, then close the watchers."""
+        if self._finished:
+            return self.findings
+        self._finished = True
+        for sub in self.subscriptions:
+            captured = sub.captured()
+            for c in captured:
+                self.record(checks.check_notify(c, sub.ctx))
+            self.record(checks.check_sequence(captured))
+        return self.findings
+
+    def close(self) -> None:
+        for sub in self.subscriptions:
+            sub.watcher.close()
+
+
+def dialogs_of(notify: Notify) -> tuple[Dialog, ...]:
+    return dialoginfo.parse(notify.body).dialogs

@@ -1,0 +1,404 @@
+"""Checks on what a watcher captured: NOTIFY headers, the sequence of one subscription, and the
+watcher's view against the oracle's expected aggregate.
+
+Pure functions over parsed messages, like the rest of the oracle: the suite feeds them what SIPp
+captured, and unit tests feed them hand-built messages. Each returns findings, passed ones too,
+because a requirement counts as covered only when some check emitted a finding with its id.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+from conformance import schema
+from conformance.aggregator import Aggregate
+from conformance.dialoginfo import CONTENT_TYPE, Dialog
+from conformance.errors import BodyError
+from conformance.findings import Finding
+from conformance.requirements import Level
+from conformance.sip.message import Request, Response, param_of, uri_of
+from conformance.view import WatcherView
+
+PROMPT_SECONDS = 2.0
+"""REQUIREMENTS.md: "promptly" means within 2 s on loopback."""
+
+TERMINATING_CODES = frozenset({404, 405, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 604})
+"""NOTIFY responses after which RFC 6665 §4.2.2 says the subscription MUST be removed (B25)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """What the watcher asked for and was granted: the yardstick for each NOTIFY."""
+
+    presentity: str
+    """The SUBSCRIBE Request-URI, e.g. ``sip:alice-3@127.0.0.1``."""
+    call_id: str
+    subscriber_tag: str
+    """The From-tag of the SUBSCRIBE: every NOTIFY's To-tag (B06)."""
+    notifier_tag: str | None = None
+    """The To-tag of the 2xx, when one came: every NOTIFY's From-tag (B06)."""
+    event: str = "dialog"
+    accept: tuple[str, ...] | None = None
+    """Media types of the SUBSCRIBE's Accept; None when it sent no Accept (A01 default)."""
+    granted: int | None = None
+    """Expires of the 2xx."""
+    granted_at: float | None = None
+    rfc: int = 6665
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """One NOTIFY as a watcher saw it, with when it came and how it was answered."""
+
+    request: Request
+    timestamp: float
+    answered: int | None = None
+
+    @property
+    def body(self) -> bytes:
+        return self.request.body
+
+    @property
+    def state(self) -> str | None:
+        """The Subscription-State value (active, pending, terminated), lower-cased."""
+        value = self.request.header("Subscription-State")
+        return value.split(";", 1)[0].strip().lower() if value else None
+
+
+def _f(rid: str, ok: bool, message: str, **kw: object) -> Finding:
+    return Finding(rid, ok, message, **kw)  # type: ignore[arg-type]
+
+
+def media_type(content_type: str | None) -> str | None:
+    return content_type.split(";", 1)[0].strip().lower() if content_type else None
+
+
+# -- responses to SUBSCRIBE ---------------------------------------------------------------------
+
+
+def check_subscribe_response(
+    response: Response, *, requested: int | None, rfc: int = 6665
+) -> list[Finding]:
+    """B01, B02, B03 (and B04 when nothing was requested) on the final SUBSCRIBE response."""
+    out = [
+        _f(
+            "B02",
+            response.status != 202 or rfc == 3265,
+            f"SUBSCRIBE answered {response.status}",
+            level=None if rfc == 6665 else Level.INFO,
+        )
+    ]
+    out.append(
+        _f(
+            "B01",
+            200 <= response.status < 300,
+            f"SUBSCRIBE for Event: dialog answered {response.status} {response.reason}",
+        )
+    )
+    if 200 <= response.status < 300:
+        expires = response.header("Expires")
+        if expires is None or not expires.strip().isdigit():
+            out.append(_f("B03", False, f"2xx to SUBSCRIBE has no usable Expires ({expires!r})"))
+        else:
+            granted = int(expires)
+            limit = requested if requested is not None else 3600
+            rid = "B03" if requested is not None else "B04"
+            ok = granted <= limit and (granted > 0 or requested == 0)
+            out.append(_f(rid, ok, f"requested Expires {requested}, granted {granted}"))
+    return out
+
+
+# -- one NOTIFY ---------------------------------------------------------------------------------
+
+
+def check_notify(captured: Captured, sub: Subscription) -> list[Finding]:
+    """Header rules every NOTIFY must meet, then the body rules of RFC 4235 (schema.py)."""
+    req = captured.request
+    out: list[Finding] = []
+    label = f"NOTIFY CSeq {req.cseq[0] if req.cseq else '?'}"
+
+    # B06: the NOTIFY belongs to the subscription's dialog.
+    problems = []
+    if req.call_id != sub.call_id:
+        problems.append(f"Call-ID {req.call_id!r} != {sub.call_id!r}")
+    if req.to_tag != sub.subscriber_tag:
+        problems.append(f"To-tag {req.to_tag!r} != SUBSCRIBE From-tag {sub.subscriber_tag!r}")
+    if sub.notifier_tag is not None and req.from_tag != sub.notifier_tag:
+        problems.append(f"From-tag {req.from_tag!r} != 2xx To-tag {sub.notifier_tag!r}")
+    out.append(_f("B06", not problems, f"{label}: " + ("; ".join(problems) or "matches")))
+
+    # B07: Event names the same package, with the same id parameter.
+    event = req.header("Event")
+    package = event.split(";", 1)[0].strip().lower() if event else None
+    sent_id = param_of(";" + sub.event.split(";", 1)[1], "id") if ";" in sub.event else None
+    ok = package == sub.event.split(";", 1)[0].strip().lower() and (
+        sent_id is None or param_of(event, "id") == sent_id
+    )
+    out.append(_f("B07", ok, f"{label}: Event {event!r} for a subscription to {sub.event!r}"))
+
+    # B08-B10: Subscription-State.
+    state_header = req.header("Subscription-State")
+    state = captured.state
+    out.append(
+        _f(
+            "B08",
+            state in ("active", "pending", "terminated"),
+            f"{label}: Subscription-State {state_header!r}",
+        )
+    )
+    if state in ("active", "pending"):
+        expires = param_of(state_header, "expires")
+        level = None if sub.rfc == 6665 else Level.SHOULD
+        if expires is None or not expires.isdigit():
+            out.append(_f("B09", False, f"{label}: {state_header!r} has no expires=", level=level))
+        elif sub.granted is not None and sub.granted_at is not None:
+            remaining = sub.granted - (captured.timestamp - sub.granted_at) + 1
+            out.append(
+                _f(
+                    "B09",
+                    int(expires) <= remaining,
+                    f"{label}: expires={expires}, at most {remaining:.0f} s remain",
+                )
+            )
+    elif state == "terminated":
+        out.append(
+            _f("B10", param_of(state_header, "reason") is not None, f"{label}: {state_header!r}")
+        )
+
+    # B11: a Contact with exactly one SIP or SIPS URI.
+    contacts = [c for value in req.header_all("Contact") for c in _split_contacts(value)]
+    uri = uri_of(contacts[0]) if len(contacts) == 1 else None
+    ok = uri is not None and uri.lower().startswith(("sip:", "sips:"))
+    out.append(_f("B11", ok, f"{label}: Contact {req.header_all('Contact')!r}"))
+
+    body = captured.body
+    content_type = req.header("Content-Type")
+    if body.strip():
+        mtype = media_type(content_type)
+        out.append(
+            _f(
+                "B13",
+                content_type is not None,
+                f"{label}: {len(body)}-byte body, Content-Type {content_type!r}",
+            )
+        )
+        if sub.accept is None or CONTENT_TYPE in sub.accept:
+            out.append(_f("A01", mtype == CONTENT_TYPE, f"{label}: Content-Type {content_type!r}"))
+        if sub.accept is not None:
+            out.append(
+                _f(
+                    "B14",
+                    mtype in sub.accept,
+                    f"{label}: Content-Type {mtype!r}, Accept {', '.join(sub.accept)}",
+                )
+            )
+        charset = param_of(content_type, "charset")
+        out.append(
+            _f(
+                "A04",
+                charset is None or charset.lower() in ("utf-8", "utf8"),
+                f"{label}: Content-Type charset {charset!r}",
+                path="Content-Type",
+            )
+        )
+        out.extend(_labelled(schema.iter_findings(body), label))
+        out.extend(check_entity(body, sub.presentity, label=label))
+    return out
+
+
+def _labelled(findings: Iterable[Finding], label: str) -> Iterable[Finding]:
+    for f in findings:
+        yield Finding(
+            f.requirement,
+            f.passed,
+            f"{label}: {f.message}",
+            f.path,
+            f.sourceline,
+            f.level,
+            f.evidence,
+        )
+
+
+def _split_contacts(value: str) -> list[str]:
+    # Commas inside <...> or quotes do not separate contacts.
+    parts, depth, quoted, current = [], 0, False, ""
+    for ch in value:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch == "<":
+            depth += 1
+        elif not quoted and ch == ">":
+            depth -= 1
+        if ch == "," and depth == 0 and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return [p.strip() for p in parts if p.strip()]
+
+
+_URI = re.compile(
+    r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*):(?:(?P<user>[^@;?]*)@)?"
+    r"(?P<host>\[[^\]]+\]|[^:;?]+)(?::(?P<port>\d+))?"
+)
+
+
+def uri_key(uri: str) -> tuple[str, str, str, str] | None:
+    """RFC 3261 §19.1.4 equality key of the parts that matter here: scheme and host compare
+    case-insensitively, the user part exactly (after %-unescaping), a missing port equals 5060."""
+    m = _URI.match(uri.strip())
+    if not m:
+        return None
+    scheme = m["scheme"].lower()
+    default = "5061" if scheme == "sips" else "5060"
+    user = re.sub(r"%([0-9a-fA-F]{2})", lambda x: chr(int(x.group(1), 16)), m["user"] or "")
+    return scheme, user, m["host"].lower(), m["port"] or default
+
+
+def entity_matches(entity: str | None, presentity: str) -> bool:
+    """Whether ``entity`` names the presentity: port ignored, since the modules drop it."""
+    if entity is None:
+        return False
+    a, b = uri_key(entity), uri_key(presentity)
+    return a is not None and b is not None and a[:3] == b[:3]
+
+
+def check_entity(body: bytes, presentity: str, *, label: str = "") -> list[Finding]:
+    """A12: the document's entity is the subscribed presentity."""
+    from conformance import dialoginfo
+
+    try:
+        doc = dialoginfo.parse(body)
+    except BodyError:  # a body that does not parse is A02's finding, not A12's
+        return []
+    return [
+        _f(
+            "A12",
+            entity_matches(doc.entity, presentity),
+            f"{label}: entity {doc.entity!r} for presentity {presentity!r}",
+        )
+    ]
+
+
+# -- the sequence of one subscription ------------------------------------------------------------
+
+
+def check_sequence(notifies: Sequence[Captured]) -> list[Finding]:
+    """B12 (contiguous CSeq) and the version rules A07-A09 over one subscription's NOTIFYs.
+
+    The watcher view is replayed here rather than trusted from elsewhere, so the version findings
+    always describe exactly these NOTIFYs. A07 is judged against 0 whatever the target: a server
+    that starts at 1 declares that as a deviation in its profile, it does not move the yardstick."""
+    out: list[Finding] = []
+    cseqs = [n.request.cseq[0] for n in notifies if n.request.cseq]
+    for prev, cur in pairwise(cseqs):
+        out.append(_f("B12", cur == prev + 1, f"NOTIFY CSeq {prev} then {cur}"))
+    view = WatcherView()
+    versions: list[int] = []
+    for n in notifies:
+        if n.body.strip():
+            out.extend(f for f in view.apply(n.body) if f.requirement in ("A08", "A09"))
+            v = _version(n.body)
+            if v is not None:
+                versions.append(v)
+    if versions:
+        out.append(
+            _f("A07", versions[0] == 0, f"first version of the subscription is {versions[0]}")
+        )
+    return out
+
+
+def _version(body: bytes) -> int | None:
+    from conformance import dialoginfo
+
+    try:
+        return dialoginfo.parse(body).version_number()
+    except BodyError:  # unparsable bodies are reported by check_notify
+        return None
+
+
+# -- the view against the oracle -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Expected and observed dialogs, kept for the report's diff."""
+
+    expected: tuple[Dialog, ...]
+    observed: tuple[Dialog, ...]
+    missing: tuple[Dialog, ...] = field(default=())
+    unexpected: tuple[Dialog, ...] = field(default=())
+
+    @property
+    def equal(self) -> bool:
+        return not self.missing and not self.unexpected
+
+    def describe(self) -> str:
+        def fmt(ds: Iterable[Dialog]) -> str:
+            return ", ".join(f"{d.id}:{d.state}" for d in ds) or "none"
+
+        if self.equal:
+            return f"dialogs as expected ({fmt(self.expected)})"
+        return (
+            f"expected {fmt(self.expected)}; observed {fmt(self.observed)}; "
+            f"missing {fmt(self.missing)}; unexpected {fmt(self.unexpected)}"
+        )
+
+    def evidence(self) -> dict[str, object]:
+        return {
+            "expected": [d.xml for d in self.expected],
+            "observed": [d.xml for d in self.observed],
+        }
+
+
+def compare(expected: Iterable[Dialog], observed: Iterable[Dialog]) -> Comparison:
+    """Multiset comparison by canonical form (dialog order is not the point of most rules)."""
+    exp, obs = tuple(expected), tuple(observed)
+    ce, co = Counter(exp), Counter(obs)
+    return Comparison(exp, obs, tuple((ce - co).elements()), tuple((co - ce).elements()))
+
+
+def expected_view(expected: Aggregate) -> dict[str, Dialog]:
+    """What a §4.3 watcher holds after a full document with the expected aggregate."""
+    view = WatcherView()
+    view.apply(expected.body(0))
+    return dict(view.dialogs)
+
+
+def check_view(
+    view: WatcherView, expected: Aggregate, requirements: Sequence[str]
+) -> list[Finding]:
+    """The watcher's table against the oracle's, one finding per requirement named."""
+    comparison = compare(expected_view(expected).values(), view.dialogs.values())
+    return [
+        _f(
+            rid,
+            comparison.equal,
+            f"watcher view: {comparison.describe()}",
+            evidence=comparison.evidence(),
+        )
+        for rid in requirements
+    ]
+
+
+def check_body(body: bytes, expected: Aggregate, requirements: Sequence[str]) -> list[Finding]:
+    """A full NOTIFY body's dialogs against the expected aggregate, as a multiset (terminated
+    dialogs included), for rules about what the body itself carries (D08, D10)."""
+    from conformance import dialoginfo
+
+    doc = dialoginfo.parse(body)
+    comparison = compare(expected.dialogs, doc.dialogs)
+    return [
+        _f(
+            rid,
+            comparison.equal,
+            f"NOTIFY body: {comparison.describe()}",
+            evidence=comparison.evidence(),
+        )
+        for rid in requirements
+    ]

@@ -1,0 +1,170 @@
+"""``dialoginfo-conformance serve``: run the embedded reference presence server.
+
+For people who develop phones or publishers against it, and for the suite, which starts it as
+its own process (``targets/reference.py``). Once the socket is bound it prints exactly one line,
+``listening on HOST:PORT``, on stdout and flushes it, so a parent can wait for that line. Each
+finished transaction is logged as one line on stderr.
+
+It listens on loopback only unless ``--allow-remote`` is given: the server has no
+authentication and its fault switches make it lie on purpose, so exposing it on a network by
+a typo would be a poor default. SIGTERM and SIGINT stop it cleanly with exit status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import signal
+import sys
+
+from conformance.errors import UsageError
+from conformance.server.core import ServerConfig
+from conformance.server.faults import FAULTS, check_names
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--listen",
+        default="127.0.0.1:5060",
+        metavar="HOST:PORT",
+        help="UDP address to bind (default 127.0.0.1:5060; port 0 picks a free port)",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --listen address that is not loopback",
+    )
+    parser.add_argument(
+        "--single-dialog", action="store_true", help="force_single_dialog=1 aggregation"
+    )
+    parser.add_argument(
+        "--flavour",
+        choices=("strict", "opensips", "kamailio"),
+        default="strict",
+        help="aggregation rules: RFC-strict (default) or a module's",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="break one rule on purpose (repeatable; see --list-faults)",
+    )
+    parser.add_argument("--list-faults", action="store_true", help="list the faults and exit")
+    parser.add_argument(
+        "--partial-on-publish",
+        action="store_true",
+        help="NOTIFY caused by a PUBLISH carries only that body, state=partial (OpenSIPS)",
+    )
+    parser.add_argument(
+        "--first-version",
+        type=int,
+        default=0,
+        metavar="N",
+        help="version of a subscription's first body (default 0; Kamailio uses 1)",
+    )
+    parser.add_argument(
+        "--empty-form",
+        choices=("empty-document", "no-body", "dummy-dialog"),
+        default="empty-document",
+        help="NOTIFY body when nothing is published",
+    )
+    parser.add_argument(
+        "--max-expires",
+        type=int,
+        default=3600,
+        metavar="S",
+        help="cap for PUBLISH and SUBSCRIBE Expires (default 3600)",
+    )
+    parser.add_argument(
+        "--min-expires",
+        type=int,
+        default=1,
+        metavar="S",
+        help="smaller non-zero Expires get 423 with Min-Expires (default 1: accept all)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="do not log transactions")
+
+
+def parse_listen(text: str, *, allow_remote: bool = False) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` as (host, port); refuses non-loopback unless allowed."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise UsageError(f"--listen {text!r}: use HOST:PORT, e.g. 127.0.0.1:5060")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise UsageError(f"--listen {text!r}: the host must be an IP address") from None
+    if not ip.is_loopback and not allow_remote:
+        raise UsageError(
+            f"--listen {text!r} is not a loopback address; add --allow-remote if you mean it"
+        )
+    return host, int(port_text)
+
+
+def config_from(args: argparse.Namespace) -> ServerConfig:
+    faults = check_names(tuple(args.fault))
+    if args.min_expires < 1 or args.max_expires < args.min_expires:
+        raise UsageError(
+            f"--min-expires {args.min_expires} / --max-expires {args.max_expires}: "
+            "need 1 <= min <= max"
+        )
+    return ServerConfig(
+        single_dialog=args.single_dialog,
+        flavour=args.flavour,
+        partial_on_publish=args.partial_on_publish,
+        first_version=args.first_version,
+        empty_form=args.empty_form,
+        faults=faults,
+        publish_expires_max=args.max_expires,
+        publish_expires_min=args.min_expires,
+        subscribe_expires_max=args.max_expires,
+        subscribe_expires_min=args.min_expires,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_faults:
+        for fault in FAULTS.values():
+            print(f"{fault.name:32} {','.join(fault.requirements):8} {fault.description}")
+        return 0
+    host, port = parse_listen(args.listen, allow_remote=args.allow_remote)
+    config = config_from(args)
+    return asyncio.run(_serve(host, port, config, quiet=args.quiet))
+
+
+async def _serve(host: str, port: int, config: ServerConfig, *, quiet: bool) -> int:
+    from conformance.server.protocol import serve
+
+    def log(record: object) -> None:
+        print(record, file=sys.stderr, flush=True)
+
+    try:
+        server = await serve(host, port, config=config, on_log=None if quiet else log)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    bound_host, bound_port = server.address
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    extras = []
+    if config.faults:
+        extras.append("faults=" + ",".join(sorted(config.faults)))
+    if config.single_dialog:
+        extras.append("single-dialog")
+    extras.append(f"flavour={config.flavour}")
+    print(f"listening on {shown}:{bound_port}", flush=True)
+    print(f"reference server: {' '.join(extras)}", file=sys.stderr, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        await server.wait_closed()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    return 0

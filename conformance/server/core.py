@@ -1,0 +1,912 @@
+"""The reference presence server's protocol core: bytes and a clock in, bytes and timers out.
+
+Sans-IO in the aioquic style: ``receive_datagram(data, addr, now)`` consumes one UDP datagram,
+``datagrams_to_send(now)`` drains what must go out, ``get_timer()`` says when the core next
+needs ``handle_timer(now)``. No sockets, no clock, no asyncio: the unit tests drive it with a
+fake clock, and ``protocol.py`` is a thin adapter over a real socket.
+
+What it implements, for ``Event: dialog`` only:
+
+* RFC 3903 PUBLISH as an ESC: initial, refresh, modify, remove, expiry; 400/412/415/423/489.
+  Entity-tags are a per-instance random prefix plus a counter, so one is never issued twice.
+  A PUBLISH is checked completely before anything is stored (RFC 3903 §6 asks for atomic
+  processing), so a rejected request leaves the state untouched.
+* RFC 6665 SUBSCRIBE/NOTIFY as a notifier: 200 (never 202), immediate NOTIFY with the full
+  state, refresh, unsubscribe, fetch, 481/489/406, expiry, removal on the NOTIFY error codes of
+  §4.2.2, NOTIFY retransmission over UDP (RFC 3261 Timer E/F, non-INVITE client transaction).
+* RFC 4235 bodies built by ``conformance.aggregator`` with per-subscription versions.
+
+The default is RFC-strict. Where presence_dialoginfo breaks an RFC rule the strict core does
+not follow it: duplicate dialog ids across publications (A19) are resolved in favour of the
+newest publication. Module behaviour (no de-duplication, Kamailio's replace-on-same-first-id,
+NOTIFY on refresh PUBLISH) only comes with ``flavour="opensips"`` or ``"kamailio"``.
+
+Expires policy (documented choice): PUBLISH and SUBSCRIBE take the requested value, capped at
+``*_expires_max``; values below ``*_expires_min`` (default 1, so never in practice) get 423 with
+``Min-Expires``. Both branches are RFC-strict (C06, B18); accepting short values lets the suite
+observe expiry within seconds.
+
+Robustness: a datagram that is not a SIP message gets a 400 if Via, From, To, Call-ID and CSeq
+can still be read from it, and is dropped otherwise. Nothing a peer sends may raise out of
+``receive_datagram``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import re
+import secrets
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from conformance import aggregator
+from conformance import dialoginfo as di
+from conformance.errors import BodyError, SipParseError, UsageError
+from conformance.server.faults import check_names
+from conformance.sip import message as sipmsg
+from conformance.sip.message import Request, Response, tag_of, uri_of
+
+Flavour = Literal["strict", "opensips", "kamailio"]
+EmptyForm = Literal["empty-document", "no-body", "dummy-dialog"]
+Address = tuple[str, int]
+
+ALLOW = "PUBLISH, SUBSCRIBE, OPTIONS"
+EVENT_PACKAGE = "dialog"
+SERVER_NAME = "dialoginfo-conformance reference server"
+
+REMOVING_NOTIFY_STATUS = frozenset(
+    {404, 405, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 604}
+)
+"""Responses to a NOTIFY after which the subscription is gone (RFC 6665 §4.2.2, B25)."""
+
+RESPONSE_CACHE_SIZE = 4096
+"""Answered server transactions remembered for retransmissions; oldest dropped first."""
+
+_ACCEPTABLE = {"application/dialog-info+xml", "application/*", "*/*"}
+_EXPIRES = re.compile(r"^\s*(\d{1,10})\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """How the reference server behaves. Every default is the RFC-strict choice."""
+
+    host: str = "127.0.0.1"
+    """Address written into Via and Contact of NOTIFYs (the adapter sets the bound one)."""
+    port: int = 5060
+    single_dialog: bool = False
+    """presence_dialoginfo ``force_single_dialog=1`` (D08-D10)."""
+    flavour: Flavour = "strict"
+    """Aggregation rules: strict (newest duplicate id wins, first wins ties), or a module's."""
+    partial_on_publish: bool = False
+    """OpenSIPS: a NOTIFY caused by a PUBLISH with a body is partial and carries only that body."""
+    first_version: int = 0
+    """Version of a subscription's first body (RFC 4235 says 0; Kamailio uses 1)."""
+    empty_form: EmptyForm = "empty-document"
+    """The NOTIFY when nothing is published: empty full document, no body, or a dummy dialog."""
+    notify_on_refresh: bool | None = None
+    """A body-less refresh PUBLISH notifies (same content). None: only with flavour kamailio."""
+    faults: frozenset[str] = frozenset()
+    publish_expires_default: int = 3600
+    publish_expires_max: int = 3600
+    publish_expires_min: int = 1
+    subscribe_expires_default: int = 3600
+    subscribe_expires_max: int = 3600
+    subscribe_expires_min: int = 1
+    t1: float = 0.5
+    """RFC 3261 T1: the first NOTIFY retransmission interval; Timer F is 64*T1."""
+    t2: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.flavour not in ("strict", "opensips", "kamailio"):
+            raise UsageError(f"flavour {self.flavour!r}: use strict, opensips or kamailio")
+        if self.empty_form not in ("empty-document", "no-body", "dummy-dialog"):
+            raise UsageError(
+                f"empty form {self.empty_form!r}: use empty-document, no-body or dummy-dialog"
+            )
+        if not 0 <= self.first_version <= 0xFFFFFFFF:
+            raise UsageError(f"first version {self.first_version}: use 0 to 4294967295")
+        for name in ("publish", "subscribe"):
+            low = getattr(self, f"{name}_expires_min")
+            high = getattr(self, f"{name}_expires_max")
+            if not 1 <= low <= high:
+                raise UsageError(f"{name} expires: need 1 <= min ({low}) <= max ({high})")
+            # The default follows the cap, so lowering the cap alone is enough.
+            default = getattr(self, f"{name}_expires_default")
+            object.__setattr__(self, f"{name}_expires_default", min(max(default, low), high))
+        object.__setattr__(self, "faults", check_names(tuple(self.faults)))
+
+    @property
+    def refresh_notifies(self) -> bool:
+        if self.notify_on_refresh is not None:
+            return self.notify_on_refresh
+        return self.flavour == "kamailio"
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One finished transaction, for the ``serve`` command's one-line log."""
+
+    method: str
+    peer: str
+    """The From URI of the request (for a NOTIFY: the watcher it went to)."""
+    presentity: str
+    status: int | str
+    """The final status, or ``timeout`` for a NOTIFY never answered."""
+    detail: str = ""
+    """``etag=...`` for PUBLISH, ``version=...`` for NOTIFY, a reason for errors."""
+
+    def __str__(self) -> str:
+        text = f"{self.method} from={self.peer} presentity={self.presentity} status={self.status}"
+        return f"{text} {self.detail}".rstrip()
+
+
+@dataclass(slots=True)
+class _Subscription:
+    call_id: str
+    local_tag: str
+    remote_tag: str
+    presentity: str
+    local_party: str
+    """SUBSCRIBE's To with our tag: the NOTIFY's From."""
+    remote_party: str
+    """SUBSCRIBE's From: the NOTIFY's To."""
+    target: str
+    """Request-URI of NOTIFYs: the watcher's Contact."""
+    addr: Address
+    event: str
+    expires_at: float
+    cseq: int = 0
+    bodies: int = 0
+    """Bodies sent so far: the version of the next one is ``first_version + bodies``."""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.call_id, self.local_tag, self.remote_tag)
+
+
+@dataclass(slots=True)
+class _ClientTransaction:
+    """An outstanding NOTIFY (RFC 3261 §17.1.2, non-INVITE client transaction over UDP)."""
+
+    branch: str
+    cseq: int
+    data: bytes
+    addr: Address
+    subscription: tuple[str, str, str]
+    log: LogRecord
+    retransmit_at: float
+    interval: float
+    timeout_at: float
+
+
+@dataclass(slots=True)
+class _Presentity:
+    publications: list[aggregator.Publication] = field(default_factory=list)
+    """In aggregation order: oldest first, a modify moves its publication to the end."""
+    shared_version: int = 0
+    """Only used by the ``version-shared`` fault."""
+
+
+class PresenceCore:
+    """The presence server's state machine. One instance serves every presentity."""
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self.config = config or ServerConfig()
+        self._faults = self.config.faults
+        self._prefix = secrets.token_hex(4)
+        self._counter = itertools.count(1)
+        self._seq = itertools.count(1)
+        self._presentities: dict[str, _Presentity] = {}
+        self._subscriptions: dict[tuple[str, str, str], _Subscription] = {}
+        self._client: dict[str, _ClientTransaction] = {}
+        self._responses: OrderedDict[tuple[object, ...], tuple[bytes, float]] = OrderedDict()
+        self._out: list[tuple[bytes, Address]] = []
+        self._log: list[LogRecord] = []
+        self._crashed = False
+
+    # ---- the sans-IO API -------------------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        """Consume one datagram from ``addr``; never raises for anything a peer can send."""
+        if self._crashed:
+            return
+        try:
+            msg = sipmsg.parse(data)
+        except SipParseError:
+            self._answer_unparsable(data, addr)
+            return
+        if isinstance(msg, Response):
+            self._on_response(msg, now)
+            return
+        self._on_request(msg, addr, now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        """Everything queued since the last call, in order."""
+        out, self._out = self._out, []
+        return out
+
+    def get_timer(self) -> float | None:
+        """The earliest time ``handle_timer`` must run, or None when nothing is pending."""
+        if self._crashed:
+            return None
+        times: list[float] = []
+        if "expired-publication-kept" not in self._faults:
+            times.extend(
+                p.expires for pres in self._presentities.values() for p in pres.publications
+            )
+        times.extend(s.expires_at for s in self._subscriptions.values())
+        for t in self._client.values():
+            times.append(t.retransmit_at)
+            times.append(t.timeout_at)
+        return min(times, default=None)
+
+    def handle_timer(self, now: float) -> None:
+        """Expire publications and subscriptions, retransmit NOTIFYs, give up on Timer F."""
+        if self._crashed:
+            return
+        self._expire_publications(now)
+        for sub in [s for s in self._subscriptions.values() if s.expires_at <= now]:
+            self._subscriptions.pop(sub.key, None)
+            self._notify(sub, now, trigger="expiry", terminated=True)
+        for txn in list(self._client.values()):
+            if txn.timeout_at <= now:
+                # Timer F: the watcher is gone; RFC 6665 §4.2.2 says drop the subscription.
+                del self._client[txn.branch]
+                self._subscriptions.pop(txn.subscription, None)
+                self._log.append(dataclasses.replace(txn.log, status="timeout"))
+            elif txn.retransmit_at <= now:
+                self._out.append((txn.data, txn.addr))
+                txn.interval = min(txn.interval * 2, self.config.t2)
+                txn.retransmit_at = now + txn.interval
+
+    def pop_log(self) -> list[LogRecord]:
+        """Transactions finished since the last call (for the ``serve`` command's log)."""
+        out, self._log = self._log, []
+        return out
+
+    # ---- introspection for tests and the log ---------------------------------------------------
+
+    @property
+    def crashed(self) -> bool:
+        return self._crashed
+
+    def publications(self, presentity: str) -> list[aggregator.Publication]:
+        pres = self._presentities.get(aggregator.entity_for(presentity))
+        return list(pres.publications) if pres else []
+
+    def subscription_count(self) -> int:
+        return len(self._subscriptions)
+
+    # ---- requests ------------------------------------------------------------------------------
+
+    def _on_request(self, req: Request, addr: Address, now: float) -> None:
+        if req.method == "ACK":
+            return  # no INVITE server transactions here: nothing to acknowledge
+        if not all(req.header(h) for h in ("Via", "From", "To", "Call-ID", "CSeq")):
+            self._answer_unparsable(bytes(req), addr)
+            return
+        key = (req.branch, req.call_id, req.header("CSeq"), req.from_tag, req.method)
+        cached = self._responses.get(key)
+        if cached is not None and cached[1] > now:
+            self._out.append((cached[0], addr))  # a retransmission: answer, don't reprocess
+            return
+        self._mark = len(self._out)
+        cseq = req.cseq
+        if cseq is None or cseq[1] != req.method:
+            response = self._response(req, 400, "Bad CSeq")
+        else:
+            try:
+                response = self._dispatch(req, addr, now)
+            except (BodyError, SipParseError, ValueError) as exc:
+                response = self._response(req, 400, "Bad Request", detail=str(exc))
+        data = bytes(response)
+        self._responses[key] = (data, now + 64 * self.config.t1)
+        while len(self._responses) > RESPONSE_CACHE_SIZE:
+            self._responses.popitem(last=False)
+        # The response goes before anything the request caused (the initial NOTIFY).
+        self._out.insert(self._mark, (data, addr))
+        if req.method != "PUBLISH" and req.method != "SUBSCRIBE":
+            self._log.append(
+                LogRecord(req.method, uri_of(req.header("From")) or "-", req.uri, response.status)
+            )
+
+    def _dispatch(self, req: Request, addr: Address, now: float) -> Response:
+        if req.method == "PUBLISH":
+            return self._on_publish(req, now)
+        if req.method == "SUBSCRIBE":
+            return self._on_subscribe(req, addr, now)
+        if req.method == "OPTIONS":
+            return self._response(
+                req,
+                200,
+                "OK",
+                extra=(
+                    ("Allow", ALLOW),
+                    ("Allow-Events", EVENT_PACKAGE),
+                    ("Accept", di.CONTENT_TYPE),
+                ),
+            )
+        return self._response(req, 405, "Method Not Allowed", extra=(("Allow", ALLOW),))
+
+    _mark = 0
+    """Where in the send queue the current request's response goes (before its NOTIFYs)."""
+
+    # ---- PUBLISH (RFC 3903 §6) -------------------------------------------------------------------
+
+    def _on_publish(self, req: Request, now: float) -> Response:
+        response, detail = self._publish(req, now)
+        peer = uri_of(req.header("From")) or "-"
+        self._log.append(LogRecord("PUBLISH", peer, req.uri, response.status, detail))
+        return response
+
+    def _publish(self, req: Request, now: float) -> tuple[Response, str]:
+        # Step 1: the Request-URI must name a presentity we can serve.
+        presentity = self._presentity_key(req.uri)
+        if presentity is None:
+            return self._response(req, 416, "Unsupported URI Scheme"), ""
+        # Step 2: the event package.
+        if (
+            _package(req.header("Event")) != EVENT_PACKAGE
+            and "unknown-event-accepted" not in self._faults
+        ):
+            return self._response(
+                req, 489, "Bad Event", extra=(("Allow-Events", EVENT_PACKAGE),)
+            ), ""
+        pres = self._presentities.get(presentity) or _Presentity()
+        # Step 3: the entity-tag.
+        tags = [t.strip() for v in req.header_all("SIP-If-Match") for t in v.split(",")]
+        if len(tags) > 1:
+            return self._response(req, 400, "Multiple Entity-Tags"), ""
+        if tags and not tags[0]:
+            return self._response(req, 400, "Empty SIP-If-Match"), ""
+        etag = tags[0] if tags else None
+        stored = None
+        if etag is not None:
+            stored = next((p for p in pres.publications if p.etag == etag), None)
+            if stored is None and "unknown-etag-accepted" not in self._faults:
+                return self._response(req, 412, "Conditional Request Failed"), ""
+        # Step 4: the expiration interval.
+        expires = self._expires(req, "publish")
+        if isinstance(expires, Response):
+            return expires, ""
+        # Step 5: the body.
+        body = req.body
+        if etag is None and not body:
+            return self._response(req, 400, "Missing Body"), ""
+        if body and expires != 0:
+            problem = self._check_body(req)
+            if problem is not None:
+                return problem, ""
+        # Step 6: the state change, then the answer.
+        new_etag = self._new_etag()
+        if "etag-not-renewed" in self._faults and etag is not None and stored is not None:
+            new_etag = etag
+        ok = self._response(
+            req, 200, "OK", extra=(("SIP-ETag", new_etag), ("Expires", str(expires)))
+        )
+        self._presentities[presentity] = pres
+        if expires == 0:
+            if stored is not None and "remove-ignored" not in self._faults:
+                pres.publications.remove(stored)
+                self._notify_presentity(presentity, now, trigger="remove")
+            return ok, f"etag={new_etag} removed"
+        publication = aggregator.Publication(
+            body=body,
+            etag=new_etag,
+            received=now,
+            expires=now + expires,
+            seq=next(self._seq),
+        )
+        if stored is None:
+            kind = "new"
+            if self.config.flavour == "kamailio":
+                replaced = aggregator.kamailio_replaces(pres.publications, body)
+                if replaced is not None:
+                    pres.publications.remove(replaced)
+            pres.publications.append(publication)
+        elif not body:
+            kind = "refresh"
+            index = pres.publications.index(stored)
+            pres.publications[index] = dataclasses.replace(
+                stored, etag=new_etag, expires=now + expires
+            )
+        else:
+            kind = "modify"
+            pres.publications.remove(stored)
+            pres.publications.append(publication)  # a modify moves to the end (BEHAVIOUR.md)
+        if kind != "refresh":
+            self._notify_presentity(presentity, now, trigger="publish", published=body)
+        elif self.config.refresh_notifies:
+            self._notify_presentity(presentity, now, trigger="refresh")
+        return ok, f"etag={new_etag} {kind} expires={expires}"
+
+    def _check_body(self, req: Request) -> Response | None:
+        """415 for a foreign Content-Type, 400 for a body that is not a dialog-info document."""
+        ctype = _media_type(req.header("Content-Type"))
+        lenient = "content-type-ignored" in self._faults
+        if ctype != di.CONTENT_TYPE and not lenient:
+            return self._response(
+                req, 415, "Unsupported Media Type", extra=(("Accept", di.CONTENT_TYPE),)
+            )
+        try:
+            info = di.parse(req.body)
+        except BodyError as exc:
+            return self._response(req, 400, "Bad Body", detail=exc.message)
+        if info.root_tag != di.ROOT_TAG and not lenient:
+            return self._response(req, 400, "Not A Dialog-Info Document")
+        return None
+
+    def _new_etag(self) -> str:
+        return f"{self._prefix}{next(self._counter):x}"
+
+    def _expire_publications(self, now: float) -> None:
+        if "expired-publication-kept" in self._faults:
+            return
+        for presentity, pres in list(self._presentities.items()):
+            before = len(pres.publications)
+            pres.publications = [p for p in pres.publications if p.expires > now]
+            if len(pres.publications) != before:
+                self._notify_presentity(presentity, now, trigger="expiry")
+        watched = {s.presentity for s in self._subscriptions.values()}
+        for presentity, pres in list(self._presentities.items()):
+            if not pres.publications and presentity not in watched:
+                del self._presentities[presentity]
+
+    # ---- SUBSCRIBE (RFC 6665 §4.2.1) -------------------------------------------------------------
+
+    def _on_subscribe(self, req: Request, addr: Address, now: float) -> Response:
+        response, detail = self._subscribe(req, addr, now)
+        self._log.append(
+            LogRecord(
+                "SUBSCRIBE", uri_of(req.header("From")) or "-", req.uri, response.status, detail
+            )
+        )
+        return response
+
+    def _subscribe(self, req: Request, addr: Address, now: float) -> tuple[Response, str]:
+        if _package(req.header("Event")) != EVENT_PACKAGE:
+            return self._response(
+                req, 489, "Bad Event", extra=(("Allow-Events", EVENT_PACKAGE),)
+            ), ""
+        if not _accepts_dialog_info(req.header_all("Accept")) and (
+            "accept-ignored" not in self._faults
+        ):
+            return self._response(
+                req, 406, "Not Acceptable", extra=(("Accept", di.CONTENT_TYPE),)
+            ), ""
+        from_tag = req.from_tag
+        if not from_tag:
+            return self._response(req, 400, "Missing From Tag"), ""
+        expires = self._expires(req, "subscribe")
+        if isinstance(expires, Response):
+            return expires, ""
+        if "expires-lengthened" in self._faults and expires:
+            expires += 60
+        ok_status, ok_reason = (202, "Accepted") if "subscribe-202" in self._faults else (200, "OK")
+        to_tag = req.to_tag
+        if to_tag:  # in-dialog: refresh or unsubscribe
+            sub = self._subscriptions.get((req.call_id or "", to_tag, from_tag))
+            if sub is None:
+                return self._response(req, 481, "Subscription Does Not Exist"), ""
+            ok = self._response(req, ok_status, ok_reason, extra=self._sub_extra(sub, expires))
+            if req.header("Contact"):
+                sub.target = uri_of(req.header("Contact")) or sub.target
+            sub.addr = addr
+            sub.expires_at = now + expires
+            if expires == 0:
+                self._subscriptions.pop(sub.key, None)
+                self._notify(sub, now, trigger="unsubscribe", terminated=True)
+                return ok, "unsubscribed"
+            self._notify(sub, now, trigger="refresh")
+            return ok, f"refreshed expires={expires}"
+        presentity = self._presentity_key(req.uri)
+        if presentity is None:
+            return self._response(req, 416, "Unsupported URI Scheme"), ""
+        local_tag = secrets.token_hex(6)
+        to = req.header("To") or ""
+        sub = _Subscription(
+            call_id=req.call_id or "",
+            local_tag=local_tag,
+            remote_tag=from_tag,
+            presentity=presentity,
+            local_party=f"{to};tag={local_tag}",
+            remote_party=req.header("From") or "",
+            target=uri_of(req.header("Contact")) or uri_of(req.header("From")) or req.uri,
+            addr=addr,
+            event=req.header("Event") or EVENT_PACKAGE,
+            expires_at=now + expires,
+        )
+        ok = self._response(
+            req, ok_status, ok_reason, to_tag=local_tag, extra=self._sub_extra(sub, expires)
+        )
+        self._presentities.setdefault(presentity, _Presentity())
+        if expires == 0:  # a fetch (RFC 6665 §4.4.3): one terminated NOTIFY, nothing kept
+            self._notify(sub, now, trigger="fetch", terminated=True)
+            return ok, "fetch"
+        self._subscriptions[sub.key] = sub
+        if "no-immediate-notify" not in self._faults:
+            self._notify(sub, now, trigger="subscribe")
+        return ok, f"expires={expires}"
+
+    def _sub_extra(self, sub: _Subscription, expires: int) -> tuple[tuple[str, str], ...]:
+        return (("Expires", str(expires)), ("Contact", self._contact()))
+
+    def _has_watchers(self, presentity: str) -> bool:
+        return any(s.presentity == presentity for s in self._subscriptions.values())
+
+    # ---- NOTIFY (RFC 6665 §4.2.2) ----------------------------------------------------------------
+
+    def _notify_presentity(
+        self, presentity: str, now: float, *, trigger: str, published: bytes = b""
+    ) -> None:
+        """A state change: every active subscription of ``presentity`` gets a NOTIFY (B24)."""
+        if "no-notify-on-change" in self._faults:
+            return
+        for sub in [s for s in self._subscriptions.values() if s.presentity == presentity]:
+            self._notify(sub, now, trigger=trigger, published=published)
+
+    def _notify(
+        self,
+        sub: _Subscription,
+        now: float,
+        *,
+        trigger: str,
+        terminated: bool = False,
+        published: bytes = b"",
+    ) -> None:
+        if self._crashed:
+            return
+        unsubscribing = trigger == "unsubscribe" and "unsubscribe-stays-active" in self._faults
+        if terminated and not unsubscribing:
+            state = "terminated;reason=timeout"
+        elif "subscription-state-no-expires" in self._faults:
+            state = "active"
+        else:
+            state = f"active;expires={max(0, math.floor(sub.expires_at - now))}"
+        doc_state = "full"
+        items_override = None
+        if self.config.partial_on_publish and trigger == "publish" and published:
+            doc_state = "partial"
+            items_override = _items_of(published)
+        if trigger == "subscribe" and "initial-notify-partial" in self._faults:
+            doc_state = "partial"
+        body, dialogs, version = self._body(sub, now, doc_state, items_override)
+        sub.cseq += 2 if "cseq-gap" in self._faults and sub.cseq else 1
+        branch = f"z9hG4bK{secrets.token_hex(8)}"
+        headers: list[tuple[str, str]] = [
+            ("Via", f"SIP/2.0/UDP {self._hostport()};branch={branch};rport"),
+            ("Max-Forwards", "70"),
+            ("From", sub.local_party),
+            ("To", sub.remote_party),
+            ("Call-ID", sub.call_id),
+            ("CSeq", f"{sub.cseq} NOTIFY"),
+            ("Contact", self._contact()),
+            ("Event", sub.event),
+            ("Subscription-State", state),
+            ("Server", SERVER_NAME),
+        ]
+        if body is not None:
+            headers.append(("Content-Type", di.CONTENT_TYPE))
+        request = Request(method="NOTIFY", uri=sub.target, headers=tuple(headers), body=body or b"")
+        data = bytes(request)
+        self._out.append((data, sub.addr))
+        detail = f"version={version}" if version is not None else "no-body"
+        self._client[branch] = _ClientTransaction(
+            branch=branch,
+            cseq=sub.cseq,
+            data=data,
+            addr=sub.addr,
+            subscription=sub.key,
+            log=LogRecord("NOTIFY", uri_of(sub.remote_party) or "-", sub.presentity, 0, detail),
+            retransmit_at=now + self.config.t1,
+            interval=self.config.t1,
+            timeout_at=now + 64 * self.config.t1,
+        )
+        if "crash-after-two-dialogs" in self._faults and dialogs >= 2:
+            self._crashed = True
+
+    def _body(
+        self,
+        sub: _Subscription,
+        now: float,
+        doc_state: str,
+        items_override: tuple[di.Item, ...] | None,
+    ) -> tuple[bytes | None, int, int | None]:
+        """(body or None, number of dialogs in it, version used)."""
+        pres = self._presentities.setdefault(sub.presentity, _Presentity())
+        entity = aggregator.entity_for(sub.presentity)
+        if items_override is not None:
+            items: tuple[di.Item, ...] = items_override
+        else:
+            live = self._live(pres, now)
+            if not live:
+                if self.config.empty_form == "no-body":
+                    return None, 0, None
+                items = (
+                    (aggregator.dummy_dialog(),) if self.config.empty_form == "dummy-dialog" else ()
+                )
+            else:
+                items = self._aggregate(live, sub.presentity, now)
+        items = self._fault_items(items)
+        version = self._next_version(sub, pres)
+        text_version: int | str = version
+        if "version-placeholder" in self._faults:
+            text_version = "00000000000"
+        body = di.serialize(entity=entity, version=text_version, state=doc_state, items=items)
+        body = self._fault_bytes(body, entity)
+        dialogs = sum(1 for i in items if isinstance(i, di.Dialog))
+        return body, dialogs, version
+
+    def _live(self, pres: _Presentity, now: float) -> list[aggregator.Publication]:
+        if "expired-publication-kept" in self._faults:
+            return [dataclasses.replace(p, expires=math.inf) for p in pres.publications]
+        return [p for p in pres.publications if p.expires > now]
+
+    def _aggregate(
+        self, pubs: list[aggregator.Publication], presentity: str, now: float
+    ) -> tuple[di.Item, ...]:
+        cfg = self.config
+        flavour = "opensips" if cfg.flavour == "strict" else cfg.flavour
+        if cfg.flavour == "strict":
+            pubs = _newest_wins(pubs)
+        if "no-aggregation" in self._faults:
+            pubs = [max(pubs, key=lambda p: (p.received, p.seq))]
+        single = cfg.single_dialog
+        if single and "tie-wrong" in self._faults:
+            flavour = "kamailio" if flavour == "opensips" else "opensips"
+        if single and len(pubs) >= 2 and "priority-wrong" in self._faults:
+            everything = aggregator.aggregate(pubs, presentity=presentity, now=now).items
+            return _pick(everything, order=("confirmed", "early", "proceeding", "trying"))
+        result = aggregator.aggregate(
+            pubs, presentity=presentity, now=now, single_dialog=single, flavour=flavour
+        )
+        if single and len(pubs) == 1 and "single-dialog-one-publication" in self._faults:
+            return _pick(result.items, order=("early", "confirmed", "proceeding", "trying"))
+        return tuple(result.items)
+
+    def _fault_items(self, items: tuple[di.Item, ...]) -> tuple[di.Item, ...]:
+        if "extensions-dropped" in self._faults:
+            items = tuple(_without_extensions(i) for i in items)
+        if "dialog-duplicated" in self._faults:
+            first = next((i for i in items if isinstance(i, di.Dialog)), None)
+            if first is not None:
+                items = (*items, first)
+        return items
+
+    def _fault_bytes(self, body: bytes, entity: str) -> bytes:
+        if "wrong-namespace" in self._faults:
+            body = body.replace(di.NS.encode(), b"urn:example:not-dialog-info", 1)
+        if "entity-missing" in self._faults:
+            body = re.sub(rb' entity="[^"]*"', b"", body, count=1)
+        if "body-not-well-formed" in self._faults:
+            body = body.rstrip()
+            body = re.sub(rb"</(\w+:)?dialog-info>$", b"", body)
+            if body.endswith(b"/>"):
+                body = body[:-2] + b">"
+        return body
+
+    def _next_version(self, sub: _Subscription, pres: _Presentity) -> int:
+        base = 5 if "version-starts-at-5" in self._faults else self.config.first_version
+        if "version-shared" in self._faults:
+            n = pres.shared_version
+            pres.shared_version += 1
+            return base + n
+        n = sub.bodies
+        sub.bodies += 1
+        if "version-repeats" in self._faults and n >= 1:
+            return base + n - 1
+        if "version-down" in self._faults and n == 2:
+            return base
+        return base + n
+
+    # ---- responses to our NOTIFYs ----------------------------------------------------------------
+
+    def _on_response(self, resp: Response, now: float) -> None:
+        branch = resp.branch
+        txn = self._client.get(branch or "")
+        if txn is None or resp.cseq != (txn.cseq, "NOTIFY"):
+            return  # a stray or a retransmitted final response: nothing to do
+        if resp.status < 200:
+            txn.interval = self.config.t2  # proceeding: keep retransmitting at T2
+            txn.retransmit_at = now + txn.interval
+            return
+        del self._client[txn.branch]
+        self._log.append(dataclasses.replace(txn.log, status=resp.status))
+        if (
+            resp.status in REMOVING_NOTIFY_STATUS
+            and "subscription-kept-after-481" not in self._faults
+        ):
+            self._subscriptions.pop(txn.subscription, None)
+
+    # ---- building blocks -------------------------------------------------------------------------
+
+    def _expires(self, req: Request, kind: str) -> int | Response:
+        cfg = self.config
+        text = req.header("Expires")
+        if text is None:
+            return int(getattr(cfg, f"{kind}_expires_default"))
+        m = _EXPIRES.match(text)
+        if not m:
+            return self._response(req, 400, "Bad Expires")
+        value = int(m.group(1))
+        low = int(getattr(cfg, f"{kind}_expires_min"))
+        if 0 < value < low:
+            return self._response(
+                req, 423, "Interval Too Brief", extra=(("Min-Expires", str(low)),)
+            )
+        return min(value, int(getattr(cfg, f"{kind}_expires_max")))
+
+    def _presentity_key(self, uri: str) -> str | None:
+        if not re.match(r"^sips?:[^@\s]+@[^@\s]+$", uri, re.IGNORECASE):
+            return None
+        try:
+            return aggregator.entity_for(uri)
+        except Exception:  # a URI the aggregator cannot read is one we do not serve
+            return None
+
+    def _hostport(self) -> str:
+        host = self.config.host
+        return f"[{host}]:{self.config.port}" if ":" in host else f"{host}:{self.config.port}"
+
+    def _contact(self) -> str:
+        return f"<sip:presence@{self._hostport()}>"
+
+    def _response(
+        self,
+        req: Request,
+        status: int,
+        reason: str,
+        *,
+        extra: Iterable[tuple[str, str]] = (),
+        to_tag: str | None = None,
+        detail: str = "",
+    ) -> Response:
+        headers: list[tuple[str, str]] = [(n, v) for n, v in req.headers if n == "Via"]
+        if "record-route-echoed" in self._faults:
+            headers.extend((n, v) for n, v in req.headers if n == "Record-Route")
+        to = req.header("To") or ""
+        if tag_of(to) is None:
+            to = f"{to};tag={to_tag or secrets.token_hex(6)}"
+        headers += [
+            ("From", req.header("From") or ""),
+            ("To", to),
+            ("Call-ID", req.call_id or ""),
+            ("CSeq", req.header("CSeq") or ""),
+            ("Server", SERVER_NAME),
+        ]
+        headers.extend(extra)
+        if detail:
+            headers.append(("Warning", f'399 reference "{_header_safe(detail)}"'))
+        return Response(status=status, reason=reason, headers=tuple(headers))
+
+    def _answer_unparsable(self, data: bytes, addr: Address) -> None:
+        """A 400 when the five headers a response needs can be read, silence otherwise."""
+        if len(data) > sipmsg.MAX_MESSAGE_BYTES:
+            return
+        text = data.decode("utf-8", "replace").replace("\r\n", "\n")
+        head = text.split("\n\n", 1)[0].split("\n")
+        start = head[0].strip() if head else ""
+        m = re.match(r"^([A-Za-z]+) \S+ SIP/2\.0$", start)
+        if not m or m.group(1).upper() == "ACK":
+            return
+        found: dict[str, str] = {}
+        vias: list[str] = []
+        for line in head[1:]:
+            name, colon, value = line.partition(":")
+            if not colon:
+                continue
+            canonical = sipmsg.canonical_name(name)
+            value = _header_safe(value.strip())
+            if canonical == "Via":
+                vias.append(value)
+            elif canonical in ("From", "To", "Call-ID", "CSeq"):
+                found.setdefault(canonical, value)
+        if not vias or not all(found.get(h) for h in ("From", "To", "Call-ID", "CSeq")):
+            return
+        headers = [("Via", v) for v in vias]
+        to = found["To"] if tag_of(found["To"]) else f"{found['To']};tag={secrets.token_hex(6)}"
+        headers += [
+            ("From", found["From"]),
+            ("To", to),
+            ("Call-ID", found["Call-ID"]),
+            ("CSeq", found["CSeq"]),
+            ("Server", SERVER_NAME),
+        ]
+        self._out.append(
+            (bytes(Response(status=400, reason="Bad Request", headers=tuple(headers))), addr)
+        )
+        self._log.append(LogRecord(m.group(1).upper(), "-", "-", 400, "unparsable"))
+
+
+# ---- pure helpers ------------------------------------------------------------------------------
+
+
+def _package(event: str | None) -> str | None:
+    if event is None:
+        return None
+    return event.split(";", 1)[0].strip().lower() or None
+
+
+def _media_type(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return value.split(";", 1)[0].strip().lower()
+
+
+def _accepts_dialog_info(values: list[str]) -> bool:
+    """No Accept (or only empty ones) means the package default, dialog-info+xml (A01)."""
+    types = [_media_type(t) for v in values for t in v.split(",") if t.strip()]
+    return not types or any(t in _ACCEPTABLE for t in types)
+
+
+def _header_safe(text: str) -> str:
+    return "".join(c if c.isprintable() and c != '"' else "?" for c in text)[:200]
+
+
+def _items_of(body: bytes) -> tuple[di.Item, ...]:
+    try:
+        return di.parse(body).items
+    except BodyError:
+        return ()
+
+
+def _newest_wins(pubs: list[aggregator.Publication]) -> list[aggregator.Publication]:
+    """Strict A19: a dialog id present in several publications is kept from the newest only.
+
+    Publications are rewritten, not dropped, so the number of publications (which decides
+    whether single-dialog mode applies, D10) is unchanged.
+    """
+    ordered = sorted(pubs, key=lambda p: (p.received, p.seq))
+    seen: set[str] = set()
+    out: list[aggregator.Publication] = []
+    for pub in reversed(ordered):
+        try:
+            info = di.parse(pub.body)
+        except BodyError:
+            out.append(pub)
+            continue
+        kept: list[di.Item] = []
+        for item in reversed(info.items):
+            if isinstance(item, di.Dialog) and item.id is not None:
+                if item.id in seen:
+                    continue
+                seen.add(item.id)
+            kept.append(item)
+        kept.reverse()
+        if len(kept) != len(info.items):
+            body = di.serialize(
+                entity=info.entity or "",
+                version=info.version or "0",
+                state=info.state or "full",
+                items=kept,
+            )
+            pub = dataclasses.replace(pub, body=body)
+        out.append(pub)
+    out.reverse()
+    return out
+
+
+def _pick(items: Iterable[di.Item], *, order: tuple[str, ...]) -> tuple[di.Item, ...]:
+    """One dialog by ``order`` (most interesting first), the first on ties; used by faults."""
+    rank = {state: len(order) - i for i, state in enumerate(order)}
+    best: di.Dialog | None = None
+    for item in items:
+        if isinstance(item, di.Dialog) and (
+            best is None or rank.get(item.state_key, 0) > rank.get(best.state_key, 0)
+        ):
+            best = item
+    return (best,) if best is not None else ()
+
+
+def _without_extensions(item: di.Item) -> di.Item:
+    if not isinstance(item, di.Dialog) or not item.extensions:
+        return item
+    root = di.parse_tree(item.xml.encode())
+    for child in list(root):
+        if isinstance(child.tag, str) and not child.tag.startswith(f"{{{di.NS}}}"):
+            root.remove(child)
+    return di.dialog_from_element(root)

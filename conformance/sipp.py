@@ -1,0 +1,443 @@
+"""Run SIPp: build its command line, bound it in time, always reap it, read its message trace.
+
+Every SIP message the kit sends or receives goes through a SIPp process (the harness never fakes
+a peer). Two shapes of use:
+
+* ``run(...)``: a one-shot scenario (PUBLISH, fetch, raw request) that ends by itself; the result
+  is a frozen ``SippResult`` with the parsed messages of its ``-trace_msg`` file.
+* ``SippProcess``: a long-lived scenario (the 3PCC watcher) started, watched and stopped by its
+  owner; ``messages()`` re-reads the trace incrementally while SIPp runs.
+
+What is pinned, and why (BEHAVIOUR.md, "SIPp 3.6.1 pitfalls"):
+* ``-i 127.0.0.1 -p -cp -mp`` from the caller's ``PortBlock``: unpinned, SIPp probes 5060-5119 and
+  binds 8888 and 6000+, colliding with servers and other workers.
+* ``-nostdin`` and stdin from /dev/null: with stdin closed SIPp 3.6.1 exits at once with 255.
+* ``-default_behaviors none``: the default answers surprises with BYE.
+* ``-message_file``/``-error_file`` under the caller's workdir: otherwise they land in the cwd.
+* ``-r 1000``: the default rate schedules the first call 100 ms after start-up.
+* Each SIPp runs in its own session (process group) with a parent-death signal, so it dies with
+  the Python process that started it even if that one is SIGKILLed; a 3PCC SIPp whose controller
+  vanished would otherwise run forever.
+
+Termination is always: SIGTERM to the group, a short wait, SIGKILL, a blocking reap; this runs
+on success, failure, timeout and KeyboardInterrupt (``finally``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import enum
+import os
+import select
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from conformance.errors import HarnessError, ToolMissingError
+from conformance.ports import PortBlock
+from conformance.sip.trace import Malformed, TraceParser, Traced
+
+INSTALL_HINT = "apt-get install sip-tester"
+TERM_GRACE = 1.0
+"""Seconds between SIGTERM and SIGKILL."""
+PORTS_PER_PROCESS = 4
+"""SIP (-p), control (-cp), media (-mp) and 3PCC twin ports, consecutive in a PortBlock."""
+
+
+class SippExit(enum.IntEnum):
+    """How a SIPp process ended. Values >= 0 are SIPp's own exit statuses."""
+
+    OK = 0
+    """Every call reached the end of its scenario."""
+    CALL_FAILED = 1
+    """At least one call failed (unexpected message, timeout without ``ontimeout``)."""
+    INTERNAL_STOP = 97
+    """Stopped by an internal command (the watcher's ``stop_gracefully``)."""
+    NO_CALLS = 99
+    """Exited normally without processing a call."""
+    BIND_FAILED = 254
+    """A socket could not be bound (a port is taken)."""
+    FATAL = 255
+    """A fatal error: bad scenario, bad option, missing file."""
+    TIMEOUT = -1
+    """The kit's deadline passed and the kit stopped it."""
+    STOPPED = -2
+    """The kit stopped it on request (``SippProcess.stop``) before it ended by itself."""
+    SIGNALLED = -3
+    """Killed by a signal the kit did not send."""
+    UNKNOWN = -4
+    """Any other exit status (see ``SippResult.returncode``)."""
+
+
+@dataclass(frozen=True)
+class SippResult:
+    """What one SIPp process did: how it ended, what went over the wire, where its logs are."""
+
+    exit: SippExit
+    messages: tuple[Traced, ...]
+    command: tuple[str, ...]
+    logs: dict[str, Path]
+    duration: float
+    returncode: int | None = None
+    malformed: tuple[Malformed, ...] = ()
+
+    def ok(self, *allowed: SippExit) -> SippResult:
+        """Return self when the exit is OK (or one of ``allowed``), else raise HarnessError."""
+        if self.exit is SippExit.OK or self.exit in allowed:
+            return self
+        raise HarnessError(failure_message(self.command, self.exit, self.returncode, self.logs))
+
+
+def sipp_binary() -> str:
+    """The path of ``sipp``, or ToolMissingError saying how to install it."""
+    path = shutil.which("sipp")
+    if path is None:
+        raise ToolMissingError(f"SIPp is not installed (no 'sipp' on PATH): {INSTALL_HINT}")
+    return path
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The ports one SIPp process binds, taken together from a PortBlock."""
+
+    sip: int
+    control: int
+    media: int
+    twin: int
+
+    @classmethod
+    def take(cls, block: PortBlock) -> Ports:
+        sip, control, twin, media = block.take(PORTS_PER_PROCESS)
+        return cls(sip=sip, control=control, media=media, twin=twin)
+
+
+def command(
+    scenario: Path,
+    *,
+    server: tuple[str, int],
+    ports: Ports,
+    workdir: Path,
+    keys: Mapping[str, str] | None = None,
+    sets: Mapping[str, str] | None = None,
+    calls: int | None = 1,
+    timeout: float | None = None,
+    extra: Sequence[str] = (),
+) -> tuple[list[str], dict[str, Path]]:
+    """The argv for one SIPp process and the log files it will write under ``workdir``."""
+    logs = {
+        "messages": workdir / "messages.log",
+        "errors": workdir / "errors.log",
+        "output": workdir / "sipp.out",
+    }
+    host, port = server
+    argv = [
+        sipp_binary(),
+        f"{host}:{port}",
+        "-sf",
+        str(scenario),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(ports.sip),
+        "-cp",
+        str(ports.control),
+        "-mp",
+        str(ports.media),
+        "-nostdin",
+        "-default_behaviors",
+        "none",
+        "-r",
+        "1000",
+        "-trace_msg",
+        "-message_file",
+        str(logs["messages"]),
+        "-trace_err",
+        "-error_file",
+        str(logs["errors"]),
+    ]
+    if calls is not None:
+        argv += ["-m", str(calls)]
+    if timeout is not None:
+        # SIPp's own global bound, a second line of defence behind the kit's deadline.
+        argv += ["-timeout", f"{max(1, int(timeout + 1.5))}s"]
+    for name, value in (keys or {}).items():
+        argv += ["-key", name, value]
+    for name, value in (sets or {}).items():
+        argv += ["-set", name, value]
+    argv += list(extra)
+    return argv, logs
+
+
+def failure_message(
+    argv: Sequence[str], exit: SippExit, returncode: int | None, logs: Mapping[str, Path]
+) -> str:
+    """One message naming the command, how it ended and the tail of its logs."""
+    lines = [f"SIPp failed ({exit.name}, exit status {returncode}): {' '.join(argv)}"]
+    for name in ("errors", "output"):
+        path = logs.get(name)
+        tail = _tail(path) if path else ""
+        if tail:
+            lines.append(f"--- tail of {path}:\n{tail}")
+    lines.append("logs: " + ", ".join(str(p) for p in logs.values()))
+    return "\n".join(lines)
+
+
+def _tail(path: Path, lines: int = 12, max_bytes: int = 4096) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", "replace")
+    # SIPp's screen output is full of separator rules; keep the lines that say something.
+    useful = [ln for ln in text.splitlines() if ln.strip() and not set(ln.strip()) <= set("-+|= ")]
+    return "\n".join(useful[-lines:])
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class SippProcess:
+    """One running SIPp, in its own process group, reaped by ``stop`` or the context manager."""
+
+    def __init__(self, argv: Sequence[str], logs: Mapping[str, Path], *, cwd: Path) -> None:
+        self.argv = tuple(argv)
+        self.logs = dict(logs)
+        self.cwd = cwd
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._started = 0.0
+        self._ended: float | None = None
+        self._exit: SippExit | None = None
+        self._parser = TraceParser()
+        self._offset = 0
+        self._messages: list[Traced] = []
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self) -> SippProcess:
+        self.cwd.mkdir(parents=True, exist_ok=True)
+        out = self.logs["output"].open("wb")
+        try:
+            self._started = time.monotonic()
+            self._proc = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except FileNotFoundError:
+            raise ToolMissingError(f"cannot run {self.argv[0]!r}: {INSTALL_HINT}") from None
+        finally:
+            out.close()
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for SIPp to exit by itself; True when it has (and is reaped).
+
+        Waits on a pidfd when the kernel has them, so a 15 ms process is noticed at once
+        rather than at Popen.wait's next polling step.
+        """
+        proc = self._require()
+        if proc.poll() is not None:
+            self._note_exit()
+            return True
+        try:
+            fd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            try:
+                proc.wait(timeout=max(0.0, timeout))
+            except subprocess.TimeoutExpired:
+                return False
+            self._note_exit()
+            return True
+        try:
+            ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
+        finally:
+            os.close(fd)
+        if not ready:
+            return False
+        proc.wait()
+        self._note_exit()
+        return True
+
+    def stop(self, *, grace: float = TERM_GRACE, reason: SippExit = SippExit.STOPPED) -> SippExit:
+        """End SIPp now (SIGTERM, then SIGKILL after ``grace``) and reap it; idempotent."""
+        proc = self._proc
+        if proc is None:
+            return SippExit.UNKNOWN
+        if proc.poll() is None:
+            self._signal(signal.SIGTERM)
+            if not self.wait(grace):
+                self._signal(signal.SIGKILL)
+                proc.wait()
+            if self._exit is None or self._exit in (SippExit.SIGNALLED, SippExit.UNKNOWN):
+                self._exit = reason
+        else:
+            self._note_exit()
+        self._ended = self._ended or time.monotonic()
+        return self._exit or SippExit.UNKNOWN
+
+    def __enter__(self) -> SippProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- results ----------------------------------------------------------------------------
+    @property
+    def exit(self) -> SippExit | None:
+        return self._exit
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode if self._proc else None
+
+    def messages(self) -> list[Traced]:
+        """Every message traced so far (retransmissions flagged); reads only new bytes."""
+        path = self.logs["messages"]
+        try:
+            with path.open("rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return list(self._messages)
+        self._offset += len(data)
+        if data:
+            self._messages.extend(self._parser.feed(data))
+        return list(self._messages)
+
+    def result(self) -> SippResult:
+        messages = tuple(self.messages())
+        end = self._ended or time.monotonic()
+        return SippResult(
+            exit=self._exit or SippExit.UNKNOWN,
+            messages=messages,
+            command=self.argv,
+            logs=dict(self.logs),
+            duration=end - self._started,
+            returncode=self.returncode,
+            malformed=tuple(self._parser.malformed),
+        )
+
+    def failure(self, what: str) -> HarnessError:
+        """A HarnessError for ``what`` went wrong, with the command and the logs' tails."""
+        exit = self._exit or (SippExit.UNKNOWN if not self.alive() else None)
+        state = f"{exit.name}, exit status {self.returncode}" if exit else "still running"
+        text = failure_message(self.argv, exit or SippExit.UNKNOWN, self.returncode, self.logs)
+        return HarnessError(f"{what} (SIPp {state})\n" + text.split("\n", 1)[-1])
+
+    # -- internals --------------------------------------------------------------------------
+    def _require(self) -> subprocess.Popen[bytes]:
+        if self._proc is None:
+            raise HarnessError("SIPp process not started")
+        return self._proc
+
+    def _note_exit(self) -> None:
+        if self._ended is None:
+            self._ended = time.monotonic()
+        if self._exit is None and self._proc is not None and self._proc.returncode is not None:
+            self._exit = exit_of(self._proc.returncode)
+
+    def _signal(self, sig: int) -> None:
+        if self._proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, sig)
+
+
+def exit_of(returncode: int) -> SippExit:
+    """Map a Popen return code (negative: killed by that signal) to SippExit."""
+    if returncode < 0:
+        return SippExit.SIGNALLED
+    try:
+        return SippExit(returncode)
+    except ValueError:
+        return SippExit.UNKNOWN
+
+
+def run(
+    scenario: Path,
+    *,
+    server: tuple[str, int],
+    block: PortBlock,
+    workdir: Path,
+    timeout: float,
+    keys: Mapping[str, str] | None = None,
+    sets: Mapping[str, str] | None = None,
+    extra: Sequence[str] = (),
+    ports: Ports | None = None,
+) -> SippResult:
+    """Run a one-shot scenario (``-m 1``) to its end or ``timeout`` s, whichever comes first.
+
+    Never raises for how SIPp ended (see ``SippResult.exit`` / ``.ok()``): a negative case's
+    "failure" is often the point. Raises ToolMissingError without sipp, HarnessError when the
+    process cannot be started.
+    """
+    ports = ports or Ports.take(block)
+    argv, logs = command(
+        scenario,
+        server=server,
+        ports=ports,
+        workdir=workdir,
+        keys=keys,
+        sets=sets,
+        timeout=timeout,
+        extra=extra,
+    )
+    proc = SippProcess(argv, logs, cwd=workdir)
+    proc.start()
+    try:
+        if not proc.wait(timeout):
+            proc.stop(reason=SippExit.TIMEOUT)
+    finally:
+        proc.stop()
+    return proc.result()
+
+
+def request_files(workdir: Path, files: Iterable[tuple[str, bytes]]) -> dict[str, Path]:
+    """Write the per-run input files (headers, body, raw request) and return their paths."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for name, data in files:
+        path = workdir / name
+        path.write_bytes(data)
+        paths[name] = path
+    return paths
+
+
+__all__ = [
+    "INSTALL_HINT",
+    "Ports",
+    "SippExit",
+    "SippProcess",
+    "SippResult",
+    "command",
+    "exit_of",
+    "failure_message",
+    "request_files",
+    "run",
+    "sipp_binary",
+]

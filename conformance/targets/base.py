@@ -1,0 +1,86 @@
+"""The one interface every server under test offers the suite.
+
+A target is an address (host, port), the domain presentity URIs use, and a profile that
+declares its known behaviour. Targets the kit launches (Kamailio, the reference server) also
+own a process; an external target only checks that something answers. The suite never asks
+which kind it has: it calls ``start()``/``stop()`` (or uses ``with``) and reads the address.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from conformance.errors import HarnessError
+from conformance.targets import probe as _probe
+from conformance.targets.profile import Profile
+
+
+class Target(abc.ABC):
+    """A presence server the suite sends PUBLISH and SUBSCRIBE to."""
+
+    name: str
+    """Short kind name for reports: ``kamailio``, ``reference``, ``external``."""
+
+    def __init__(self, *, host: str, port: int, domain: str | None, profile: Profile) -> None:
+        self.host = host
+        self.port = port
+        self.domain = domain or host
+        """Host part of presentity URIs (``sip:user@DOMAIN``); the host when not configured."""
+        self.profile = profile
+
+    @property
+    def address(self) -> str:
+        """``host:port`` as SIPp's remote-host argument wants it (IPv6 in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def presentity_uri(self, user: str) -> str:
+        """The AOR the suite publishes to and subscribes to for ``user``."""
+        return f"sip:{user}@{self.domain}"
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Make the target ready to answer; raise ``HarnessError`` saying why when it cannot."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Release everything ``start`` took. Safe to call twice, and after a failed start."""
+
+    def alive(self) -> bool:
+        """Whether the server answers an OPTIONS now (a quick probe, at most 1 s)."""
+        return _probe.probe(self.host, self.port, timeout=1.0).response is not None
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able facts for reports: what was tested, where, under which profile."""
+        return {
+            "kind": self.name,
+            "host": self.host,
+            "port": self.port,
+            "address": self.address,
+            "domain": self.domain,
+            "profile": self.profile.name,
+            "profile_source": self.profile.source,
+            "single_dialog": self.profile.single_dialog,
+        }
+
+    def __enter__(self) -> Target:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.address} profile={self.profile.name}>"
+
+
+def wait_ready(host: str, port: int, *, timeout: float, what: str) -> _probe.ProbeResult:
+    """Probe until an OPTIONS is answered; ``HarnessError`` naming ``what`` when none is."""
+    result = _probe.probe(host, port, timeout=timeout)
+    if result.response is None:
+        raise HarnessError(
+            f"{what} did not answer OPTIONS at {host}:{port} within {timeout:g} s "
+            f"({result.attempts} sent)"
+        )
+    return result

@@ -1,0 +1,376 @@
+"""Kamailio 5.6.3 from Debian's packages, launched by the kit as a presence server for the suite.
+
+Each instance is self-contained (BEHAVIOUR.md, "Running Kamailio 5.6.3 here"): its own config
+rendered from ``templates/kamailio.cfg.tmpl``, a fresh SQLite database created from the
+packaged schema, runtime dir (``-Y``), PID file (``-P``), working dir (``-w``), log file and a
+port from the caller's ``PortBlock``, so any number of instances can run side by side. No
+``ctl`` module is loaded, so there is no control socket to collide on.
+
+Kamailio forks a dozen processes. It runs in the foreground (``-DD -E``) in its own session,
+so ``stop`` signals the whole process group (TERM, wait, KILL) and reaps strays even when the
+main process was killed with SIGKILL. ``PR_SET_PDEATHSIG`` sends the main process SIGTERM if
+the Python process dies first; SIGTERM rather than SIGKILL because Kamailio's main process
+then stops its children itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from conformance.errors import HarnessError, ToolMissingError, UsageError
+from conformance.ports import PortBlock
+from conformance.targets import probe as _probe
+from conformance.targets.base import Target
+from conformance.targets.profile import Profile, load_profile
+
+Mode = Literal["aggregate", "single", "dummy"]
+
+MODES: dict[str, dict[str, int]] = {
+    "aggregate": {"force_single_dialog": 0, "force_dummy_dialog": 0},
+    "single": {"force_single_dialog": 1, "force_dummy_dialog": 0},
+    "dummy": {"force_single_dialog": 0, "force_dummy_dialog": 1},
+}
+"""presence_dialoginfo settings per mode; the template is the same for all three."""
+
+BINARY = "/usr/sbin/kamailio"
+SQL_DIR = Path("/usr/share/kamailio/db_sqlite")
+APT_PACKAGES = "kamailio kamailio-presence-modules kamailio-sqlite-modules"
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "kamailio.cfg.tmpl"
+
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+_MODULE_DIRS = (
+    "/usr/lib/*/kamailio/modules",
+    "/usr/lib/kamailio/modules",
+    "/usr/lib64/kamailio/modules",
+)
+_NEEDED_MODULES = ("tm", "sl", "db_sqlite", "presence", "presence_dialoginfo")
+
+
+def render_config(template: str, values: dict[str, object]) -> str:
+    """Fill ``{{name}}`` placeholders; a placeholder without a value is a kit bug, said plainly.
+
+    Double braces because Kamailio's own syntax uses ``$`` (pseudo-variables) and ``@``.
+    """
+    missing = sorted({m.group(1) for m in _PLACEHOLDER.finditer(template)} - set(values))
+    if missing:
+        raise UsageError(f"Kamailio config template needs values for: {', '.join(missing)}")
+    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), template)
+
+
+def check_installed(binary: str | os.PathLike[str] = BINARY) -> None:
+    """``ToolMissingError`` naming the Debian packages when Kamailio or a module is missing."""
+    hint = f"install them with: apt-get install {APT_PACKAGES}"
+    if not os.access(binary, os.X_OK):
+        raise ToolMissingError(f"Kamailio not found at {str(binary)!r}; {hint}")
+    if not (SQL_DIR / "presence-create.sql").is_file():
+        raise ToolMissingError(f"Kamailio's SQLite schema is missing ({SQL_DIR}); {hint}")
+    dirs = [p for pattern in _MODULE_DIRS for p in Path("/").glob(pattern.lstrip("/"))]
+    for module in _NEEDED_MODULES:
+        if not any((d / f"{module}.so").is_file() for d in dirs):
+            raise ToolMissingError(f"Kamailio module {module}.so not found; {hint}")
+
+
+def create_database(path: Path) -> None:
+    """A fresh SQLite database with the ``version`` table and the presence tables."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    db = sqlite3.connect(path)
+    try:
+        for name in ("standard", "presence"):
+            db.executescript((SQL_DIR / f"{name}-create.sql").read_text())
+        db.commit()
+    finally:
+        db.close()
+
+
+class KamailioTarget(Target):
+    """Kamailio with presence + presence_dialoginfo in one of three modes.
+
+    ``aggregate``: the module defaults; ``single``: ``force_single_dialog=1``; ``dummy``:
+    ``force_dummy_dialog=1``. The profile is the shipped ``kamailio`` profile (or the one
+    given) with the facts this config fixes applied on top: single-dialog mode, empty-body
+    form, expiry timer period and the Expires limits.
+    """
+
+    name = "kamailio"
+
+    def __init__(
+        self,
+        mode: Mode = "aggregate",
+        *,
+        block: PortBlock | None = None,
+        port: int | None = None,
+        workdir: str | os.PathLike[str] | None = None,
+        host: str = "127.0.0.1",
+        domain: str | None = None,
+        profile: Profile | None = None,
+        binary: str | os.PathLike[str] = BINARY,
+        template: str | os.PathLike[str] | None = None,
+        clean_period: int = 2,
+        max_expires: int = 3600,
+        min_expires: int = 0,
+        shm_mb: int = 256,
+        debug: int = 2,
+        ready_timeout: float = 10.0,
+        keep_files: bool = False,
+    ) -> None:
+        if mode not in MODES:
+            raise UsageError(f"Kamailio mode {mode!r} is not one of {', '.join(MODES)}")
+        if port is None:
+            if block is None:
+                raise UsageError("KamailioTarget needs a PortBlock (block=) or a port (port=)")
+            port = block.take_one(host=host)
+        base = profile if profile is not None else load_profile("kamailio")
+        facts: dict[str, Any] = {
+            "single_dialog": mode == "single",
+            "empty_form": "dummy-dialog" if mode == "dummy" else "no-body",
+            "expiry_timer": float(clean_period),
+            "publish_expires_cap": max_expires,
+            "subscribe_expires_cap": max_expires,
+            "sub_min_expires": min_expires,
+        }
+        super().__init__(host=host, port=port, domain=domain, profile=base.with_overrides(**facts))
+        self.mode: Mode = mode
+        self.binary = str(binary)
+        self.template = Path(template) if template is not None else TEMPLATE
+        self.settings = {
+            "clean_period": clean_period,
+            "max_expires": max_expires,
+            "min_expires": min_expires,
+            **MODES[mode],
+        }
+        self.shm_mb = shm_mb
+        self.debug = debug
+        self.ready_timeout = ready_timeout
+        self.keep_files = keep_files
+        self._parent_dir = Path(workdir) if workdir is not None else None
+        self.workdir: Path | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.command: list[str] = []
+
+    # -- files ---------------------------------------------------------------------------------
+
+    @property
+    def log_path(self) -> Path | None:
+        return self.workdir / "kamailio.log" if self.workdir else None
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines of Kamailio's log (empty when there is none)."""
+        path = self.log_path
+        if path is None or not path.is_file():
+            return ""
+        text = path.read_bytes()[-16384:].decode("utf-8", "replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _prepare(self) -> Path:
+        if self._parent_dir is not None:
+            self._parent_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(
+            tempfile.mkdtemp(
+                prefix=f"kamailio-{self.mode}-{self.port}-",
+                dir=self._parent_dir,
+            )
+        )
+        (work / "run").mkdir()
+        db = work / "kamailio.db"
+        create_database(db)
+        values = {
+            "debug": self.debug,
+            "host": self.host,
+            "port": self.port,
+            "domain": self.domain,
+            "db_path": db,
+            **self.settings,
+        }
+        try:
+            template = self.template.read_text()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read Kamailio template {str(self.template)!r}: {exc}"
+            ) from None
+        (work / "kamailio.cfg").write_text(render_config(template, values))
+        return work
+
+    # -- process -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.process is not None:
+            return
+        check_installed(self.binary)
+        self.workdir = self._prepare()
+        work = self.workdir
+        self.command = [
+            self.binary,
+            "-f", str(work / "kamailio.cfg"),
+            "-DD", "-E",
+            "-m", str(self.shm_mb),
+            "-Y", str(work / "run"),
+            "-P", str(work / "kamailio.pid"),
+            "-w", str(work),
+        ]  # fmt: skip
+        with open(work / "kamailio.log", "wb") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=work,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                raise self._failure(f"exited with status {code} before answering OPTIONS")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._failure(f"did not answer OPTIONS within {self.ready_timeout:g} s")
+            result = _probe.probe(self.host, self.port, timeout=min(0.5, left))
+            if result.response is not None:
+                if result.ok:
+                    return
+                raise self._failure(f"answered OPTIONS with {result.response.status}")
+
+    def _failure(self, what: str) -> HarnessError:
+        tail = self.log_tail()
+        return HarnessError(
+            f"Kamailio ({self.mode}, {self.address}) {what}\n"
+            f"command: {' '.join(self.command)}\n"
+            f"log tail:\n{tail or '(empty)'}"
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def alive(self) -> bool:
+        if self.process is None or self.process.poll() is not None:
+            return False
+        return super().alive()
+
+    def stop(self, *, grace: float = 5.0) -> None:
+        """TERM the process group, wait up to ``grace`` s, KILL what is left, remove the files."""
+        proc, self.process = self.process, None
+        try:
+            if proc is not None:
+                _stop_group(proc, grace)
+        finally:
+            work, self.workdir = self.workdir, None
+            if work is not None and not self.keep_files:
+                shutil.rmtree(work, ignore_errors=True)
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info.update(
+            mode=self.mode,
+            binary=self.binary,
+            version=kamailio_version(self.binary),
+            settings=dict(self.settings),
+            pid=self.pid,
+        )
+        return info
+
+
+def _stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+    pgid = proc.pid  # start_new_session: the main process leads its own group
+    deadline = time.monotonic() + grace
+    _signal_group(pgid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=max(0.0, grace))
+    # The main process may be gone (or was killed with -9) while children linger.
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if proc.poll() is None or _group_members(pgid):
+        _signal_group(pgid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=2.0)
+        end = time.monotonic() + 2.0
+        while _group_members(pgid) and time.monotonic() < end:
+            time.sleep(0.02)
+    leftover = _group_members(pgid)
+    if leftover:
+        raise HarnessError(f"Kamailio processes {leftover} survived SIGKILL of group {pgid}")
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in group ``pgid``.
+
+    Read from /proc because ``killpg(pgid, 0)`` also succeeds for zombies, which an init that
+    does not reap (some containers) would leave forever.
+    """
+    proc_root = Path("/proc")
+    if not proc_root.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    members = []
+    for entry in proc_root.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...; comm may contain spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) >= 3 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the process that started it dies."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_VERSIONS: dict[str, str] = {}
+
+
+def kamailio_version(binary: str = BINARY) -> str:
+    """``kamailio -v``'s first line (cached), e.g. ``version: kamailio 5.6.3 (x86_64/linux)``."""
+    if binary not in _VERSIONS:
+        try:
+            out = subprocess.run(
+                [binary, "-v"],
+                capture_output=True,
+                timeout=5,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+            first = (out.stdout or out.stderr).decode("utf-8", "replace").strip().splitlines()
+            _VERSIONS[binary] = first[0].strip() if first else "unknown"
+        except (OSError, subprocess.TimeoutExpired):
+            _VERSIONS[binary] = "unknown"
+    return _VERSIONS[binary]

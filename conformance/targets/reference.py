@@ -1,0 +1,274 @@
+"""The embedded reference server as a target: the default when no ``--target`` is given.
+
+It runs as its own process (``python -m conformance.cli serve``), never in the pytest process:
+fault switches then live only in the server and cannot reach the oracle that judges it, and a
+faulted server that "crashes" cannot take the suite down with it. The child gets its own
+process group and a parent-death signal (Linux ``PR_SET_PDEATHSIG``) so a killed pytest worker
+never leaves a server behind; ``stop()`` signals it by PID: SIGTERM, wait, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from conformance.errors import HarnessError
+from conformance.ports import PortBlock, reserve_block
+from conformance.server.faults import check_names
+from conformance.targets.base import Target, wait_ready
+from conformance.targets.profile import SHIPPED, Profile, load_profile, shipped_path
+
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+_BIND_ATTEMPTS = 3
+
+_block: PortBlock | None = None
+
+
+def _shared_block() -> PortBlock:
+    """One port block per process, reserved on first use (xdist workers each get their own)."""
+    global _block
+    if _block is None:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        digits = "".join(c for c in worker if c.isdigit())
+        _block = reserve_block(int(digits) if digits else 0)
+    return _block
+
+
+def reference_profile(
+    *,
+    single_dialog: bool = False,
+    flavour: str = "strict",
+    first_version: int = 0,
+    partial_on_publish: bool = False,
+    empty_form: str = "empty-document",
+) -> Profile:
+    """What the reference server declares about itself for the given options."""
+    base = (
+        load_profile("reference")
+        if "reference" in SHIPPED and shipped_path("reference").is_file()
+        else Profile(name="reference", description="embedded reference server", source="builtin")
+    )
+    kamailio = flavour == "kamailio"
+    return base.with_overrides(
+        single_dialog=single_dialog,
+        # The strict server aggregates like OpenSIPS (first wins ties) and resolves duplicate
+        # ids itself; the profile has no "strict" flavour (see the report).
+        flavour="kamailio" if kamailio else "opensips",
+        tie_break="last" if kamailio else "first",
+        notify_on_refresh_publish=kamailio,
+        replaces_on_same_first_id=kamailio,
+        first_version=first_version,
+        partial_on_publish=partial_on_publish,
+        empty_form=empty_form,
+    )
+
+
+class ReferenceTarget(Target):
+    """``dialoginfo-conformance serve`` on a loopback port, started and stopped by the suite."""
+
+    name = "reference"
+
+    def __init__(
+        self,
+        *,
+        single_dialog: bool = False,
+        faults: Iterable[str] = (),
+        flavour: str = "strict",
+        first_version: int = 0,
+        partial_on_publish: bool = False,
+        empty_form: str = "empty-document",
+        profile: Profile | None = None,
+        ports: PortBlock | None = None,
+        host: str = "127.0.0.1",
+        domain: str | None = None,
+        log_dir: Path | None = None,
+        extra_args: Iterable[str] = (),
+    ) -> None:
+        if profile is None:
+            profile = reference_profile(
+                single_dialog=single_dialog,
+                flavour=flavour,
+                first_version=first_version,
+                partial_on_publish=partial_on_publish,
+                empty_form=empty_form,
+            )
+        super().__init__(host=host, port=0, domain=domain, profile=profile)
+        self.faults = check_names(tuple(faults))
+        self.single_dialog = single_dialog
+        self.flavour = flavour
+        self._options = {
+            "first_version": first_version,
+            "partial_on_publish": partial_on_publish,
+            "empty_form": empty_form,
+        }
+        self._ports = ports
+        self._log_dir = log_dir
+        self._extra = list(extra_args)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+
+    # ---- the Target interface ----------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        block = self._ports or _shared_block()
+        last = ""
+        for _ in range(_BIND_ATTEMPTS):
+            port = block.take_one(host=self.host)
+            try:
+                self._launch(port)
+                return
+            except _BindFailed as exc:  # someone took the port between probe and bind
+                last = str(exc)
+                self.stop()
+        raise HarnessError(f"reference server could not bind a port: {last}")
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(STOP_TIMEOUT)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None and super().alive()
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out.update(
+            faults=sorted(self.faults),
+            flavour=self.flavour,
+            pid=self._proc.pid if self._proc else None,
+            log=str(self.log_path) if self.log_path else None,
+            **self._options,
+        )
+        return out
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    # ---- process handling ---------------------------------------------------------------------
+
+    def command(self, port: int) -> list[str]:
+        cmd = [sys.executable, "-m", "conformance.cli", "serve", "--listen", f"{self.host}:{port}"]
+        if self.single_dialog:
+            cmd.append("--single-dialog")
+        cmd += ["--flavour", self.flavour]
+        cmd += ["--first-version", str(self._options["first_version"])]
+        cmd += ["--empty-form", str(self._options["empty_form"])]
+        if self._options["partial_on_publish"]:
+            cmd.append("--partial-on-publish")
+        for fault in sorted(self.faults):
+            cmd += ["--fault", fault]
+        return cmd + self._extra
+
+    def _launch(self, port: int) -> None:
+        log_dir = self._log_dir or Path(tempfile.gettempdir())
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"reference-{port}-{os.getpid()}.log"
+        cmd = self.command(port)
+        with open(self.log_path, "wb") as log:
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+                env=_child_env(),
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        line = self._read_line(deadline)
+        if not line.startswith("listening on "):
+            code = self._proc.poll()
+            tail = _tail(self.log_path)
+            if "Address already in use" in tail:
+                raise _BindFailed(tail)
+            self.stop()
+            raise HarnessError(
+                f"reference server did not start (exit {code}): {tail or line or 'no output'}; "
+                f"command: {' '.join(cmd)}; log: {self.log_path}"
+            )
+        self.port = int(line.rsplit(":", 1)[1])
+        try:
+            wait_ready(
+                self.host,
+                self.port,
+                timeout=max(0.5, deadline - time.monotonic()),
+                what="the reference server",
+            )
+        except HarnessError:
+            self.stop()
+            raise
+
+    def _read_line(self, deadline: float) -> str:
+        assert self._proc is not None and self._proc.stdout is not None
+        out = self._proc.stdout
+        buf = b""
+        with selectors.DefaultSelector() as sel:
+            sel.register(out, selectors.EVENT_READ)
+            while b"\n" not in buf:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    break
+                chunk = os.read(out.fileno(), 4096)
+                if not chunk:
+                    break
+                buf += chunk
+        return buf.decode("utf-8", "replace").split("\n", 1)[0].strip()
+
+
+class _BindFailed(HarnessError):
+    """The chosen port was taken before the child bound it; start() tries another."""
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux only; harmless elsewhere)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _child_env() -> dict[str, str]:
+    """The parent's environment, with this checkout importable even when not installed."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def _tail(path: Path | None, limit: int = 400) -> str:
+    if path is None:
+        return ""
+    try:
+        text = path.read_text("utf-8", "replace").strip()
+    except OSError:
+        return ""
+    return " | ".join(text.splitlines()[-3:])[-limit:]

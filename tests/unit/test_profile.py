@@ -1,0 +1,230 @@
+"""Target profiles: shipped files load, overrides win, every bad input is a clear UsageError."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from conformance.errors import UsageError
+from conformance.sip import message
+from conformance.targets import make_target
+from conformance.targets.external import ExternalTarget, parse_spec
+from conformance.targets.kamailio import render_config
+from conformance.targets.probe import is_answer, options_request
+from conformance.targets.profile import SHIPPED, Profile, load_profile, profile_from_dict
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_profiles_load(name: str) -> None:
+    profile = load_profile(name)
+    assert profile.name == name
+    assert profile.source == name
+    assert profile.description
+
+
+def test_kamailio_profile_records_observed_behaviour() -> None:
+    p = load_profile("kamailio")
+    assert (p.flavour, p.first_version, p.empty_form, p.tie_break) == (
+        "kamailio",
+        1,
+        "no-body",
+        "last",
+    )
+    assert p.notify_on_refresh_publish and p.replaces_on_same_first_id and p.stale_removal_notify
+    assert not p.partial_on_publish
+    assert p.expiry_timer == 2.0 and p.timestamp_resolution == 1.0
+    assert p.deviation("test_publish_wrong_content_type", "C07")
+
+
+def test_opensips_and_reference_differ_where_behaviour_md_says() -> None:
+    o, r = load_profile("opensips"), load_profile("reference")
+    assert (o.first_version, o.partial_on_publish, o.empty_form, o.tie_break) == (
+        0,
+        True,
+        "empty-document",
+        "first",
+    )
+    assert o.settle_time > 0
+    assert r.first_version == 0 and not r.deviations and not r.stale_removal_notify
+
+
+def test_user_file_by_path(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text(
+        'description = "my server"\nfirst_version = 1\nsettle_time = 0.25\n'
+        '[deviations."test_x"]\nC07 = "no content-type check"\n'
+    )
+    p = load_profile(str(path))
+    assert p.name == "mine"  # the file stem when the file names none
+    assert p.first_version == 1 and p.settle_time == 0.25
+    assert p.deviation("test_x", "C07") == "no content-type check"
+    assert p.deviation("test_x", "C08") is None
+    assert p.rfc == 6665  # unset fields keep the RFC defaults
+
+
+def test_overrides_beat_the_profile_and_none_is_ignored() -> None:
+    p = load_profile("kamailio")
+    q = p.with_overrides(single_dialog=True, rfc=3265, settle_time=None)
+    assert q.single_dialog and q.rfc == 3265 and q.settle_time == p.settle_time
+    assert not p.single_dialog  # the original is untouched
+    assert p.with_overrides() is p
+
+
+@pytest.mark.parametrize(
+    ("kw", "fragment"),
+    [
+        ({"rfc": 2543}, "rfc = 2543"),
+        ({"single_dialog": "yes"}, "true or false"),
+        ({"first_version": True}, "first_version = True"),
+        ({"tie_break": "middle"}, "'first', 'last'"),
+        ({"nonsense": 1}, "unknown key 'nonsense'"),
+    ],
+)
+def test_bad_overrides_are_usage_errors(kw: dict[str, object], fragment: str) -> None:
+    with pytest.raises(UsageError, match=fragment.replace("(", r"\(")):
+        load_profile("generic").with_overrides(**kw)
+
+
+@pytest.mark.parametrize(
+    ("toml", "fragment"),
+    [
+        ("first_versoin = 1", "unknown key 'first_versoin'"),
+        ('empty_form = "nothing"', "empty_form = 'nothing' is not allowed"),
+        ('flavour = "asterisk"', "'opensips', 'kamailio'"),
+        ("settle_time = -1", "0 to 3600"),
+        ("settle_time = nan", "0 to 3600"),
+        ('settle_time = "1s"', "number of seconds"),
+        ("publish_expires_cap = 1.5", "whole number"),
+        ("deviations = 3", "table of case ids"),
+        ('[deviations]\ntest_x = "C07"', "table of requirement ids"),
+        ('[deviations.test_x]\nZ99 = "why"', "unknown requirement 'Z99'"),
+        ('[deviations.test_x]\nC07 = ""', "one-line reason"),
+        ('[deviations.test_x]\nC07 = "a\\nb"', "one-line reason"),
+        ("first_version = ", "not valid TOML"),
+    ],
+)
+def test_bad_files_name_the_key_and_what_is_allowed(
+    tmp_path: Path, toml: str, fragment: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml + "\n")
+    with pytest.raises(UsageError) as info:
+        load_profile(path)
+    assert fragment in str(info.value)
+    assert "bad.toml" in str(info.value)
+
+
+def test_missing_file_and_unknown_name(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="does not exist"):
+        load_profile(tmp_path / "nope.toml")
+    with pytest.raises(UsageError, match=r"unknown profile 'asterisk'.*kamailio"):
+        load_profile("asterisk")
+
+
+def test_non_utf8_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin.toml"
+    path.write_bytes(b'description = "J\xfcrgen"\n')
+    with pytest.raises(UsageError, match="not UTF-8"):
+        load_profile(path)
+
+
+def test_profile_is_frozen_and_pickles() -> None:
+    p = load_profile("kamailio")
+    with pytest.raises(AttributeError):
+        p.first_version = 0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        p.deviations["x"] = {}  # type: ignore[index]
+    assert pickle.loads(pickle.dumps(p)) == p
+    assert p.to_dict()["deviations"]["test_publish_wrong_content_type"]["C07"]
+
+
+def test_defaults_are_rfc_strict() -> None:
+    p = profile_from_dict({})
+    assert p == Profile(source="")
+    assert p.first_version == 0 and p.empty_form == "empty-document" and not p.deviations
+
+
+# --- target specs (pure parts) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("sip:127.0.0.1:5070", ("127.0.0.1", 5070, None)),
+        ("sip:127.0.0.1", ("127.0.0.1", 5060, None)),
+        ("sip:[::1]:5080", ("::1", 5080, None)),
+        ("sip:pbx.example.com:5060;domain=example.com", ("pbx.example.com", 5060, "example.com")),
+        ("sip:10.0.0.1:5060;transport=udp", ("10.0.0.1", 5060, None)),
+    ],
+)
+def test_parse_spec(spec: str, expected: tuple[str, int, str | None]) -> None:
+    assert parse_spec(spec) == expected
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "127.0.0.1:5060",
+        "sip:",
+        "sip:host:99999",
+        "sips:host:5061",
+        "sip:h:5060;transport=tcp",
+        "sip:a b",
+    ],
+)
+def test_bad_spec_is_a_usage_error(spec: str) -> None:
+    with pytest.raises(UsageError, match="bad target"):
+        parse_spec(spec)
+
+
+def test_make_target_external_applies_overrides() -> None:
+    target = make_target("sip:127.0.0.1:5999", overrides={"single_dialog": True, "rfc": None})
+    assert isinstance(target, ExternalTarget)
+    assert target.profile.name == "generic" and target.profile.single_dialog
+    assert target.address == "127.0.0.1:5999"
+    assert target.presentity_uri("alice") == "sip:alice@127.0.0.1"
+    assert target.describe()["single_dialog"] is True
+
+
+def test_make_target_rejects_bad_specs() -> None:
+    with pytest.raises(UsageError, match="bad target 'opensips'"):
+        make_target("opensips")
+    with pytest.raises(UsageError, match="mode 'double'"):
+        make_target("kamailio:double")
+    with pytest.raises(UsageError, match="contradicts"):
+        make_target("kamailio:aggregate", overrides={"single_dialog": True})
+
+
+# --- config rendering and the probe request (pure) -----------------------------------------
+
+
+def test_render_config_fills_placeholders_and_names_missing_ones() -> None:
+    assert render_config("listen=udp:{{host}}:{{port}} $rm @x", {"host": "h", "port": 1}) == (
+        "listen=udp:h:1 $rm @x"
+    )
+    with pytest.raises(UsageError, match="db_path, port"):
+        render_config("{{port}} {{db_path}}", {})
+
+
+def test_options_request_round_trips_and_matches_its_answer() -> None:
+    req = options_request(
+        "127.0.0.1",
+        5060,
+        local_host="127.0.0.1",
+        local_port=4000,
+        call_id="c",
+        branch="z9hG4bK1",
+        tag="t",
+    )
+    parsed = message.parse(bytes(req))
+    assert parsed == req
+    assert req.uri == "sip:127.0.0.1:5060" and req.cseq == (1, "OPTIONS")
+    keep = ("Via", "From", "To", "Call-ID", "CSeq")
+    answer = message.Response(
+        status=200, reason="OK", headers=tuple((n, v) for n, v in req.headers if n in keep)
+    )
+    assert is_answer(req, answer)
+    other = message.Response(status=200, reason="OK", headers=(("Call-ID", "x"),))
+    assert not is_answer(req, other)

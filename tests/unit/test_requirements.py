@@ -1,0 +1,63 @@
+"""The catalogue in code matches REQUIREMENTS.md, the source it was transcribed from."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conformance import requirements
+from conformance.findings import Finding, Verdict
+from conformance.requirements import Level
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "REQUIREMENTS.md"
+ROW = re.compile(r"^\| ([ABCD]\d\d) \| (.*?) \| (.*?) \| (.*?) \| (.*?) \|\s*$")
+
+
+def test_catalogue_matches_the_markdown_table():
+    rows = [ROW.match(line) for line in DOC.read_text(encoding="utf-8").splitlines()]
+    table = {m.group(1): m for m in rows if m}
+    assert set(table) == set(requirements.CATALOGUE)
+    for rid, m in table.items():
+        req = requirements.get(rid)
+        assert req.ref == m.group(2).replace("\\*", "*"), rid
+        assert m.group(3).replace("\\*", "*").startswith(req.level_text.split(" ")[0]), rid
+
+
+def test_counts_per_group_match_the_document():
+    by_group = {g: [r for r in requirements.CATALOGUE.values() if r.group == g] for g in "ABCD"}
+    assert {g: len(rs) for g, rs in by_group.items()} == {"A": 35, "B": 28, "C": 21, "D": 15}
+    must = [r for r in by_group["A"] if r.level in (Level.MUST, Level.MUST_STAR)]
+    assert len(must) == 20
+
+
+def test_unknown_id_is_refused():
+    with pytest.raises(KeyError, match="Z99"):
+        requirements.get("Z99")
+    with pytest.raises(KeyError):
+        Finding("Z99", True, "x")
+
+
+@pytest.mark.parametrize(
+    ("rid", "strict", "known", "verdict"),
+    [
+        ("A19", False, False, Verdict.FAIL),  # MUST
+        ("A22", False, False, Verdict.FAIL),  # MUST*
+        ("A03", False, False, Verdict.WARN),  # SHOULD
+        ("A03", True, False, Verdict.FAIL),
+        ("A07", False, False, Verdict.WARN),  # DEF
+        ("D07", False, False, Verdict.WARN),  # IMPL
+        ("C21", False, False, Verdict.INFO),
+        ("A19", False, True, Verdict.KNOWN),
+    ],
+)
+def test_verdict_follows_level(rid, strict, known, verdict):
+    assert Finding(rid, False, "x").verdict(strict=strict, known=known) is verdict
+    assert Finding(rid, True, "x").verdict(strict=strict, known=known) is Verdict.PASS
+
+
+def test_level_override_splits_a_row():
+    assert Finding("A08", False, "gap", level=Level.DEF).verdict() is Verdict.WARN
+    assert Finding("B21", False, "no reason", level=Level.DEF).verdict() is Verdict.WARN
+    assert Finding("B21", False, "no NOTIFY").verdict() is Verdict.FAIL
