@@ -8,7 +8,6 @@ because a requirement counts as covered only when some check emitted a finding w
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -205,8 +204,7 @@ def check_notify(captured: Captured, sub: Subscription) -> list[Finding]:
                 path="Content-Type",
             )
         )
-        out.extend(_labelled(schema.iter_findings(body), label))
-        out.extend(check_entity(body, sub.presentity, label=label))
+        out.extend(_labelled(schema.iter_findings(body, subscribe_uri=sub.presentity), label))
     return out
 
 
@@ -240,49 +238,6 @@ def _split_contacts(value: str) -> list[str]:
             current += ch
     parts.append(current)
     return [p.strip() for p in parts if p.strip()]
-
-
-_URI = re.compile(
-    r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*):(?:(?P<user>[^@;?]*)@)?"
-    r"(?P<host>\[[^\]]+\]|[^:;?]+)(?::(?P<port>\d+))?"
-)
-
-
-def uri_key(uri: str) -> tuple[str, str, str, str] | None:
-    """RFC 3261 §19.1.4 equality key of the parts that matter here: scheme and host compare
-    case-insensitively, the user part exactly (after %-unescaping), a missing port equals 5060."""
-    m = _URI.match(uri.strip())
-    if not m:
-        return None
-    scheme = m["scheme"].lower()
-    default = "5061" if scheme == "sips" else "5060"
-    user = re.sub(r"%([0-9a-fA-F]{2})", lambda x: chr(int(x.group(1), 16)), m["user"] or "")
-    return scheme, user, m["host"].lower(), m["port"] or default
-
-
-def entity_matches(entity: str | None, presentity: str) -> bool:
-    """Whether ``entity`` names the presentity: port ignored, since the modules drop it."""
-    if entity is None:
-        return False
-    a, b = uri_key(entity), uri_key(presentity)
-    return a is not None and b is not None and a[:3] == b[:3]
-
-
-def check_entity(body: bytes, presentity: str, *, label: str = "") -> list[Finding]:
-    """A12: the document's entity is the subscribed presentity."""
-    from conformance import dialoginfo
-
-    try:
-        doc = dialoginfo.parse(body)
-    except BodyError:  # a body that does not parse is A02's finding, not A12's
-        return []
-    return [
-        _f(
-            "A12",
-            entity_matches(doc.entity, presentity),
-            f"{label}: entity {doc.entity!r} for presentity {presentity!r}",
-        )
-    ]
 
 
 # -- the sequence of one subscription ------------------------------------------------------------

@@ -298,7 +298,7 @@ class SippProcess:
         else:
             self._note_exit()
         self._ended = self._ended or time.monotonic()
-        return self._exit or SippExit.UNKNOWN
+        return SippExit.UNKNOWN if self._exit is None else self._exit
 
     def __enter__(self) -> SippProcess:
         return self.start()
@@ -333,7 +333,7 @@ class SippProcess:
         messages = tuple(self.messages())
         end = self._ended or time.monotonic()
         return SippResult(
-            exit=self._exit or SippExit.UNKNOWN,
+            exit=SippExit.UNKNOWN if self._exit is None else self._exit,
             messages=messages,
             command=self.argv,
             logs=dict(self.logs),
@@ -344,9 +344,12 @@ class SippProcess:
 
     def failure(self, what: str) -> HarnessError:
         """A HarnessError for ``what`` went wrong, with the command and the logs' tails."""
-        exit = self._exit or (SippExit.UNKNOWN if not self.alive() else None)
-        state = f"{exit.name}, exit status {self.returncode}" if exit else "still running"
-        text = failure_message(self.argv, exit or SippExit.UNKNOWN, self.returncode, self.logs)
+        if self.alive():
+            state, exit = "still running", SippExit.UNKNOWN
+        else:
+            exit = SippExit.UNKNOWN if self._exit is None else self._exit
+            state = f"{exit.name}, exit status {self.returncode}"
+        text = failure_message(self.argv, exit, self.returncode, self.logs)
         return HarnessError(f"{what} (SIPp {state})\n" + text.split("\n", 1)[-1])
 
     # -- internals --------------------------------------------------------------------------

@@ -45,6 +45,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="aggregation rules: RFC-strict (default) or a module's",
     )
     parser.add_argument(
+        "--tie-break",
+        choices=("first", "last"),
+        default="first",
+        help="strict single-dialog mode: who wins a priority tie (default first)",
+    )
+    parser.add_argument(
+        "--notify-on-refresh",
+        action="store_true",
+        default=None,
+        help="a body-less refresh PUBLISH notifies (default: only with --flavour kamailio)",
+    )
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -115,6 +127,8 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
         single_dialog=args.single_dialog,
         flavour=args.flavour,
+        tie_break=args.tie_break,
+        notify_on_refresh=args.notify_on_refresh,
         partial_on_publish=args.partial_on_publish,
         first_version=args.first_version,
         empty_form=args.empty_form,

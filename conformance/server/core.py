@@ -87,6 +87,9 @@ class ServerConfig:
     """Version of a subscription's first body (RFC 4235 says 0; Kamailio uses 1)."""
     empty_form: EmptyForm = "empty-document"
     """The NOTIFY when nothing is published: empty full document, no body, or a dummy dialog."""
+    tie_break: Literal["first", "last"] = "first"
+    """Strict single-dialog mode, equal priority: first or last in aggregation order wins (the
+    RFCs leave it open; a target profile declares it, D09). Module flavours bring their own."""
     notify_on_refresh: bool | None = None
     """A body-less refresh PUBLISH notifies (same content). None: only with flavour kamailio."""
     faults: frozenset[str] = frozenset()
@@ -103,6 +106,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if self.flavour not in ("strict", "opensips", "kamailio"):
             raise UsageError(f"flavour {self.flavour!r}: use strict, opensips or kamailio")
+        if self.tie_break not in ("first", "last"):
+            raise UsageError(f"tie break {self.tie_break!r}: use first or last")
         if self.empty_form not in ("empty-document", "no-body", "dummy-dialog"):
             raise UsageError(
                 f"empty form {self.empty_form!r}: use empty-document, no-body or dummy-dialog"
@@ -650,8 +655,11 @@ class PresenceCore:
         self, pubs: list[aggregator.Publication], presentity: str, now: float
     ) -> tuple[di.Item, ...]:
         cfg = self.config
-        flavour = "opensips" if cfg.flavour == "strict" else cfg.flavour
+        flavour: aggregator.Flavour = "kamailio" if cfg.flavour == "kamailio" else "opensips"
         if cfg.flavour == "strict":
+            # After de-duplication Kamailio's latest-state rule has nothing left to skip, so its
+            # loop differs from OpenSIPS's only in the tie: last instead of first.
+            flavour = "kamailio" if cfg.tie_break == "last" else "opensips"
             pubs = _newest_wins(pubs)
         if "no-aggregation" in self._faults:
             pubs = [max(pubs, key=lambda p: (p.received, p.seq))]

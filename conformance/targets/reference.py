@@ -21,11 +21,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from conformance.errors import HarnessError
+from conformance.errors import HarnessError, UsageError
 from conformance.ports import PortBlock, reserve_block
 from conformance.server.faults import check_names
 from conformance.targets.base import Target, wait_ready
-from conformance.targets.profile import SHIPPED, Profile, load_profile, shipped_path
+from conformance.targets.profile import Profile, load_profile, shipped_path
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
@@ -44,75 +44,71 @@ def _shared_block() -> PortBlock:
     return _block
 
 
-def reference_profile(
-    *,
-    single_dialog: bool = False,
-    flavour: str = "strict",
-    first_version: int = 0,
-    partial_on_publish: bool = False,
-    empty_form: str = "empty-document",
-) -> Profile:
-    """What the reference server declares about itself for the given options."""
+def reference_profile(flavour: str = "strict", **overrides: Any) -> Profile:
+    """What the reference server declares about itself: the shipped ``reference`` profile with
+    ``overrides`` (profile field names; ``None`` ignored). A module ``flavour`` also declares that
+    module's store behaviour and tie rule, because ``--flavour`` switches them on in the server."""
     base = (
         load_profile("reference")
-        if "reference" in SHIPPED and shipped_path("reference").is_file()
+        if shipped_path("reference").is_file()
         else Profile(name="reference", description="embedded reference server", source="builtin")
     )
-    kamailio = flavour == "kamailio"
-    return base.with_overrides(
-        single_dialog=single_dialog,
-        # The strict server aggregates like OpenSIPS (first wins ties) and resolves duplicate
-        # ids itself; the profile has no "strict" flavour (see the report).
-        flavour="kamailio" if kamailio else "opensips",
-        tie_break="last" if kamailio else "first",
-        notify_on_refresh_publish=kamailio,
-        replaces_on_same_first_id=kamailio,
-        first_version=first_version,
-        partial_on_publish=partial_on_publish,
-        empty_form=empty_form,
-    )
+    if flavour in ("opensips", "kamailio"):
+        kamailio = flavour == "kamailio"
+        base = base.with_overrides(
+            flavour=flavour,
+            tie_break="last" if kamailio else "first",
+            notify_on_refresh_publish=kamailio,
+            replaces_on_same_first_id=kamailio,
+        )
+    return base.with_overrides(**overrides)
 
 
 class ReferenceTarget(Target):
-    """``dialoginfo-conformance serve`` on a loopback port, started and stopped by the suite."""
+    """``dialoginfo-conformance serve`` on a loopback port, started and stopped by the suite.
+
+    The profile is the single source of the server's declared behaviour: single-dialog mode,
+    first version, partial NOTIFY on PUBLISH, empty form, tie break and refresh NOTIFYs are
+    passed to the server from it, so what the oracle predicts and what the server does cannot
+    drift apart. Keyword options override the profile. ``faults`` and ``flavour`` are server
+    switches only; the oracle never sees the faults.
+    """
 
     name = "reference"
 
     def __init__(
         self,
         *,
-        single_dialog: bool = False,
+        profile: Profile | None = None,
         faults: Iterable[str] = (),
         flavour: str = "strict",
-        first_version: int = 0,
-        partial_on_publish: bool = False,
-        empty_form: str = "empty-document",
-        profile: Profile | None = None,
-        ports: PortBlock | None = None,
+        single_dialog: bool | None = None,
+        first_version: int | None = None,
+        partial_on_publish: bool | None = None,
+        empty_form: str | None = None,
+        block: PortBlock | None = None,
+        workdir: str | os.PathLike[str] | None = None,
         host: str = "127.0.0.1",
         domain: str | None = None,
-        log_dir: Path | None = None,
         extra_args: Iterable[str] = (),
     ) -> None:
-        if profile is None:
-            profile = reference_profile(
-                single_dialog=single_dialog,
-                flavour=flavour,
-                first_version=first_version,
-                partial_on_publish=partial_on_publish,
-                empty_form=empty_form,
-            )
-        super().__init__(host=host, port=0, domain=domain, profile=profile)
-        self.faults = check_names(tuple(faults))
-        self.single_dialog = single_dialog
-        self.flavour = flavour
-        self._options = {
+        if flavour not in ("strict", "opensips", "kamailio"):
+            raise UsageError(f"reference flavour {flavour!r}: use strict, opensips or kamailio")
+        overrides = {
+            "single_dialog": single_dialog,
             "first_version": first_version,
             "partial_on_publish": partial_on_publish,
             "empty_form": empty_form,
         }
-        self._ports = ports
-        self._log_dir = log_dir
+        if profile is None:
+            profile = reference_profile(flavour, **overrides)
+        else:
+            profile = profile.with_overrides(**overrides)
+        super().__init__(host=host, port=0, domain=domain, profile=profile)
+        self.faults = check_names(tuple(faults))
+        self.flavour = flavour
+        self._block = block
+        self._workdir = Path(workdir) if workdir is not None else None
         self._extra = list(extra_args)
         self._proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
@@ -122,7 +118,7 @@ class ReferenceTarget(Target):
     def start(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             return
-        block = self._ports or _shared_block()
+        block = self._block or _shared_block()
         last = ""
         for _ in range(_BIND_ATTEMPTS):
             port = block.take_one(host=self.host)
@@ -160,7 +156,6 @@ class ReferenceTarget(Target):
             flavour=self.flavour,
             pid=self._proc.pid if self._proc else None,
             log=str(self.log_path) if self.log_path else None,
-            **self._options,
         )
         return out
 
@@ -171,20 +166,26 @@ class ReferenceTarget(Target):
     # ---- process handling ---------------------------------------------------------------------
 
     def command(self, port: int) -> list[str]:
+        """The ``serve`` command line for this target's profile, flavour and faults."""
+        p = self.profile
         cmd = [sys.executable, "-m", "conformance.cli", "serve", "--listen", f"{self.host}:{port}"]
-        if self.single_dialog:
+        cmd += ["--flavour", self.flavour, "--tie-break", p.tie_break]
+        cmd += ["--first-version", str(p.first_version), "--empty-form", p.empty_form]
+        cmd += ["--max-expires", str(min(p.publish_expires_cap, p.subscribe_expires_cap) or 3600)]
+        if p.single_dialog:
             cmd.append("--single-dialog")
-        cmd += ["--flavour", self.flavour]
-        cmd += ["--first-version", str(self._options["first_version"])]
-        cmd += ["--empty-form", str(self._options["empty_form"])]
-        if self._options["partial_on_publish"]:
+        if p.partial_on_publish:
             cmd.append("--partial-on-publish")
+        if p.notify_on_refresh_publish:
+            cmd.append("--notify-on-refresh")
+        if p.sub_min_expires > 1:
+            cmd += ["--min-expires", str(p.sub_min_expires)]
         for fault in sorted(self.faults):
             cmd += ["--fault", fault]
         return cmd + self._extra
 
     def _launch(self, port: int) -> None:
-        log_dir = self._log_dir or Path(tempfile.gettempdir())
+        log_dir = self._workdir or Path(tempfile.gettempdir())
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"reference-{port}-{os.getpid()}.log"
         cmd = self.command(port)

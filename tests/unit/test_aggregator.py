@@ -389,3 +389,72 @@ def test_property_multiset_does_not_depend_on_order(
     items = pubs(*bodies)
     rnd.shuffle(items)
     assert aggregate(items, presentity=PRES, now=0) == run(*bodies)
+
+
+# --------------------------------------------------------------------------- libxml walk details
+
+
+def raw(inner: str) -> bytes:
+    head = f'<dialog-info xmlns="{NS}" version="0" state="full" entity="sip:e@h">'
+    return f"{head}{inner}</dialog-info>".encode()
+
+
+WALK_CASES = [
+    # (name, bodies, opensips winner id, kamailio winner id)
+    (
+        # Kamailio skips non-terminated states until a dialog with an id was seen in the same
+        # publication, so an id-less early dialog only wins by fallback, and loses to trying.
+        "kamailio: dialog without id",
+        [raw("<dialog><state>early</state></dialog>"), body(("b", "trying"))],
+        None,
+        "b",
+    ),
+    (
+        # An extension element after dialog a counts for a's id in check_relevant_state:
+        # 4 + 4 >= 8, so a (and the element) are skipped; b wins with trying.
+        "kamailio: extension element inherits the previous dialog id",
+        [
+            raw(
+                '<dialog id="a"><state>early</state></dialog>'
+                '<x xmlns="urn:x"><state>early</state></x>'
+            ),
+            body(("b", "trying")),
+        ],
+        "a",
+        "b",
+    ),
+    (
+        # xmlNodeGetContent(state->children): a comment first means its text, not "early".
+        "state content is the first child node",
+        [raw('<dialog id="a"><state><!--c-->early</state></dialog>'), body(("b", "terminated"))],
+        "a",
+        "b",
+    ),
+    (
+        # A processing instruction named "state" matches by name and has no content: no state.
+        "processing instruction named state",
+        [raw('<dialog id="a"><?state x?><state>early</state></dialog>'), body(("b", "terminated"))],
+        "b",
+        "b",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("bodies", "opensips", "kamailio"),
+    [c[1:] for c in WALK_CASES],
+    ids=[c[0] for c in WALK_CASES],
+)
+def test_single_mode_follows_the_libxml_walk(
+    bodies: list[bytes], opensips: str | None, kamailio: str | None
+) -> None:
+    assert run(*bodies, single=True).dialogs[0].id == opensips
+    assert run(*bodies, single=True, flavour="kamailio").dialogs[0].id == kamailio
+
+
+def test_kamailio_replaces_reads_doc_children_and_any_id_attribute() -> None:
+    stored = pubs(raw('<dialog xmlns:q="urn:q" q:id="a"><state>early</state></dialog>'))
+    assert kamailio_replaces(stored, body(("a", "confirmed"))) is stored[0]
+    # A comment before the root is doc->children: Kamailio finds no dialog under it.
+    leading = b"<!--c-->" + body(("a", "confirmed"))
+    assert kamailio_replaces(stored, leading) is None

@@ -86,9 +86,11 @@ def test_str_is_a_type_error():
 @given(st.binary(max_size=600))
 def test_any_bytes_give_a_message_or_a_parse_error(data):
     try:
-        parse(data)
-    except SipParseError:
-        pass
+        msg = parse(data)
+    except SipParseError as exc:
+        assert exc.message  # an error that says what was wrong
+    else:
+        assert isinstance(msg, Request | Response)
 
 
 @settings(max_examples=200, deadline=None)

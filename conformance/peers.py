@@ -1,0 +1,741 @@
+"""The SIP peers a conformance case talks through: a Publisher (EPA), Watchers, a one-time fetch.
+
+Each peer is a real SIPp process (the harness never fakes a peer) and everything it reports is
+read back from SIPp's message trace, so what a case judges is what went over the wire.
+
+* ``Publisher``: one per test; every call is one short SIPp process (publish.xml or raw.xml).
+* ``Watcher``: one per subscription; a long-lived SIPp (watch.xml) driven live over the 3PCC
+  twin socket: Python sends one command, waits for its ack, then reads the trace. This is the
+  only way found to make a SIPp 3.6.1 watcher refresh or unsubscribe *when the test says so*
+  without counting NOTIFYs in advance (BEHAVIOUR.md).
+* ``fetch``: SUBSCRIBE with Expires: 0 and the one NOTIFY it yields (fetch.xml).
+
+Every wait is bounded by the peer's ``timeout``; a message that does not come raises
+``NotReceivedError`` naming the peer, what was awaited and what did arrive; a SIPp that fails
+raises ``HarnessError`` with its command and log tails. All processes are reaped on every path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from conformance.dialoginfo import CONTENT_TYPE
+from conformance.errors import HarnessError, NotReceivedError, UsageError
+from conformance.ports import PortBlock
+from conformance.resources import scenario_path
+from conformance.sip.message import Request, Response, Stamped, param_of, uri_of
+from conformance.sip.trace import Traced
+from conformance.sipp import Ports, SippExit, SippProcess, command, request_files, run
+
+ANSWER_CODES = (200, 481, 500)
+"""How a Watcher can answer NOTIFYs (watch.xml has one idle loop per code)."""
+RAW_METHODS = ("PUBLISH", "SUBSCRIBE", "OPTIONS")
+"""Methods raw.xml can send (SIPp needs the method literal in the scenario)."""
+BIND_RETRIES = 3
+"""A port can be taken between PortBlock.take's check and SIPp's bind: try fresh ports."""
+POLL = 0.002
+"""Seconds between trace reads while waiting for a NOTIFY."""
+
+_serial = itertools.count(1)
+
+
+def _rundir(workdir: Path, kind: str, user: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", user)[:40]
+    path = workdir / f"{kind}-{safe}-{os.getpid()}-{next(_serial):04d}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _header_lines(lines: Iterable[str]) -> bytes:
+    out = []
+    for line in lines:
+        if "\r" in line or "\n" in line or ":" not in line:
+            raise UsageError(f"a header line is 'Name: value' on one line, not {line!r}")
+        out.append(line + "\r\n")
+    return "".join(out).encode("utf-8")
+
+
+def _final_response(messages: Iterable[Stamped], cseq: tuple[int, str]) -> Response | None:
+    for m in messages:
+        msg = m.message
+        if (
+            m.direction == "in"
+            and isinstance(msg, Response)
+            and msg.status >= 200
+            and msg.cseq == cseq
+        ):
+            return msg
+    return None
+
+
+def _describe(messages: Sequence[Stamped]) -> str:
+    if not messages:
+        return "nothing"
+    parts = []
+    for m in messages[-4:]:
+        msg = m.message
+        head = msg.method if isinstance(msg, Request) else f"{msg.status} {msg.reason}".strip()
+        parts.append(f"{m.direction} {head}")
+    more = f"{len(messages) - 4} more, then " if len(messages) > 4 else ""
+    return more + ", ".join(parts)
+
+
+# -- results ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PublishResult:
+    """One PUBLISH transaction as seen on the wire."""
+
+    request: Request
+    response: Response
+    etag: str | None
+    """The response's SIP-ETag (what a later refresh, modify or remove must quote)."""
+    expires: int | None
+    """The response's Expires (the server may lower what was asked)."""
+    exchange: tuple[Stamped, ...]
+    """Every traced message of the process, retransmissions included (flagged)."""
+
+    @property
+    def status(self) -> int:
+        return self.response.status
+
+
+@dataclass(frozen=True)
+class Notify:
+    """One NOTIFY a watcher received (retransmissions removed) and how it was answered."""
+
+    request: Request
+    timestamp: float
+    body: bytes
+    answered: int | None
+    """Status of the answer the watcher sent, None when not (yet) answered."""
+    subscription_state: str | None
+    """The Subscription-State value before any parameter, lower-cased (active, terminated...)."""
+    expires: int | None
+    """The ``expires`` parameter of Subscription-State."""
+    reason: str | None
+    """The ``reason`` parameter of Subscription-State (timeout, deactivated...)."""
+    content_type: str | None
+    cseq: int | None
+    retransmissions: int = 0
+    """How many times the server resent this NOTIFY (same branch and CSeq)."""
+
+    @property
+    def event(self) -> str | None:
+        return self.request.header("Event")
+
+    def summary(self) -> str:
+        state = self.subscription_state or "no Subscription-State"
+        return f"NOTIFY CSeq {self.cseq} ({state}, {len(self.body)} body bytes)"
+
+
+def notifies_in(messages: Iterable[Stamped], call_id: str | None = None) -> list[Notify]:
+    """The NOTIFYs among ``messages`` (of one dialog when ``call_id``), each with its answer.
+
+    Pure: pairs each received NOTIFY with the first response sent for the same CSeq and Via
+    branch; retransmitted NOTIFYs are counted on the original, not listed.
+    """
+    found: dict[tuple[object, ...], int] = {}
+    notifies: list[dict[str, object]] = []
+    answers: dict[tuple[object, ...], int] = {}
+    for m in messages:
+        msg = m.message
+        if call_id is not None and msg.call_id != call_id:
+            continue
+        key = (msg.call_id, msg.cseq, msg.branch)
+        if m.direction == "in" and isinstance(msg, Request) and msg.method == "NOTIFY":
+            if key in found:
+                n = notifies[found[key]]
+                n["retransmissions"] = int(n["retransmissions"]) + 1  # type: ignore[call-overload]
+                continue
+            found[key] = len(notifies)
+            notifies.append({"stamped": m, "retransmissions": 0})
+        elif m.direction == "out" and isinstance(msg, Response) and msg.cseq is not None:
+            if msg.cseq[1] == "NOTIFY" and key not in answers:
+                answers[key] = msg.status
+    out = []
+    for n in notifies:
+        stamped = n["stamped"]
+        assert isinstance(stamped, Stamped)
+        req = stamped.message
+        assert isinstance(req, Request)
+        state_value = req.header("Subscription-State")
+        state = state_value.split(";", 1)[0].strip().lower() if state_value else None
+        expires = param_of(state_value, "expires")
+        out.append(
+            Notify(
+                request=req,
+                timestamp=stamped.timestamp,
+                body=req.body,
+                answered=answers.get((req.call_id, req.cseq, req.branch)),
+                subscription_state=state or None,
+                expires=int(expires) if expires and expires.isdigit() else None,
+                reason=param_of(state_value, "reason"),
+                content_type=req.header("Content-Type"),
+                cseq=req.cseq[0] if req.cseq else None,
+                retransmissions=int(n["retransmissions"]),  # type: ignore[call-overload]
+            )
+        )
+    return out
+
+
+# -- Publisher -------------------------------------------------------------------------------
+class Publisher:
+    """An event publication agent: each call is one short SIPp process (publish.xml, raw.xml)."""
+
+    def __init__(
+        self,
+        *,
+        server: tuple[str, int],
+        block: PortBlock,
+        workdir: Path,
+        domain: str,
+        timeout: float = 5.0,
+    ) -> None:
+        self.server = server
+        self.block = block
+        self.workdir = Path(workdir)
+        self.domain = domain
+        self.timeout = timeout
+
+    def publish(
+        self,
+        user: str,
+        body: bytes | None,
+        *,
+        expires: int | None = 3600,
+        etag: str | None = None,
+        content_type: str | None = CONTENT_TYPE,
+        event: str | None = "dialog",
+        extra_headers: Sequence[str] = (),
+    ) -> PublishResult:
+        """Send one PUBLISH for ``user@domain``; None drops the header (or the body)."""
+        if body is not None and not isinstance(body, bytes | bytearray):
+            raise UsageError(f"a PUBLISH body is bytes, not {type(body).__name__}")
+        lines = []
+        if event is not None:
+            lines.append(f"Event: {event}")
+        if expires is not None:
+            lines.append(f"Expires: {expires}")
+        if etag is not None:
+            lines.append(f"SIP-If-Match: {etag}")
+        if body is not None and content_type is not None:
+            lines.append(f"Content-Type: {content_type}")
+        lines.extend(extra_headers)
+        rundir = _rundir(self.workdir, "publish", user)
+        files = request_files(
+            rundir, [("headers.txt", _header_lines(lines)), ("body.bin", bytes(body or b""))]
+        )
+        keys = {
+            "user": user,
+            "domain": self.domain,
+            "headers_file": str(files["headers.txt"]),
+            "body_file": str(files["body.bin"]),
+        }
+        result = self._run("publish.xml", rundir, keys=keys)
+        what = f"PUBLISH for {user}@{self.domain}"
+        request = next(
+            (
+                m.message
+                for m in result.messages
+                if m.direction == "out" and isinstance(m.message, Request)
+            ),
+            None,
+        )
+        response = _final_response(result.messages, (1, "PUBLISH"))
+        if request is None or response is None:
+            raise NotReceivedError(
+                f"{what}: no final response within {self.timeout} s "
+                f"(SIPp {result.exit.name}; traced: {_describe(result.messages)}; "
+                f"logs in {rundir})"
+            )
+        expires_text = response.header("Expires")
+        return PublishResult(
+            request=request,
+            response=response,
+            etag=response.header("SIP-ETag"),
+            expires=int(expires_text) if expires_text and expires_text.isdigit() else None,
+            exchange=result.messages,
+        )
+
+    def refresh(self, user: str, etag: str, *, expires: int = 3600) -> PublishResult:
+        """A refresh (RFC 3903 §4.3): SIP-If-Match, no body."""
+        return self.publish(user, None, expires=expires, etag=etag)
+
+    def modify(self, user: str, etag: str, body: bytes, *, expires: int = 3600) -> PublishResult:
+        """A modify (RFC 3903 §4.4): SIP-If-Match with a new body that replaces the old one."""
+        return self.publish(user, body, expires=expires, etag=etag)
+
+    def remove(self, user: str, etag: str) -> PublishResult:
+        """A removal (RFC 3903 §4.5): SIP-If-Match with Expires: 0 and no body."""
+        return self.publish(user, None, expires=0, etag=etag)
+
+    def request(self, raw: str | bytes) -> Response:
+        """Send ``raw`` (a whole request) as written, return its final response.
+
+        Fields in brackets are filled in first: [local_ip] [local_port] [remote_ip]
+        [remote_port] [domain] [call_id] [branch] [len] (the body's byte count). A ``str`` may
+        use bare LF line ends (they become CRLF); ``bytes`` are sent exactly. The method must be
+        one of RAW_METHODS.
+        """
+        data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+        if isinstance(raw, str):
+            data = re.sub(rb"(?<!\r)\n", b"\r\n", data)
+        method, space, rest = data.partition(b" ")
+        if not space or method.decode("latin-1") not in RAW_METHODS:
+            raise UsageError(
+                f"a raw request starts with one of {', '.join(RAW_METHODS)}, "
+                f"not {data[:40]!r}"
+            )
+        ports = Ports.take(self.block)
+        call_id = f"raw-{uuid.uuid4().hex}@127.0.0.1"
+        head, sep, body = rest.partition(b"\r\n\r\n")
+        fields = {
+            b"[local_ip]": b"127.0.0.1",
+            b"[local_port]": str(ports.sip).encode(),
+            b"[remote_ip]": self.server[0].encode(),
+            b"[remote_port]": str(self.server[1]).encode(),
+            b"[domain]": self.domain.encode(),
+            b"[call_id]": call_id.encode(),
+            b"[branch]": f"z9hG4bK-{uuid.uuid4().hex[:16]}".encode(),
+            b"[len]": str(len(body)).encode(),
+        }
+        for name, value in fields.items():
+            head = head.replace(name, value)
+        rest = head + sep + body
+        found = re.search(rb"^(?:Call-ID|i)[ \t]*:[ \t]*(\S+)", head, re.MULTILINE | re.I)
+        cid = found.group(1).decode("latin-1") if found else call_id
+        rundir = _rundir(self.workdir, "raw", method.decode("latin-1").lower())
+        files = request_files(rundir, [("request.txt", rest)])
+        result = self._run(
+            "raw.xml",
+            rundir,
+            keys={"request_file": str(files["request.txt"])},
+            sets={"method": method.decode("latin-1")},
+            extra=("-cid_str", cid.replace("%", "%%")),
+            ports=ports,
+        )
+        cseq_match = re.search(rb"^CSeq[ \t]*:[ \t]*(\d+)", head, re.MULTILINE | re.I)
+        response = None
+        if cseq_match:
+            response = _final_response(
+                result.messages, (int(cseq_match.group(1)), method.decode("latin-1"))
+            )
+        if response is None:  # no usable CSeq in a negative case: take any final response
+            response = next(
+                (
+                    m.message
+                    for m in result.messages
+                    if m.direction == "in"
+                    and isinstance(m.message, Response)
+                    and m.message.status >= 200
+                ),
+                None,
+            )
+        if response is None:
+            raise NotReceivedError(
+                f"raw {method.decode('latin-1')}: no final response within {self.timeout} s "
+                f"(SIPp {result.exit.name}; traced: {_describe(result.messages)}; "
+                f"logs in {rundir})"
+            )
+        return response
+
+    def _run(
+        self,
+        scenario: str,
+        rundir: Path,
+        *,
+        keys: dict[str, str],
+        sets: dict[str, str] | None = None,
+        extra: Sequence[str] = (),
+        ports: Ports | None = None,
+    ):  # type: ignore[no-untyped-def]
+        for _attempt in range(BIND_RETRIES):
+            result = run(
+                scenario_path(scenario),
+                server=self.server,
+                block=self.block,
+                workdir=rundir,
+                timeout=self.timeout,
+                keys=keys,
+                sets=sets,
+                extra=extra,
+                ports=ports,
+            )
+            if result.exit is not SippExit.BIND_FAILED:
+                break
+            ports = None  # raw.xml's ports are in its file; a retry keeps the file's fields
+        if result.exit in (SippExit.FATAL, SippExit.BIND_FAILED, SippExit.UNKNOWN):
+            result.ok()  # raises HarnessError with the command and the log tails
+        return result
+
+
+# -- Watcher ---------------------------------------------------------------------------------
+class _Twin:
+    """The TCP side of SIPp's 3PCC twin socket: one command at a time, each acked."""
+
+    def __init__(self, port: int, deadline: float, proc: SippProcess) -> None:
+        self.sock: socket.socket | None = None
+        last: OSError | None = None
+        while time.monotonic() < deadline:
+            try:
+                self.sock = socket.create_connection(("127.0.0.1", port), timeout=0.5)
+                break
+            except OSError as exc:  # SIPp not listening yet
+                last = exc
+                if not proc.alive():
+                    raise proc.failure("watcher SIPp exited before its 3PCC socket opened")
+                time.sleep(0.002)
+        if self.sock is None:
+            raise proc.failure(f"cannot connect to the watcher's 3PCC port {port}: {last}")
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buffer = b""
+
+    def command(self, headers: Sequence[tuple[str, str]], deadline: float) -> dict[str, str]:
+        """Send one command and return the ack's headers; None-safe on timeout (raises)."""
+        assert self.sock is not None
+        text = "".join(f"{n}: {v}\r\n" for n, v in headers) + "\r\n"
+        self.sock.sendall(text.encode("utf-8") + b"\x1b")
+        while b"\x1b" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(4096)
+            except TimeoutError:
+                raise
+            if not chunk:
+                raise ConnectionError("SIPp closed the 3PCC connection")
+            self._buffer += chunk
+        raw, _, self._buffer = self._buffer.partition(b"\x1b")
+        ack: dict[str, str] = {}
+        for line in raw.decode("utf-8", "replace").splitlines():
+            name, colon, value = line.partition(":")
+            if colon:
+                ack[name.strip().lower()] = value.strip()
+        return ack
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+class Watcher:
+    """A subscriber to ``user@domain`` (Event: dialog by default): one SIPp under 3PCC control."""
+
+    def __init__(
+        self,
+        *,
+        server: tuple[str, int],
+        block: PortBlock,
+        workdir: Path,
+        domain: str,
+        user: str,
+        expires: int = 600,
+        accept: str | None = CONTENT_TYPE,
+        event: str | None = "dialog",
+        answer: int = 200,
+        timeout: float = 5.0,
+        lifetime: float = 900.0,
+    ) -> None:
+        if answer not in ANSWER_CODES:
+            raise UsageError(f"a watcher answers NOTIFYs with one of {ANSWER_CODES}, not {answer}")
+        self.server = server
+        self.block = block
+        self.workdir = Path(workdir)
+        self.domain = domain
+        self.user = user
+        self.expires = expires
+        self.accept = accept
+        self.event = event
+        self.answer = answer
+        self.timeout = timeout
+        self.lifetime = lifetime
+        self.name = f"watcher of {user}"
+        self.call_id = f"watch-{uuid.uuid4().hex}@127.0.0.1"
+        self.responses: list[Response] = []
+        """Final responses to this watcher's SUBSCRIBEs, in order."""
+        self._proc: SippProcess | None = None
+        self._twin: _Twin | None = None
+        self._cseq = 0
+        self._target = f"sip:{user}@{domain}"
+        self._active = False
+        self._rundir: Path | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self) -> Response:
+        """Start SIPp and send the SUBSCRIBE; return its final response (any status)."""
+        if self._proc is not None:
+            raise UsageError(f"{self.name} is already started")
+        self._rundir = _rundir(self.workdir, "watch", self.user)
+        deadline = time.monotonic() + self.timeout
+        for attempt in range(BIND_RETRIES):
+            ports = Ports.take(self.block)
+            argv, logs = command(
+                scenario_path("watch.xml"),
+                server=self.server,
+                ports=ports,
+                workdir=self._rundir,
+                keys={"user": self.user, "domain": self.domain, "watcher": "watcher"},
+                calls=None,
+                timeout=self.lifetime,
+                extra=("-3pcc", f"127.0.0.1:{ports.twin}", "-aa"),
+            )
+            self._proc = SippProcess(argv, logs, cwd=self._rundir).start()
+            try:
+                self._twin = _Twin(ports.twin, deadline, self._proc)
+                break
+            except HarnessError:
+                self._proc.wait(0.2)
+                if self._proc.exit is not SippExit.BIND_FAILED or attempt == BIND_RETRIES - 1:
+                    self.close()
+                    raise
+                self._proc.stop()
+                self._proc = None
+        try:
+            if self.answer != 200:
+                self._command([("X-Op", f"answer-{self.answer}")], "answer mode")
+            response = self._subscribe(self.expires)
+        except BaseException:
+            self.close()
+            raise
+        return response
+
+    def close(self) -> None:
+        """Unsubscribe if still active (best effort, bounded), stop SIPp, reap it. Idempotent."""
+        proc, twin = self._proc, self._twin
+        if proc is None:
+            return
+        try:
+            if twin is not None and proc.alive():
+                bound = min(self.timeout, 2.0)
+                try:
+                    if self._active:
+                        before = len(self.notifies)
+                        self._subscribe(0, timeout=bound)
+                        # Let the final NOTIFY arrive and be answered, so the server does not
+                        # retransmit it to a closed port.
+                        self._wait(before + 1, timeout=min(bound, 1.0), strict=False)
+                    self._command([("X-Op", "stop")], "stop", timeout=bound)
+                    proc.wait(1.0)
+                except (HarnessError, OSError):
+                    pass
+        finally:
+            if twin is not None:
+                twin.close()
+            self._twin = None
+            proc.stop()
+            self._active = False
+
+    def __enter__(self) -> Watcher:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- subscription -----------------------------------------------------------------------
+    def refresh(self, expires: int = 600) -> Response:
+        """Send an in-dialog SUBSCRIBE with ``expires``; return its final response."""
+        return self._subscribe(expires)
+
+    def unsubscribe(self) -> Response:
+        """SUBSCRIBE with Expires: 0; the server then owes a terminated NOTIFY."""
+        return self._subscribe(0)
+
+    def set_answer(self, code: int) -> None:
+        """Answer later NOTIFYs with ``code`` (one of ANSWER_CODES)."""
+        if code not in ANSWER_CODES:
+            raise UsageError(f"a watcher answers NOTIFYs with one of {ANSWER_CODES}, not {code}")
+        self._command([("X-Op", f"answer-{code}")], "answer mode")
+        self.answer = code
+
+    @property
+    def active(self) -> bool:
+        """True while this watcher believes its subscription exists."""
+        return self._active
+
+    # -- observation ------------------------------------------------------------------------
+    @property
+    def messages(self) -> list[Traced]:
+        """Everything this watcher's SIPp traced so far (retransmissions flagged)."""
+        return self._proc.messages() if self._proc else []
+
+    @property
+    def notifies(self) -> list[Notify]:
+        """Every NOTIFY of this subscription received so far, retransmissions removed."""
+        found = notifies_in(self.messages, self.call_id)
+        for n in found:
+            if n.subscription_state == "terminated" or (n.answered or 200) >= 300:
+                self._active = False
+        return found
+
+    def wait_notifies(self, count: int, *, timeout: float | None = None) -> list[Notify]:
+        """Wait until at least ``count`` NOTIFYs in total arrived (and were answered)."""
+        return self._wait(count, timeout=self.timeout if timeout is None else timeout)
+
+    def expect_silence(self, seconds: float) -> list[Notify]:
+        """Wait ``seconds`` and return the NOTIFYs that arrived meanwhile (ideally none)."""
+        before = len(self.notifies)
+        time.sleep(max(0.0, seconds))
+        return self.notifies[before:]
+
+    # -- internals --------------------------------------------------------------------------
+    def _wait(self, count: int, *, timeout: float, strict: bool = True) -> list[Notify]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.notifies
+            if len(found) >= count and all(n.answered is not None for n in found[:count]):
+                return found
+            if time.monotonic() >= deadline:
+                if len(found) >= count or not strict:
+                    return found
+                last = f"last: {found[-1].summary()}" if found else "none arrived"
+                raise NotReceivedError(
+                    f"{self.name}: expected {count} NOTIFYs within {timeout} s, "
+                    f"got {len(found)} ({last})"
+                )
+            if self._proc is not None and not self._proc.alive():
+                raise self._proc.failure(
+                    f"{self.name}: SIPp exited while waiting for {count} NOTIFYs "
+                    f"(got {len(found)})"
+                )
+            time.sleep(POLL)
+
+    def _subscribe(self, expires: int, *, timeout: float | None = None) -> Response:
+        if self._proc is None:
+            raise UsageError(f"{self.name} is not started")
+        self._cseq += 1
+        cseq = self._cseq
+        lines = []
+        if self.event is not None:
+            lines.append(f"Event: {self.event}")
+        if self.accept is not None:
+            lines.append(f"Accept: {self.accept}")
+        lines.append(f"Expires: {expires}")
+        assert self._rundir is not None
+        files = request_files(self._rundir, [(f"subscribe-{cseq}.txt", _header_lines(lines))])
+        ack = self._command(
+            [
+                ("X-Op", "subscribe"),
+                ("X-CSeq", str(cseq)),
+                ("X-Target", self._target),
+                ("X-Headers", str(files[f"subscribe-{cseq}.txt"])),
+            ],
+            f"response to SUBSCRIBE (CSeq {cseq}, Expires {expires})",
+            timeout=timeout,
+        )
+        what = f"{self.name}: final response to SUBSCRIBE (CSeq {cseq}, Expires {expires})"
+        if ack.get("x-ack") == "timeout":
+            raise NotReceivedError(f"{what} did not arrive (SIPp gave up after 32 s)")
+        response = _final_response(self.messages, (cseq, "SUBSCRIBE"))
+        if response is None:
+            raise NotReceivedError(f"{what} acked but not in the trace {self._proc.logs}")
+        self.responses.append(response)
+        if 200 <= response.status < 300:
+            self._active = expires > 0
+            if cseq == 1:
+                contact = uri_of(response.header("Contact"))
+                if contact:
+                    self._target = contact
+        return response
+
+    def _command(
+        self, headers: list[tuple[str, str]], awaited: str, *, timeout: float | None = None
+    ) -> dict[str, str]:
+        if self._proc is None or self._twin is None:
+            raise UsageError(f"{self.name} is not started")
+        if self.answer != 200:
+            # A command that lands while the scenario itself answers a NOTIFY kills the call
+            # (BEHAVIOUR.md): let pending answers go out first.
+            self._settle(0.5)
+        bound = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + bound
+        try:
+            return self._twin.command([("Call-ID", self.call_id), *headers], deadline)
+        except TimeoutError:
+            raise NotReceivedError(
+                f"{self.name}: {awaited} not received within {bound} s "
+                f"(traced: {_describe(self.messages)})"
+            ) from None
+        except OSError as exc:
+            self._proc.wait(0.2)
+            raise self._proc.failure(f"{self.name}: lost the 3PCC control connection: {exc}")
+
+    def _settle(self, bound: float) -> None:
+        deadline = time.monotonic() + bound
+        while time.monotonic() < deadline:
+            if all(n.answered is not None for n in self.notifies):
+                return
+            time.sleep(POLL)
+
+
+# -- fetch -----------------------------------------------------------------------------------
+def fetch(
+    *,
+    server: tuple[str, int],
+    block: PortBlock,
+    workdir: Path,
+    domain: str,
+    user: str,
+    accept: str | None = CONTENT_TYPE,
+    event: str | None = "dialog",
+    timeout: float = 5.0,
+) -> tuple[Response, list[Notify]]:
+    """A one-time fetch (SUBSCRIBE, Expires: 0): its final response and the NOTIFY it yields.
+
+    Raises NotReceivedError when no final response arrives, or a 2xx is not followed by a
+    NOTIFY within ``timeout``.
+    """
+    lines = []
+    if event is not None:
+        lines.append(f"Event: {event}")
+    if accept is not None:
+        lines.append(f"Accept: {accept}")
+    lines.append("Expires: 0")
+    rundir = _rundir(Path(workdir), "fetch", user)
+    files = request_files(rundir, [("headers.txt", _header_lines(lines))])
+    keys = {
+        "user": user,
+        "domain": domain,
+        "watcher": "fetcher",
+        "headers_file": str(files["headers.txt"]),
+    }
+    publisher = Publisher(server=server, block=block, workdir=rundir, domain=domain)
+    publisher.timeout = timeout
+    result = publisher._run("fetch.xml", rundir, keys=keys)
+    what = f"fetch of {user}@{domain}"
+    response = _final_response(result.messages, (1, "SUBSCRIBE"))
+    if response is None:
+        raise NotReceivedError(
+            f"{what}: no final response to SUBSCRIBE within {timeout} s "
+            f"(traced: {_describe(result.messages)}; logs in {rundir})"
+        )
+    notifies = notifies_in(result.messages, response.call_id)
+    if 200 <= response.status < 300 and not notifies:
+        raise NotReceivedError(
+            f"{what}: {response.status} but no NOTIFY within {timeout} s "
+            f"(traced: {_describe(result.messages)}; logs in {rundir})"
+        )
+    return response, notifies
+
+
+__all__ = [
+    "ANSWER_CODES",
+    "RAW_METHODS",
+    "Notify",
+    "PublishResult",
+    "Publisher",
+    "Watcher",
+    "fetch",
+    "notifies_in",
+]
