@@ -23,12 +23,12 @@ def notify(
     body=None,
     drop=(),
     extra=(),
-    dialogs=(dialog("d1", "confirmed"),),
+    dialogs=None,
 ):
     if body is None:
-        body = document(PRESENTITY, dialogs, version=version)
+        body = document(PRESENTITY, dialogs or [dialog("d1", "confirmed")], version=version)
     headers = [
-        ("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK%d" % cseq),
+        ("Via", f"SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK{cseq}"),
         ("From", f"<{PRESENTITY}>;tag=srv"),
         ("To", "<sip:w@example.com>;tag=wat"),
         ("Call-ID", "call-1"),

@@ -948,3 +948,12 @@ def test_every_fault_has_a_unit_test() -> None:
     names = {n.removeprefix("test_fault_").replace("_", "-") for n in globals()}
     missing = [f for f in FAULTS if f not in names]
     assert missing == []
+
+
+def test_strict_tie_break_last_option() -> None:
+    net = Net(single_dialog=True, tie_break="last")
+    net.publish(doc(("a", "early")))
+    net.advance(0.1)
+    net.publish(doc(("b", "early")))
+    net.subscribe()
+    assert ids(net.notifies[-1]) == ["b"]
