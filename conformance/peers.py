@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from conformance.dialoginfo import CONTENT_TYPE
 from conformance.errors import HarnessError, NotReceivedError, UsageError
@@ -33,7 +34,15 @@ from conformance.ports import PortBlock
 from conformance.resources import scenario_path
 from conformance.sip.message import Request, Response, Stamped, param_of, uri_of
 from conformance.sip.trace import Traced
-from conformance.sipp import Ports, SippExit, SippProcess, command, request_files, run
+from conformance.sipp import (
+    Ports,
+    SippExit,
+    SippProcess,
+    SippResult,
+    command,
+    request_files,
+    run,
+)
 
 ANSWER_CODES = (200, 481, 500)
 """How a Watcher can answer NOTIFYs (watch.xml has one idle loop per code)."""
@@ -157,9 +166,14 @@ def notifies_in(messages: Iterable[Stamped], call_id: str | None = None) -> list
                 continue
             found[key] = len(notifies)
             notifies.append({"stamped": m, "retransmissions": 0})
-        elif m.direction == "out" and isinstance(msg, Response) and msg.cseq is not None:
-            if msg.cseq[1] == "NOTIFY" and key not in answers:
-                answers[key] = msg.status
+        elif (
+            m.direction == "out"
+            and isinstance(msg, Response)
+            and msg.cseq is not None
+            and msg.cseq[1] == "NOTIFY"
+            and key not in answers
+        ):
+            answers[key] = msg.status
     out = []
     for n in notifies:
         stamped = n["stamped"]
@@ -291,8 +305,7 @@ class Publisher:
         method, space, rest = data.partition(b" ")
         if not space or method.decode("latin-1") not in RAW_METHODS:
             raise UsageError(
-                f"a raw request starts with one of {', '.join(RAW_METHODS)}, "
-                f"not {data[:40]!r}"
+                f"a raw request starts with one of {', '.join(RAW_METHODS)}, not {data[:40]!r}"
             )
         ports = Ports.take(self.block)
         call_id = f"raw-{uuid.uuid4().hex}@127.0.0.1"
@@ -347,34 +360,43 @@ class Publisher:
             )
         return response
 
-    def _run(
-        self,
-        scenario: str,
-        rundir: Path,
-        *,
-        keys: dict[str, str],
-        sets: dict[str, str] | None = None,
-        extra: Sequence[str] = (),
-        ports: Ports | None = None,
-    ):  # type: ignore[no-untyped-def]
-        for _attempt in range(BIND_RETRIES):
-            result = run(
-                scenario_path(scenario),
-                server=self.server,
-                block=self.block,
-                workdir=rundir,
-                timeout=self.timeout,
-                keys=keys,
-                sets=sets,
-                extra=extra,
-                ports=ports,
-            )
-            if result.exit is not SippExit.BIND_FAILED:
-                break
-            ports = None  # raw.xml's ports are in its file; a retry keeps the file's fields
-        if result.exit in (SippExit.FATAL, SippExit.BIND_FAILED, SippExit.UNKNOWN):
-            result.ok()  # raises HarnessError with the command and the log tails
-        return result
+    def _run(self, scenario: str, rundir: Path, **kwargs: Any) -> SippResult:
+        return _oneshot(
+            scenario, rundir, server=self.server, block=self.block, timeout=self.timeout, **kwargs
+        )
+
+
+def _oneshot(
+    scenario: str,
+    rundir: Path,
+    *,
+    server: tuple[str, int],
+    block: PortBlock,
+    timeout: float,
+    keys: dict[str, str],
+    sets: dict[str, str] | None = None,
+    extra: Sequence[str] = (),
+    ports: Ports | None = None,
+) -> SippResult:
+    """Run a one-shot scenario; retry on a lost port race; HarnessError when SIPp itself broke."""
+    for _attempt in range(BIND_RETRIES):
+        result = run(
+            scenario_path(scenario),
+            server=server,
+            block=block,
+            workdir=rundir,
+            timeout=timeout,
+            keys=keys,
+            sets=sets,
+            extra=extra,
+            ports=ports,
+        )
+        if result.exit is not SippExit.BIND_FAILED:
+            break
+        ports = None  # take fresh ones (a raw request's file names its old port; harmless)
+    if result.exit in (SippExit.FATAL, SippExit.BIND_FAILED, SippExit.UNKNOWN):
+        result.ok()  # raises HarnessError with the command and the log tails
+    return result
 
 
 # -- Watcher ---------------------------------------------------------------------------------
@@ -391,7 +413,9 @@ class _Twin:
             except OSError as exc:  # SIPp not listening yet
                 last = exc
                 if not proc.alive():
-                    raise proc.failure("watcher SIPp exited before its 3PCC socket opened")
+                    raise proc.failure(
+                        "watcher SIPp exited before its 3PCC socket opened"
+                    ) from None
                 time.sleep(0.002)
         if self.sock is None:
             raise proc.failure(f"cannot connect to the watcher's 3PCC port {port}: {last}")
@@ -606,8 +630,7 @@ class Watcher:
                 )
             if self._proc is not None and not self._proc.alive():
                 raise self._proc.failure(
-                    f"{self.name}: SIPp exited while waiting for {count} NOTIFYs "
-                    f"(got {len(found)})"
+                    f"{self.name}: SIPp exited while waiting for {count} NOTIFYs (got {len(found)})"
                 )
             time.sleep(POLL)
 
@@ -669,7 +692,9 @@ class Watcher:
             ) from None
         except OSError as exc:
             self._proc.wait(0.2)
-            raise self._proc.failure(f"{self.name}: lost the 3PCC control connection: {exc}")
+            raise self._proc.failure(
+                f"{self.name}: lost the 3PCC control connection: {exc}"
+            ) from exc
 
     def _settle(self, bound: float) -> None:
         deadline = time.monotonic() + bound
@@ -710,9 +735,7 @@ def fetch(
         "watcher": "fetcher",
         "headers_file": str(files["headers.txt"]),
     }
-    publisher = Publisher(server=server, block=block, workdir=rundir, domain=domain)
-    publisher.timeout = timeout
-    result = publisher._run("fetch.xml", rundir, keys=keys)
+    result = _oneshot("fetch.xml", rundir, server=server, block=block, timeout=timeout, keys=keys)
     what = f"fetch of {user}@{domain}"
     response = _final_response(result.messages, (1, "SUBSCRIBE"))
     if response is None:

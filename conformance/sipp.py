@@ -40,7 +40,7 @@ from pathlib import Path
 
 from conformance.errors import HarnessError, ToolMissingError
 from conformance.ports import PortBlock
-from conformance.sip.trace import Malformed, TraceParser, Traced
+from conformance.sip.trace import Malformed, Traced, TraceParser
 
 INSTALL_HINT = "apt-get install sip-tester"
 TERM_GRACE = 1.0

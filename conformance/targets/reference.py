@@ -88,6 +88,8 @@ class ReferenceTarget(Target):
         empty_form: str | None = None,
         block: PortBlock | None = None,
         workdir: str | os.PathLike[str] | None = None,
+        ports: PortBlock | None = None,
+        log_dir: str | os.PathLike[str] | None = None,
         host: str = "127.0.0.1",
         domain: str | None = None,
         extra_args: Iterable[str] = (),
@@ -107,8 +109,10 @@ class ReferenceTarget(Target):
         super().__init__(host=host, port=0, domain=domain, profile=profile)
         self.faults = check_names(tuple(faults))
         self.flavour = flavour
-        self._block = block
-        self._workdir = Path(workdir) if workdir is not None else None
+        # ``ports``/``log_dir`` are accepted as aliases of ``block``/``workdir``.
+        self._block = block or ports
+        where = workdir if workdir is not None else log_dir
+        self._workdir = Path(where) if where is not None else None
         self._extra = list(extra_args)
         self._proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None

@@ -19,7 +19,7 @@ def notify(
     *,
     version=0,
     cseq=1,
-    state="active;expires=600",
+    state="active;expires=590",
     body=None,
     drop=(),
     extra=(),
