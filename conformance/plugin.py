@@ -358,7 +358,7 @@ def _judge(item: pytest.Item, case: Any) -> None:
     declared = tuple(marker.args) if marker else ()
     judged = judge(
         case.findings,
-        profile=settings.profile,
+        profile=case.profile,
         case_id=case_id,
         strict=settings.strict,
         declared=declared,

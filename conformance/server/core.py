@@ -212,6 +212,7 @@ class PresenceCore:
         self._out: list[tuple[bytes, Address]] = []
         self._log: list[LogRecord] = []
         self._crashed = False
+        self._last_aggregate: tuple[tuple[object, ...], tuple[di.Item, ...]] | None = None
 
     # ---- the sans-IO API -------------------------------------------------------------------
 
@@ -635,7 +636,14 @@ class PresenceCore:
                     (aggregator.dummy_dialog(),) if self.config.empty_form == "dummy-dialog" else ()
                 )
             else:
-                items = self._aggregate(live, sub.presentity, now)
+                # One aggregation serves every watcher notified for the same change; only the
+                # version differs per watcher (as in the modules).
+                key = (sub.presentity, now, tuple((p.etag, p.expires) for p in live))
+                if self._last_aggregate is not None and self._last_aggregate[0] == key:
+                    items = self._last_aggregate[1]
+                else:
+                    items = self._aggregate(live, sub.presentity, now)
+                    self._last_aggregate = (key, items)
         items = self._fault_items(items)
         version = self._next_version(sub, pres)
         text_version: int | str = version
