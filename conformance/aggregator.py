@@ -22,6 +22,7 @@ cache keyed by the bytes), so re-aggregating after every PUBLISH costs little.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -48,8 +49,11 @@ __all__ = [
     "priority",
 ]
 
-Flavour = Literal["opensips", "kamailio"]
-FLAVOURS: tuple[Flavour, ...] = ("opensips", "kamailio")
+Flavour = Literal["strict", "opensips", "kamailio"]
+FLAVOURS: tuple[Flavour, ...] = ("strict", "opensips", "kamailio")
+"""``opensips`` and ``kamailio`` model the modules; ``strict`` is the RFC-strict reference server:
+OpenSIPS's rules, except that a dialog id published by several publications is kept from the
+newest one only (A19 forbids duplicate ids in one document; the modules break it, D07)."""
 
 PRIORITY = {"early": 4, "confirmed": 3, "proceeding": 2, "trying": 1, "terminated": 0}
 """The module's "most interesting first" order (D08). Unknown state text counts as 0."""
@@ -293,6 +297,8 @@ def aggregate(
         raise UsageError(f"unknown flavour {flavour!r}; expected one of {', '.join(FLAVOURS)}")
     entity = entity_for(presentity)
     current = live(publications, now)
+    if flavour == "strict":
+        current = resolve_duplicates(current)
     parsed: list[_Parsed] = []
     for pub in current:
         result = _parse(bytes(pub.body))
@@ -311,7 +317,7 @@ def aggregate(
         # D03, and D10: single-dialog mode is skipped when only one body exists (j == 1).
         items = tuple(c.item for p in parsed for c in p.children)
         return Aggregate(entity=entity, items=items, publications=len(parsed))
-    winner = _opensips_winner(parsed) if flavour == "opensips" else _kamailio_winner(parsed)
+    winner = _kamailio_winner(parsed) if flavour == "kamailio" else _opensips_winner(parsed)
     if winner is None:
         # Neither module finds a node with a <state>: OpenSIPS fails xmlAddChild(root, NULL),
         # Kamailio logs "no winning node found"; both then return no document.
@@ -407,6 +413,43 @@ def _kamailio_winner(parsed: Sequence[_Parsed]) -> _Child | None:
                 child,
             )
     return winner
+
+
+def resolve_duplicates(pubs: Sequence[Publication]) -> list[Publication]:
+    """The strict flavour's A19 rule: a dialog id published by several publications is kept
+    from the newest one only.
+
+    Publications are rewritten, not dropped, so the number of publications (which decides
+    whether single-dialog mode applies, D10) is unchanged.
+    """
+    ordered = sorted(pubs, key=lambda p: (p.received, p.seq))
+    seen: set[str] = set()
+    out: list[Publication] = []
+    for pub in reversed(ordered):
+        try:
+            info = dialoginfo.parse(pub.body)
+        except BodyError:
+            out.append(pub)
+            continue
+        kept: list[dialoginfo.Item] = []
+        for item in reversed(info.items):
+            if isinstance(item, dialoginfo.Dialog) and item.id is not None:
+                if item.id in seen:
+                    continue
+                seen.add(item.id)
+            kept.append(item)
+        kept.reverse()
+        if len(kept) != len(info.items):
+            body = dialoginfo.serialize(
+                entity=info.entity or "",
+                version=info.version or "0",
+                state=info.state or "full",
+                items=kept,
+            )
+            pub = dataclasses.replace(pub, body=body)
+        out.append(pub)
+    out.reverse()
+    return out
 
 
 def kamailio_replaces(stored: Sequence[Publication], new_body: bytes) -> Publication | None:

@@ -86,7 +86,8 @@ article.case { border: 1px solid var(--line); border-radius: 4px; padding: 12px;
 article.case > p { margin: 4px 0; }
 .ladder-wrap { overflow-x: auto; margin: 8px 0; }
 svg.ladder { background: #fff; border: 1px solid var(--line); }
-svg.ladder text { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size: 11px; }
+svg.ladder text { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace;
+                  font-size: 11px; }
 table.diff { border-collapse: collapse; width: 100%; table-layout: fixed; margin: 4px 0; }
 table.diff td, table.diff th { font-family: ui-monospace, "DejaVu Sans Mono", monospace;
        font-size: 12px; padding: 0 6px; white-space: pre-wrap; word-break: break-all;
@@ -152,17 +153,21 @@ _ARROW_COLOURS = {
 
 
 def _notify_note(message: Mapping[str, Any], notifies: Sequence[Mapping[str, Any]]) -> str:
-    """`` v3 full`` for a captured NOTIFY the plugin parsed, matched by party and time."""
+    """``v3 full`` for a captured NOTIFY the plugin parsed, matched by party and time."""
     ts = message.get("timestamp")
-    if not isinstance(ts, int | float):
+    if not isinstance(ts, int | float) or not _first_line(message).startswith("NOTIFY"):
         return ""
-    for n in notifies:
-        nts = n.get("timestamp")
-        if n.get("party") == message.get("party") and isinstance(nts, int | float):
-            if abs(nts - ts) < 0.002:
-                bits = [f"v{n['version']}" if n.get("version") is not None else "", n.get("state")]
-                return " [" + " ".join(str(b) for b in bits if b) + "]"
-    return ""
+    near = [
+        (abs(n["timestamp"] - ts), n)
+        for n in notifies
+        if n.get("party") == message.get("party") and isinstance(n.get("timestamp"), int | float)
+    ]
+    near = [dn for dn in near if dn[0] < 0.002]
+    if not near:
+        return ""
+    n = min(near, key=lambda dn: dn[0])[1]
+    bits = [f"v{n['version']}" if n.get("version") is not None else "", n.get("state")]
+    return " ".join(str(b) for b in bits if b)
 
 
 def ladder_svg(
@@ -189,7 +194,7 @@ def ladder_svg(
     left = [p for p in _party_order(parties) if p.startswith("publisher")]
     right = [p for p in _party_order(parties) if not p.startswith("publisher") and p != server]
     columns = [*left, server, *right] if (left or right) else [server]
-    col_w, margin, top, row_h = 250, 96, 52, 34
+    col_w, margin, top, row_h = 270, 96, 52, 34
     xs = {name: margin + 60 + i * col_w for i, name in enumerate(columns)}
     shown = ordered[:MAX_LADDER_ROWS]
     width = margin + 120 + col_w * (len(columns) - 1) + 60
@@ -228,7 +233,11 @@ def ladder_svg(
         dash = ' stroke-dasharray="6 3"' if kind.startswith("rsp") else ""
         ts = m.get("timestamp")
         rel = f"+{ts - t0:.3f} s" if isinstance(ts, int | float) and t0 is not None else ""
-        label = _label(first) + _notify_note(m, notifies)
+        note = _notify_note(m, notifies)
+        label = _label(first)
+        if note:  # before the URI, so truncation cuts the URI, not the version
+            method, _, rest = label.partition(" ")
+            label = f"{method} ({note}) {rest}"
         room = max(8, (abs(x2 - x1) - 16) // 7)
         text = label if len(label) <= room else label[: room - 1] + "…"
         head = 8 if x2 > x1 else -8
@@ -372,7 +381,7 @@ def _header(results: Mapping[str, Any]) -> str:
             '<p class="misses">'
             + (f"<strong>Requirements failed:</strong> {links}" if missed else "")
             + (" &nbsp; " if missed and known else "")
-            + (f'<span class="k"><strong>Known deviations:</strong> {klinks}</span>' if known else "")
+            + (f'<span class="k"><strong>Known deviations:</strong> {klinks}</span>' * bool(known))
             + "</p>"
         )
     return (
@@ -444,7 +453,7 @@ def _findings_table(case: Mapping[str, Any]) -> str:
     for f in sorted(findings, key=lambda f: f.get("passed", False)):
         reason = f" <em>(profile: {esc(f['reason'])})</em>" if f.get("reason") else ""
         rows.append(
-            f"<tr><td><a href=\"#req-{esc(f.get('requirement'))}\">"
+            f'<tr><td><a href="#req-{esc(f.get("requirement"))}">'
             f"{esc(f.get('requirement'))}</a></td><td>{badge(str(f.get('verdict')))}</td>"
             f"<td>{esc(f.get('message'))}{reason}</td></tr>"
         )
@@ -554,7 +563,7 @@ def render(results: Mapping[str, Any]) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         # No network, ever: a hostile value that slipped through could still load nothing.
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; img-src data:\">",
         f"<title>dialog-info conformance: {esc(results.get('label'))}</title>",
         f"<style>{CSS}</style></head><body>",
@@ -562,8 +571,7 @@ def render(results: Mapping[str, Any]) -> str:
         "<main>",
         _coverage(results),
         _matrix(results, anchors),
-        '<section id="cases"><h2>Cases that did not plainly pass '
-        f"({len(detailed)})</h2>",
+        f'<section id="cases"><h2>Cases that did not plainly pass ({len(detailed)})</h2>',
     ]
     if not detailed:
         parts.append('<p class="muted">Every case that ran passed without warnings.</p>')
@@ -581,8 +589,7 @@ def render(results: Mapping[str, Any]) -> str:
         )
     if passed:
         items = "".join(
-            f'<li id="{anchors[str(c.get("nodeid"))]}">{esc(c.get("nodeid"))}</li>'
-            for c in passed
+            f'<li id="{anchors[str(c.get("nodeid"))]}">{esc(c.get("nodeid"))}</li>' for c in passed
         )
         parts.append(
             f'<section id="passed"><h2>Passed cases ({len(passed)})</h2>'

@@ -668,7 +668,7 @@ class PresenceCore:
             # After de-duplication Kamailio's latest-state rule has nothing left to skip, so its
             # loop differs from OpenSIPS's only in the tie: last instead of first.
             flavour = "kamailio" if cfg.tie_break == "last" else "opensips"
-            pubs = _newest_wins(pubs)
+            pubs = aggregator.resolve_duplicates(pubs)
         if "no-aggregation" in self._faults:
             pubs = [max(pubs, key=lambda p: (p.received, p.seq))]
         single = cfg.single_dialog
@@ -868,42 +868,6 @@ def _items_of(body: bytes) -> tuple[di.Item, ...]:
         return di.parse(body).items
     except BodyError:
         return ()
-
-
-def _newest_wins(pubs: list[aggregator.Publication]) -> list[aggregator.Publication]:
-    """Strict A19: a dialog id present in several publications is kept from the newest only.
-
-    Publications are rewritten, not dropped, so the number of publications (which decides
-    whether single-dialog mode applies, D10) is unchanged.
-    """
-    ordered = sorted(pubs, key=lambda p: (p.received, p.seq))
-    seen: set[str] = set()
-    out: list[aggregator.Publication] = []
-    for pub in reversed(ordered):
-        try:
-            info = di.parse(pub.body)
-        except BodyError:
-            out.append(pub)
-            continue
-        kept: list[di.Item] = []
-        for item in reversed(info.items):
-            if isinstance(item, di.Dialog) and item.id is not None:
-                if item.id in seen:
-                    continue
-                seen.add(item.id)
-            kept.append(item)
-        kept.reverse()
-        if len(kept) != len(info.items):
-            body = di.serialize(
-                entity=info.entity or "",
-                version=info.version or "0",
-                state=info.state or "full",
-                items=kept,
-            )
-            pub = dataclasses.replace(pub, body=body)
-        out.append(pub)
-    out.reverse()
-    return out
 
 
 def _pick(items: Iterable[di.Item], *, order: tuple[str, ...]) -> tuple[di.Item, ...]:

@@ -27,14 +27,14 @@ from conformance.errors import UsageError
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 
-Flavour = Literal["opensips", "kamailio"]
+Flavour = Literal["strict", "opensips", "kamailio"]
 EmptyForm = Literal["empty-document", "no-body", "dummy-dialog"]
 TieBreak = Literal["first", "last"]
 
 # Allowed values for the fields that take one of a few words or numbers.
 _CHOICES: dict[str, tuple[object, ...]] = {
     "rfc": (6665, 3265),
-    "flavour": ("opensips", "kamailio"),
+    "flavour": ("strict", "opensips", "kamailio"),
     "first_version": (0, 1),
     "empty_form": ("empty-document", "no-body", "dummy-dialog"),
     "tie_break": ("first", "last"),
