@@ -56,9 +56,14 @@ POLL = 0.002
 _serial = itertools.count(1)
 
 
-def _rundir(workdir: Path, kind: str, user: str) -> Path:
+def _name(kind: str, user: str) -> str:
+    """A name no other peer of any process uses: the prefix of a run's files, or its folder."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", user)[:40]
-    path = workdir / f"{kind}-{safe}-{os.getpid()}-{next(_serial):04d}"
+    return f"{kind}-{safe}-{os.getpid()}-{next(_serial):04d}"
+
+
+def _rundir(workdir: Path, kind: str, user: str) -> Path:
+    path = workdir / _name(kind, user)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -218,6 +223,7 @@ class Publisher:
         self.workdir = Path(workdir)
         self.domain = domain
         self.timeout = timeout
+        self.workdir.mkdir(parents=True, exist_ok=True)
 
     def publish(
         self,
@@ -243,17 +249,18 @@ class Publisher:
         if body is not None and content_type is not None:
             lines.append(f"Content-Type: {content_type}")
         lines.extend(extra_headers)
-        rundir = _rundir(self.workdir, "publish", user)
-        files = request_files(
-            rundir, [("headers.txt", _header_lines(lines)), ("body.bin", bytes(body or b""))]
-        )
+        prefix = _name("publish", user) + "."
+        data = bytes(body or b"")
+        if b"\0" in data:
+            raise UsageError("SIPp cannot send a NUL byte (its messages are C strings)")
         keys = {
             "user": user,
             "domain": self.domain,
-            "headers_file": str(files["headers.txt"]),
-            "body_file": str(files["body.bin"]),
+            "headers": _header_lines(lines).decode("utf-8"),
+            # Any other byte travels in argv unchanged (surrogateescape round-trips it).
+            "body": os.fsdecode(data),
         }
-        result = self._run("publish.xml", rundir, keys=keys)
+        result = self._run("publish.xml", prefix, keys=keys)
         what = f"PUBLISH for {user}@{self.domain}"
         request = next(
             (
@@ -268,7 +275,7 @@ class Publisher:
             raise NotReceivedError(
                 f"{what}: no final response within {self.timeout} s "
                 f"(SIPp {result.exit.name}; traced: {_describe(result.messages)}; "
-                f"logs in {rundir})"
+                f"trace {result.logs['messages']})"
             )
         expires_text = response.header("Expires")
         return PublishResult(
@@ -302,6 +309,8 @@ class Publisher:
         data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
         if isinstance(raw, str):
             data = re.sub(rb"(?<!\r)\n", b"\r\n", data)
+        if b"\0" in data:
+            raise UsageError("SIPp cannot send a NUL byte (its messages are C strings)")
         method, space, rest = data.partition(b" ")
         if not space or method.decode("latin-1") not in RAW_METHODS:
             raise UsageError(
@@ -325,12 +334,12 @@ class Publisher:
         rest = head + sep + body
         found = re.search(rb"^(?:Call-ID|i)[ \t]*:[ \t]*(\S+)", head, re.MULTILINE | re.I)
         cid = found.group(1).decode("latin-1") if found else call_id
-        rundir = _rundir(self.workdir, "raw", method.decode("latin-1").lower())
-        files = request_files(rundir, [("request.txt", rest)])
+        prefix = _name("raw", method.decode("latin-1").lower()) + "."
+        files = request_files(self.workdir, [(prefix + "request", rest)])
         result = self._run(
             "raw.xml",
-            rundir,
-            keys={"request_file": str(files["request.txt"])},
+            prefix,
+            keys={"request_file": str(files[prefix + "request"])},
             sets={"method": method.decode("latin-1")},
             extra=("-cid_str", cid.replace("%", "%%")),
             ports=ports,
@@ -356,19 +365,40 @@ class Publisher:
             raise NotReceivedError(
                 f"raw {method.decode('latin-1')}: no final response within {self.timeout} s "
                 f"(SIPp {result.exit.name}; traced: {_describe(result.messages)}; "
-                f"logs in {rundir})"
+                f"trace {result.logs['messages']})"
             )
         return response
 
-    def _run(self, scenario: str, rundir: Path, **kwargs: Any) -> SippResult:
+    def options(self, user: str) -> Response:
+        """An OPTIONS to ``user@domain``: a probe that goes through SIPp like everything else."""
+        return self.request(
+            f"OPTIONS sip:{user}@[domain] SIP/2.0\n"
+            "Via: SIP/2.0/UDP [local_ip]:[local_port];branch=[branch]\n"
+            "Max-Forwards: 70\n"
+            f"From: <sip:{user}@[domain]>;tag=opt-{uuid.uuid4().hex[:12]}\n"
+            f"To: <sip:{user}@[domain]>\n"
+            "Call-ID: [call_id]\n"
+            "CSeq: 1 OPTIONS\n"
+            f"Accept: {CONTENT_TYPE}\n"
+            "Content-Length: 0\n\n"
+        )
+
+    def _run(self, scenario: str, prefix: str, **kwargs: Any) -> SippResult:
         return _oneshot(
-            scenario, rundir, server=self.server, block=self.block, timeout=self.timeout, **kwargs
+            scenario,
+            self.workdir,
+            prefix,
+            server=self.server,
+            block=self.block,
+            timeout=self.timeout,
+            **kwargs,
         )
 
 
 def _oneshot(
     scenario: str,
-    rundir: Path,
+    workdir: Path,
+    prefix: str,
     *,
     server: tuple[str, int],
     block: PortBlock,
@@ -384,17 +414,19 @@ def _oneshot(
             scenario_path(scenario),
             server=server,
             block=block,
-            workdir=rundir,
+            workdir=workdir,
             timeout=timeout,
             keys=keys,
             sets=sets,
             extra=extra,
             ports=ports,
+            prefix=prefix,
         )
         if result.exit is not SippExit.BIND_FAILED:
             break
         ports = None  # take fresh ones (a raw request's file names its old port; harmless)
-    if result.exit in (SippExit.FATAL, SippExit.BIND_FAILED, SippExit.UNKNOWN):
+    broken = result.exit in (SippExit.FATAL, SippExit.BIND_FAILED, SippExit.UNKNOWN)
+    if broken or (result.exit is SippExit.CALL_FAILED and not result.messages):
         result.ok()  # raises HarnessError with the command and the log tails
     return result
 
@@ -416,7 +448,7 @@ class _Twin:
                     raise proc.failure(
                         "watcher SIPp exited before its 3PCC socket opened"
                     ) from None
-                time.sleep(0.002)
+                time.sleep(0.0005)  # SIPp opens it ~7 ms after exec; refused connects are cheap
         if self.sock is None:
             raise proc.failure(f"cannot connect to the watcher's 3PCC port {port}: {last}")
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -584,6 +616,15 @@ class Watcher:
         self.answer = code
 
     @property
+    def from_tag(self) -> str | None:
+        """The From tag of this watcher's SUBSCRIBEs (its side of the dialog), once sent."""
+        for m in self.messages:
+            msg = m.message
+            if m.direction == "out" and isinstance(msg, Request) and msg.method == "SUBSCRIBE":
+                return msg.from_tag
+        return None
+
+    @property
     def active(self) -> bool:
         """True while this watcher believes its subscription exists."""
         return self._active
@@ -727,27 +768,35 @@ def fetch(
     if accept is not None:
         lines.append(f"Accept: {accept}")
     lines.append("Expires: 0")
-    rundir = _rundir(Path(workdir), "fetch", user)
-    files = request_files(rundir, [("headers.txt", _header_lines(lines))])
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
     keys = {
         "user": user,
         "domain": domain,
         "watcher": "fetcher",
-        "headers_file": str(files["headers.txt"]),
+        "headers": _header_lines(lines).decode("utf-8"),
     }
-    result = _oneshot("fetch.xml", rundir, server=server, block=block, timeout=timeout, keys=keys)
+    result = _oneshot(
+        "fetch.xml",
+        workdir,
+        _name("fetch", user) + ".",
+        server=server,
+        block=block,
+        timeout=timeout,
+        keys=keys,
+    )
     what = f"fetch of {user}@{domain}"
     response = _final_response(result.messages, (1, "SUBSCRIBE"))
     if response is None:
         raise NotReceivedError(
             f"{what}: no final response to SUBSCRIBE within {timeout} s "
-            f"(traced: {_describe(result.messages)}; logs in {rundir})"
+            f"(traced: {_describe(result.messages)}; trace {result.logs['messages']})"
         )
     notifies = notifies_in(result.messages, response.call_id)
     if 200 <= response.status < 300 and not notifies:
         raise NotReceivedError(
             f"{what}: {response.status} but no NOTIFY within {timeout} s "
-            f"(traced: {_describe(result.messages)}; logs in {rundir})"
+            f"(traced: {_describe(result.messages)}; trace {result.logs['messages']})"
         )
     return response, notifies
 

@@ -85,12 +85,16 @@ class SippResult:
     duration: float
     returncode: int | None = None
     malformed: tuple[Malformed, ...] = ()
+    stderr: bytes = b""
+    """SIPp's standard error, when it was captured (one-shot runs)."""
 
     def ok(self, *allowed: SippExit) -> SippResult:
         """Return self when the exit is OK (or one of ``allowed``), else raise HarnessError."""
         if self.exit is SippExit.OK or self.exit in allowed:
             return self
-        raise HarnessError(failure_message(self.command, self.exit, self.returncode, self.logs))
+        raise HarnessError(
+            failure_message(self.command, self.exit, self.returncode, self.logs, self.stderr)
+        )
 
 
 def sipp_binary() -> str:
@@ -127,12 +131,18 @@ def command(
     calls: int | None = 1,
     timeout: float | None = None,
     extra: Sequence[str] = (),
+    prefix: str = "",
 ) -> tuple[list[str], dict[str, Path]]:
-    """The argv for one SIPp process and the log files it will write under ``workdir``."""
+    """The argv for one SIPp process and the log files it will write under ``workdir``.
+
+    ``prefix`` names the files (``<prefix>messages.log``...) so that many one-shot processes
+    can share one directory: creating a directory per process costs as much as the process's
+    whole SIP exchange on this kind of disk.
+    """
     logs = {
-        "messages": workdir / "messages.log",
-        "errors": workdir / "errors.log",
-        "output": workdir / "sipp.out",
+        "messages": workdir / f"{prefix}messages.log",
+        "errors": workdir / f"{prefix}errors.log",
+        "output": workdir / f"{prefix}sipp.out",
     }
     host, port = server
     argv = [
@@ -174,20 +184,26 @@ def command(
 
 
 def failure_message(
-    argv: Sequence[str], exit: SippExit, returncode: int | None, logs: Mapping[str, Path]
+    argv: Sequence[str],
+    exit: SippExit,
+    returncode: int | None,
+    logs: Mapping[str, Path],
+    stderr: bytes = b"",
 ) -> str:
     """One message naming the command, how it ended and the tail of its logs."""
     lines = [f"SIPp failed ({exit.name}, exit status {returncode}): {' '.join(argv)}"]
+    if stderr.strip():
+        lines.append(f"--- tail of its standard error:\n{_tail_text(stderr)}")
     for name in ("errors", "output"):
         path = logs.get(name)
         tail = _tail(path) if path else ""
         if tail:
             lines.append(f"--- tail of {path}:\n{tail}")
-    lines.append("logs: " + ", ".join(str(p) for p in logs.values()))
+    lines.append("logs: " + ", ".join(str(p) for p in logs.values() if p.exists()))
     return "\n".join(lines)
 
 
-def _tail(path: Path, lines: int = 12, max_bytes: int = 4096) -> str:
+def _tail(path: Path, max_bytes: int = 4096) -> str:
     try:
         with path.open("rb") as f:
             f.seek(0, os.SEEK_END)
@@ -196,7 +212,11 @@ def _tail(path: Path, lines: int = 12, max_bytes: int = 4096) -> str:
             data = f.read()
     except OSError:
         return ""
-    text = data.decode("utf-8", "replace")
+    return _tail_text(data)
+
+
+def _tail_text(data: bytes, lines: int = 12) -> str:
+    text = data[-4096:].decode("utf-8", "replace")
     # SIPp's screen output is full of separator rules; keep the lines that say something.
     useful = [ln for ln in text.splitlines() if ln.strip() and not set(ln.strip()) <= set("-+|= ")]
     return "\n".join(useful[-lines:])
@@ -205,19 +225,46 @@ def _tail(path: Path, lines: int = 12, max_bytes: int = 4096) -> str:
 _PR_SET_PDEATHSIG = 1
 
 
+_LIBC: ctypes.CDLL | None = None
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        assert _LIBC is not None
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _load_libc() -> None:
+    # Loaded in the parent: dlopen between fork and exec is slow and not async-signal-safe.
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 class SippProcess:
     """One running SIPp, in its own process group, reaped by ``stop`` or the context manager."""
 
-    def __init__(self, argv: Sequence[str], logs: Mapping[str, Path], *, cwd: Path) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        logs: Mapping[str, Path],
+        *,
+        cwd: Path,
+        die_with_parent: bool = True,
+        capture_stderr: bool = False,
+    ) -> None:
+        """``die_with_parent`` sets PR_SET_PDEATHSIG (SIGKILL): needed for a long-lived SIPp,
+        but it forces a full fork() of the Python process (a preexec function rules out vfork),
+        which costs milliseconds in a big pytest worker; a one-shot SIPp, bounded by its own
+        ``-timeout``, can do without. ``capture_stderr`` reads standard error through a pipe
+        (for short processes) instead of the ``output`` log file.
+        """
         self.argv = tuple(argv)
         self.logs = dict(logs)
         self.cwd = cwd
+        self.die_with_parent = die_with_parent
+        self.capture_stderr = capture_stderr
+        self.stderr = b""
         self._proc: subprocess.Popen[bytes] | None = None
         self._started = 0.0
         self._ended: float | None = None
@@ -228,23 +275,27 @@ class SippProcess:
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> SippProcess:
-        self.cwd.mkdir(parents=True, exist_ok=True)
-        out = self.logs["output"].open("wb")
+        # stdout is SIPp's screen (statistics): nobody reads it. Its errors also go to the
+        # -error_file log.
+        if self.die_with_parent:
+            _load_libc()
+        err = subprocess.PIPE if self.capture_stderr else self.logs["output"].open("wb")
         try:
             self._started = time.monotonic()
             self._proc = subprocess.Popen(
                 self.argv,
                 cwd=self.cwd,
                 stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent if self.die_with_parent else None,
             )
         except FileNotFoundError:
             raise ToolMissingError(f"cannot run {self.argv[0]!r}: {INSTALL_HINT}") from None
         finally:
-            out.close()
+            if not isinstance(err, int):
+                err.close()
         return self
 
     @property
@@ -293,8 +344,9 @@ class SippProcess:
             if not self.wait(grace):
                 self._signal(signal.SIGKILL)
                 proc.wait()
-            if self._exit is None or self._exit in (SippExit.SIGNALLED, SippExit.UNKNOWN):
-                self._exit = reason
+                self._note_exit()
+            # SIPp exits 0 on SIGTERM: what ended it is the kit's reason, not its status.
+            self._exit = reason
         else:
             self._note_exit()
         self._ended = self._ended or time.monotonic()
@@ -339,6 +391,7 @@ class SippProcess:
             logs=dict(self.logs),
             duration=end - self._started,
             returncode=self.returncode,
+            stderr=self.stderr,
             malformed=tuple(self._parser.malformed),
         )
 
@@ -349,7 +402,7 @@ class SippProcess:
         else:
             exit = SippExit.UNKNOWN if self._exit is None else self._exit
             state = f"{exit.name}, exit status {self.returncode}"
-        text = failure_message(self.argv, exit, self.returncode, self.logs)
+        text = failure_message(self.argv, exit, self.returncode, self.logs, self.stderr)
         return HarnessError(f"{what} (SIPp {state})\n" + text.split("\n", 1)[-1])
 
     # -- internals --------------------------------------------------------------------------
@@ -361,6 +414,11 @@ class SippProcess:
     def _note_exit(self) -> None:
         if self._ended is None:
             self._ended = time.monotonic()
+        proc = self._proc
+        if proc is not None and proc.stderr is not None and proc.returncode is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.stderr += proc.stderr.read()
+                proc.stderr.close()
         if self._exit is None and self._proc is not None and self._proc.returncode is not None:
             self._exit = exit_of(self._proc.returncode)
 
@@ -392,6 +450,7 @@ def run(
     sets: Mapping[str, str] | None = None,
     extra: Sequence[str] = (),
     ports: Ports | None = None,
+    prefix: str = "",
 ) -> SippResult:
     """Run a one-shot scenario (``-m 1``) to its end or ``timeout`` s, whichever comes first.
 
@@ -409,8 +468,10 @@ def run(
         sets=sets,
         timeout=timeout,
         extra=extra,
+        prefix=prefix,
     )
-    proc = SippProcess(argv, logs, cwd=workdir)
+    # No parent-death signal (see SippProcess): SIPp's own -timeout bounds an orphan.
+    proc = SippProcess(argv, logs, cwd=workdir, die_with_parent=False, capture_stderr=True)
     proc.start()
     try:
         if not proc.wait(timeout):

@@ -321,8 +321,9 @@ def diff_table(expected: Any, observed: Any) -> str:
         for k in range(max(len(a), len(b))):
             la = esc(a[k]) if k < len(a) else ""
             lb = esc(b[k]) if k < len(b) else ""
-            ca = cls_l if k < len(a) else "d-gap"
-            cb = cls_r if k < len(b) else "d-gap"
+            # a replace block's unpaired lines are plain deletions or insertions
+            ca = (cls_l if k < len(b) or op == "equal" else "d-del") if k < len(a) else "d-gap"
+            cb = (cls_r if k < len(a) or op == "equal" else "d-ins") if k < len(b) else "d-gap"
             rows.append(f'<tr><td class="{ca}">{la}</td><td class="{cb}">{lb}</td></tr>')
     rows.append("</table>")
     return "".join(rows)
@@ -408,7 +409,7 @@ def _coverage(results: Mapping[str, Any]) -> str:
         )
     return (
         '<section id="coverage"><h2>Coverage</h2><table class="grid">'
-        "<tr><th>group</th><th>rules of</th><th>requirements covered</th>"
+        "<tr><th>group</th><th>rules</th><th>requirements covered</th>"
         "<th>MUST/MUST* covered</th></tr>" + "".join(rows) + "</table></section>"
     )
 

@@ -1,0 +1,108 @@
+"""``dialoginfo-conformance report``: re-render a run's report, or compare runs in a matrix.
+
+    report RESULTS.json                      report.html next to it, and a summary on stdout
+    report --html-only RESULTS.json          only the page, nothing printed but its path
+    report --matrix reports/*/results.json   matrix.html and matrix.md (newest run per target)
+
+Everything is rendered from the ``results.json`` files alone, so a report made on a CI runner
+can be re-rendered on a laptop. A file that cannot be read or is not a results document is a
+one-line error and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from conformance.errors import UsageError
+from conformance.report import html, matrix
+from conformance.report.results import NOT_COVERED, REPORT_NAME, load_results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="RESULTS.json", help="results of a run")
+    parser.add_argument(
+        "--matrix",
+        action="store_true",
+        help="write a compatibility matrix (requirement x target) of all the files given",
+    )
+    parser.add_argument(
+        "--all-runs",
+        action="store_true",
+        help="with --matrix: one column per file, not only the newest run of each target",
+    )
+    parser.add_argument(
+        "--html-only", action="store_true", help="write report.html only; print no summary"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        type=Path,
+        help="where to write (default: beside RESULTS.json; for --matrix, the directory "
+        "holding the first run's directory, e.g. reports/)",
+    )
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _single(args: argparse.Namespace) -> int:
+    if len(args.files) != 1:
+        raise UsageError(
+            f"one RESULTS.json re-renders one report ({len(args.files)} given); "
+            "for several runs use --matrix"
+        )
+    source = Path(args.files[0])
+    results = load_results(source)
+    out = (args.output or source.parent) / REPORT_NAME
+    _write(out, html.render(results))
+    if args.html_only:
+        print(out)
+        return 0
+    summary = results.get("summary") or {}
+    reqs = summary.get("requirements") or {}
+    cases = summary.get("cases") or {}
+    print(f"{results.get('label')}: {out}")
+    print(
+        "requirements: "
+        + ", ".join(
+            f"{reqs.get(v, 0)} {v}"
+            for v in ("fail", "known deviation", "warn", "pass", NOT_COVERED)
+        )
+    )
+    print(
+        "cases: "
+        + ", ".join(
+            f"{cases.get(v, 0)} {v}" for v in ("fail", "known deviation", "warn", "pass", "skipped")
+        )
+    )
+    failed = [r["id"] for r in results["requirements"] if r.get("verdict") == "fail"]
+    if failed:
+        print("failed requirements: " + " ".join(failed))
+    return 0
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    runs = [(str(p), load_results(Path(p))) for p in args.files]  # every error before output
+    if not args.all_runs:
+        runs, dropped = matrix.latest_per_label(runs)
+        for source in dropped:
+            print(f"older run of the same target left out: {source}", file=sys.stderr)
+    built = matrix.build_matrix(runs)
+    out_dir = args.output or Path(args.files[0]).resolve().parent.parent
+    _write(out_dir / "matrix.html", matrix.render_html(built))
+    _write(out_dir / "matrix.md", matrix.render_markdown(built))
+    print(out_dir / "matrix.html")
+    print(out_dir / "matrix.md")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return _matrix(args) if args.matrix else _single(args)

@@ -1,0 +1,146 @@
+"""Conclusions from probe outcomes alone."""
+
+from __future__ import annotations
+
+from conformance.phone.probes import DEFAULT_PLAN, Probe
+from conformance.phone.session import Outcome, ProbeResult
+from conformance.phone.verdicts import conclude, settings
+
+BY_NAME = {p.name: p for p in DEFAULT_PLAN}
+
+
+def results(**overrides: tuple[Outcome, int | None]) -> list[ProbeResult]:
+    """Every default probe accepted, except those named (name=(outcome, status))."""
+    out = []
+    for probe in DEFAULT_PLAN:
+        outcome, status = overrides.get(probe.name.replace("-", "_"), ("accepted", 200))
+        out.append(_result(probe, outcome, status))
+    return out
+
+
+def _result(probe: Probe, outcome: Outcome, status: int | None) -> ProbeResult:
+    size = probe.size or 500 * max(1, probe.dialogs)
+    return ProbeResult(
+        probe,
+        outcome,
+        status=status,
+        reason="X" if status else "",
+        body_bytes=None if probe.form == "no-body" else size,
+        message_bytes=size + 400,
+    )
+
+
+def keys(found: list) -> dict:  # type: ignore[type-arg]
+    return {c.key: c for c in found}
+
+
+def test_all_accepted_means_no_restrictions() -> None:
+    found = keys(conclude(results()))
+    assert found["no-restrictions"].level == "ok"
+    assert found["max-dialogs"].text == "accepts up to 20 dialogs (the most tried)"
+    assert settings(list(found.values())) == []
+
+
+def test_rejecting_two_dialogs_needs_force_single_dialog() -> None:
+    found = keys(
+        conclude(
+            results(
+                dialogs_2=("rejected", 400),
+                dialogs_5=("rejected", 400),
+                dialogs_20=("rejected", 400),
+            )
+        )
+    )
+    assert found["max-dialogs"].text.startswith("accepts up to 1 dialogs, fails at 2 (400")
+    assert found["force_single_dialog"].level == "fail"
+    assert "no-restrictions" not in found
+    assert settings(list(found.values())) == ["force_single_dialog=1"]
+
+
+def test_fatal_then_skipped_still_concludes_from_what_ran() -> None:
+    found = keys(
+        conclude(
+            results(
+                dialogs_2=("fatal", None), dialogs_5=("skipped", None), dialogs_20=("skipped", None)
+            )
+        )
+    )
+    assert "fails at 2 (no answer" in found["max-dialogs"].text
+    assert found["fatal"].probes == ("dialogs-2",)
+    assert set(found["not-run"].probes) == {"dialogs-5", "dialogs-20"}
+
+
+def test_a_later_count_limit_is_a_warning() -> None:
+    found = keys(conclude(results(dialogs_20=("rejected", 413))))
+    assert "accepts up to 5 dialogs, fails at 20" in found["max-dialogs"].text
+    assert found["force_single_dialog"].level == "warn"
+
+
+def test_untested_counts_are_not_accepted() -> None:
+    found = keys(
+        conclude(
+            results(
+                state_confirmed=("skipped", None),
+                dialogs_2=("skipped", None),
+                dialogs_5=("skipped", None),
+                dialogs_20=("skipped", None),
+            )
+        )
+    )
+    assert found["max-dialogs"].text == "dialog count not tested"
+
+
+def test_force_dummy_dialog() -> None:
+    found = keys(conclude(results(no_body=("rejected", 400), empty=("rejected", 400))))
+    assert found["force_dummy_dialog"].level == "fail"
+    assert "force_dummy_dialog=1 (Kamailio)" in settings(list(found.values()))
+
+
+def test_only_no_body_rejected_is_a_warning_not_a_requirement() -> None:
+    found = keys(conclude(results(no_body=("rejected", 400))))
+    assert "force_dummy_dialog" not in found
+    assert found["no-body"].level == "warn"
+
+
+def test_every_idle_form_rejected() -> None:
+    found = keys(
+        conclude(
+            results(no_body=("rejected", 400), empty=("rejected", 400), dummy=("rejected", 400))
+        )
+    )
+    assert found["idle-forms"].level == "fail"
+
+
+def test_partial_state() -> None:
+    found = keys(conclude(results(partial=("rejected", 481))))
+    assert found["partial-state"].text.startswith("rejects partial state (481")
+    assert found["max-dialogs"].level == "ok"
+
+
+def test_body_size_limit_over_udp_mentions_fragmentation() -> None:
+    found = keys(conclude(results(size_16k=("fatal", None)), transport="udp"))
+    size = found["body-size"]
+    assert size.level == "fail"
+    assert "fails at 16384 bytes" in size.text
+    assert "--transport tcp" in size.text
+    tcp = keys(conclude(results(size_16k=("rejected", 513)), transport="tcp"))["body-size"]
+    assert "--transport tcp" not in tcp.text
+
+
+def test_states_versions_and_extensions() -> None:
+    found = keys(
+        conclude(
+            results(
+                state_trying=("rejected", 400),
+                version_jump=("rejected", 400),
+                version_repeat=("rejected", 400),
+                sa=("rejected", 400),
+                utf8=("fatal", None),
+            )
+        )
+    )
+    assert "trying" in found["states"].text
+    assert found["version-jump"].level == "warn"
+    assert found["version-repeat"].level == "info"
+    assert found["sa"].level == "warn"
+    assert found["utf8"].level == "fail"
