@@ -255,7 +255,7 @@ class Case:
         if delay > 0:
             time.sleep(delay + 0.5)
 
-    def options(self):  # noqa: ANN201 - a conformance.sip.message.Response
+    def options(self):
         """An OPTIONS to the server, sent by SIPp like every other request."""
         response = self.publisher.options(self.user("opt"))
         self.exchanges.append(response)
@@ -391,6 +391,37 @@ class Case:
         got = sub.watcher.expect_silence(seconds)
         self.finding(requirement, not got, f"{why}: {len(got)} NOTIFY(s) in {seconds:.1f} s")
 
+    # -- evidence for the report ---------------------------------------------------------------
+
+    def evidence(self) -> dict[str, list[dict[str, object]]]:
+        """Every message the case's peers traced, as JSON for the report's ladder and bodies."""
+        messages: list[dict[str, object]] = []
+        for result in self.exchanges:
+            messages += [_message_json(m, "publisher") for m in getattr(result, "exchange", ())]
+        notifies: list[dict[str, object]] = []
+        for n, sub in enumerate(self.subscriptions, 1):
+            party = f"watcher-{n}"
+            messages += [_message_json(m, party) for m in sub.watcher.messages]
+            for notify in sub.notifies:
+                version = state = None
+                if notify.body.strip():
+                    try:
+                        doc = dialoginfo.parse(notify.body)
+                        version, state = doc.version, doc.state
+                    except BodyError:
+                        pass
+                notifies.append(
+                    {
+                        "party": party,
+                        "timestamp": notify.timestamp,
+                        "version": version,
+                        "state": state,
+                        "body": notify.body.decode("utf-8", "replace"),
+                    }
+                )
+        messages.sort(key=lambda m: m["timestamp"])  # type: ignore[arg-type, return-value]
+        return {"messages": messages, "notifies": notifies}
+
     # -- the end -------------------------------------------------------------------------------
 
     def finish(self) -> list[Finding]:
@@ -412,3 +443,15 @@ class Case:
 
 def dialogs_of(notify: Notify) -> tuple[Dialog, ...]:
     return dialoginfo.parse(notify.body).dialogs
+
+
+def _message_json(stamped, party: str) -> dict[str, object]:
+    raw = bytes(stamped.message).decode("utf-8", "replace")
+    return {
+        "timestamp": stamped.timestamp,
+        "party": party,
+        "direction": "sent" if stamped.direction == "out" else "received",
+        "first_line": raw.split("\r\n", 1)[0],
+        "raw": raw,
+        "retransmission": bool(getattr(stamped, "retransmission", False)),
+    }

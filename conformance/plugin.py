@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -308,18 +310,28 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: a conformance case that waits more than 30 s")
     config.addinivalue_line("markers", "conformance: a case of the dialog-info conformance suite")
     config.addinivalue_line(
-        "markers", "mode(name): the case applies only when the target runs in this mode "
-        "('aggregate' or 'single', i.e. force_single_dialog)")
+        "markers",
+        "mode(name): the case applies only when the target runs in this mode "
+        "('aggregate' or 'single', i.e. force_single_dialog)",
+    )
     if not hasattr(config, "workerinput"):  # results are gathered on the xdist controller only
+        from conformance.report.progress import Progress
+
         collector = Collector(config)
         config.stash[_collector_key] = collector
         config.pluginmanager.register(collector, "dialoginfo-conformance-collector")
+        config.pluginmanager.register(
+            Progress(config, property_key=USER_PROPERTY), "dialoginfo-conformance-progress"
+        )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     collector = config.stash.get(_collector_key, None)
     if collector is not None:
         config.pluginmanager.unregister(collector)
+        progress = config.pluginmanager.get_plugin("dialoginfo-conformance-progress")
+        if progress is not None:
+            config.pluginmanager.unregister(progress)
         del config.stash[_collector_key]
 
 
@@ -334,8 +346,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 raise pytest.UsageError(f"{item.nodeid}: unknown requirement id {rid!r}")
         wanted = item.get_closest_marker("mode")
         if wanted is not None and mode not in wanted.args:
-            item.add_marker(pytest.mark.skip(reason=f"applies to {wanted.args[0]} mode; the "
-                                                    f"target runs in {mode} mode"))
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f"applies to {wanted.args[0]} mode; the target runs in {mode} mode"
+                )
+            )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -438,30 +453,45 @@ def judge(
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
     report = yield
-    if call.when == "call" and item.stash.get(_case_key, None) is not None:
-        judged = item.stash.get(_judged_key, None)
-        case = item.stash[_case_key]
-        rows = judged.findings if judged else [(f, None, None) for f in case.findings]
-        blob = {
-            "case": _case_id(item),
-            "requirements": list(item.get_closest_marker("requirement").args)
-            if item.get_closest_marker("requirement")
-            else [],
-            "findings": [
-                {
-                    "requirement": f.requirement,
-                    "passed": f.passed,
-                    "message": f.message,
-                    "verdict": str(v) if v else None,
-                    "reason": r,
-                }
-                for f, v, r in rows
-            ],
-            "warnings": judged.warnings if judged else [],
-        }
-        report.user_properties.append((USER_PROPERTY, json.dumps(blob)))
-        if judged and judged.warnings and report.passed:
-            report.sections.append(("conformance warnings", "\n".join(judged.warnings)))
+    marker = item.get_closest_marker("requirement")
+    if marker is None:
+        return report
+    case = item.stash.get(_case_key, None)
+    skipped_early = call.when == "setup" and report.outcome != "passed"
+    if not (call.when == "call" and case is not None) and not skipped_early:
+        return report
+    judged = item.stash.get(_judged_key, None)
+    if judged is not None:
+        rows = judged.findings
+    else:
+        rows = [(f, None, None) for f in (case.findings if case is not None else [])]
+    blob = {
+        "case": _case_id(item),
+        "requirements": list(marker.args),
+        "duration": report.duration,
+        "longrepr": str(report.longrepr) if report.longrepr else None,
+        "findings": [
+            {
+                "requirement": f.requirement,
+                "passed": f.passed,
+                "message": f.message,
+                "verdict": str(v) if v else None,
+                "reason": r,
+                "path": f.path,
+                "sourceline": f.sourceline,
+                "evidence": dict(f.evidence),
+            }
+            for f, v, r in rows
+        ],
+        "warnings": judged.warnings if judged else [],
+        **(case.evidence() if case is not None else {"messages": [], "notifies": []}),
+        "target": case.target.describe() if case is not None else None,
+    }
+    report.user_properties.append((USER_PROPERTY, json.dumps(blob, default=str)))
+    for rid in marker.args:
+        report.user_properties.append(("requirement", rid))
+    if judged and judged.warnings and report.passed:
+        report.sections.append(("conformance warnings", "\n".join(judged.warnings)))
     return report
 
 
@@ -475,11 +505,18 @@ class Collector:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.cases: list[dict[str, Any]] = []
+        self.started = time.time()
+        self.target: dict[str, Any] = {}
+
+    def pytest_sessionstart(self) -> None:
+        self.started = time.time()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
-            if key == USER_PROPERTY and report.when == "call":
+            if key == USER_PROPERTY:
                 blob = json.loads(value)
+                if blob.get("target") and not self.target:
+                    self.target = blob["target"]
                 blob["nodeid"] = report.nodeid
                 blob["outcome"] = "xfailed" if hasattr(report, "wasxfail") else report.outcome
                 self.cases.append(blob)
@@ -520,6 +557,7 @@ class Collector:
             for f in c["findings"]
             if f["verdict"] == str(Verdict.KNOWN)
         ]
+        self._write_report(tr, settings)
         if warnings:
             tr.write_line(
                 f"{len(warnings)} warning(s) (SHOULD/DEF/IMPL; {STRICT_OPTION} makes them fail):"
@@ -530,3 +568,39 @@ class Collector:
             tr.write_line(f"{len(known)} known deviation(s) declared by the profile:")
             for case_id, f in known:
                 tr.write_line(f"  KNOWN {case_id}: {f['requirement']} {f['reason']}")
+
+    def _write_report(self, tr: Any, settings: Settings) -> None:
+        from conformance import __version__
+        from conformance.report.results import build_results, write_run
+
+        profile = settings.profile
+        target = dict(self.target) or {
+            "kind": settings.target,
+            "profile": profile.name,
+            "single_dialog": profile.single_dialog,
+        }
+        run_info = {
+            "target": target,
+            "kit_version": __version__,
+            "started": _iso(self.started),
+            "finished": _iso(time.time()),
+            "mode": "single" if profile.single_dialog else "aggregate",
+            "options": {
+                "target": settings.target,
+                "profile": profile.name,
+                "strict": settings.strict,
+                "faults": list(settings.faults),
+                "rfc": profile.rfc,
+            },
+        }
+        base = Path(self.config.getoption(REPORT_OPTION) or "reports")
+        try:
+            run_dir = write_run(build_results(run_info, self.cases), base)
+        except (ConformanceError, OSError) as exc:
+            tr.write_line(f"report not written: {getattr(exc, 'message', exc)}")
+            return
+        tr.write_line(f"report: {run_dir / 'report.html'}")
+
+
+def _iso(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, tz=UTC).isoformat(timespec="seconds")

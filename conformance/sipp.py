@@ -142,7 +142,6 @@ def command(
     logs = {
         "messages": workdir / f"{prefix}messages.log",
         "errors": workdir / f"{prefix}errors.log",
-        "output": workdir / f"{prefix}sipp.out",
     }
     host, port = server
     argv = [
@@ -194,7 +193,7 @@ def failure_message(
     lines = [f"SIPp failed ({exit.name}, exit status {returncode}): {' '.join(argv)}"]
     if stderr.strip():
         lines.append(f"--- tail of its standard error:\n{_tail_text(stderr)}")
-    for name in ("errors", "output"):
+    for name in ("errors",):
         path = logs.get(name)
         tail = _tail(path) if path else ""
         if tail:
@@ -257,7 +256,7 @@ class SippProcess:
         but it forces a full fork() of the Python process (a preexec function rules out vfork),
         which costs milliseconds in a big pytest worker; a one-shot SIPp, bounded by its own
         ``-timeout``, can do without. ``capture_stderr`` reads standard error through a pipe
-        (for short processes) instead of the ``output`` log file.
+        (for short processes; a long one could fill the pipe) instead of discarding it.
         """
         self.argv = tuple(argv)
         self.logs = dict(logs)
@@ -275,11 +274,11 @@ class SippProcess:
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> SippProcess:
-        # stdout is SIPp's screen (statistics): nobody reads it. Its errors also go to the
-        # -error_file log.
+        # stdout is SIPp's screen (statistics): nobody reads it. Its errors, even a scenario
+        # it cannot load, also go to the -error_file log, so stderr is only a convenience.
         if self.die_with_parent:
             _load_libc()
-        err = subprocess.PIPE if self.capture_stderr else self.logs["output"].open("wb")
+        err = subprocess.PIPE if self.capture_stderr else subprocess.DEVNULL
         try:
             self._started = time.monotonic()
             self._proc = subprocess.Popen(
@@ -293,9 +292,6 @@ class SippProcess:
             )
         except FileNotFoundError:
             raise ToolMissingError(f"cannot run {self.argv[0]!r}: {INSTALL_HINT}") from None
-        finally:
-            if not isinstance(err, int):
-                err.close()
         return self
 
     @property

@@ -62,6 +62,24 @@ def test_plugin_is_inert_outside_the_suite(pytester):
     assert not (pytester.path / "reports").exists()
 
 
+def test_results_are_written_on_the_controller(pytester):
+    pytester.makeconftest(STANDIN)
+    pytester.makepyfile(test_cases=CASES)
+    result = pytester.runpytest("-n", "2", "--conformance-report", "out")
+    result.stdout.fnmatch_lines(["report: out/*standin*/report.html"])
+    (run,) = (pytester.path / "out").iterdir()
+    import json
+
+    data = json.loads((run / "results.json").read_text())
+    assert len(data["cases"]) == 4
+    assert {c["case"] for c in data["cases"]} == {
+        "test_fails",
+        "test_warns",
+        "test_known",
+        "test_passes",
+    }
+
+
 def test_bad_option_values_are_usage_errors(pytester):
     pytester.makepyfile("def test_plain():\n    assert True\n")
     result = pytester.runpytest("--sip-timeout", "abc")
@@ -81,8 +99,16 @@ class StandIn:
         self.findings = list(findings)
         self.profile = Profile(name="standin",
                                deviations={"test_known": {"C07": "declared"}})
+        self.target = self
+
     def finish(self):
         return self.findings
+
+    def evidence(self):
+        return {"messages": [], "notifies": []}
+
+    def describe(self):
+        return {"kind": "standin"}
 
 @pytest.fixture
 def case(request):
