@@ -44,6 +44,9 @@ class PortBlock:
             ports = list(range(first, first + count))
             if all(_bindable(host, p) for p in ports):
                 return ports
+            # Slide by one, not by a window: a port stuck in TIME_WAIT must not spoil the
+            # same position of every later window.
+            self._write_cursor(first - self.start + 1)
         raise HarnessError(
             f"no {count} free ports left in {self.start}-{self.start + self.size - 1}"
         )
@@ -58,11 +61,14 @@ class PortBlock:
         cursor = int(raw) if raw.isdigit() else 0
         if cursor + count > self.size:
             cursor = 0
-        nxt = cursor + count
+        self._write_cursor(cursor + count)
+        return self.start + cursor
+
+    def _write_cursor(self, cursor: int) -> None:
+        assert self._fd is not None
         os.lseek(self._fd, 0, os.SEEK_SET)
         os.ftruncate(self._fd, 0)
-        os.write(self._fd, str(nxt).encode())
-        return self.start + cursor
+        os.write(self._fd, str(cursor).encode())
 
     def release(self) -> None:
         if self._fd is not None:
