@@ -278,7 +278,7 @@ class Case:
         self,
         user: str,
         *,
-        expires: int = 600,
+        expires: int | None = 600,
         accept: str | None = CONTENT_TYPE,
         event: str | None = "dialog",
         answer: int = 200,
@@ -290,8 +290,11 @@ class Case:
         )
         started = time.time()
         response = watcher.start()
+        acceptable = event == "dialog" and (accept is None or CONTENT_TYPE in accept)
         self.record(
-            checks.check_subscribe_response(response, requested=expires, rfc=self.profile.rfc)
+            checks.check_subscribe_response(
+                response, requested=expires, rfc=self.profile.rfc, acceptable=acceptable
+            )
         )
         granted = response.header("Expires")
         ctx = checks.Subscription(

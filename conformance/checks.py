@@ -80,9 +80,10 @@ def media_type(content_type: str | None) -> str | None:
 
 
 def check_subscribe_response(
-    response: Response, *, requested: int | None, rfc: int = 6665
+    response: Response, *, requested: int | None, rfc: int = 6665, acceptable: bool = True
 ) -> list[Finding]:
-    """B01, B02, B03 (and B04 when nothing was requested) on the final SUBSCRIBE response."""
+    """B02 on any SUBSCRIBE response; B01, B03 (B04 when nothing was requested) when the
+    SUBSCRIBE was ``acceptable``: Event: dialog with an Accept the notifier can meet."""
     out = [
         _f(
             "B02",
@@ -91,6 +92,8 @@ def check_subscribe_response(
             level=None if rfc == 6665 else Level.INFO,
         )
     ]
+    if not acceptable:
+        return out
     out.append(
         _f(
             "B01",

@@ -46,7 +46,7 @@ from conformance.sipp import (
     run,
 )
 
-ANSWER_CODES = (200, 481, 500)
+ANSWER_CODES = (200, 481, 489, 500)
 """How a Watcher can answer NOTIFYs (watch.xml has one idle loop per code)."""
 RAW_METHODS = ("PUBLISH", "SUBSCRIBE", "OPTIONS")
 """Methods raw.xml can send (SIPp needs the method literal in the scenario)."""
@@ -507,7 +507,7 @@ class Watcher:
         workdir: Path,
         domain: str,
         user: str,
-        expires: int = 600,
+        expires: int | None = 600,
         accept: str | None = CONTENT_TYPE,
         event: str | None = "dialog",
         answer: int = 200,
@@ -688,7 +688,7 @@ class Watcher:
                 )
             time.sleep(POLL)
 
-    def _subscribe(self, expires: int, *, timeout: float | None = None) -> Response:
+    def _subscribe(self, expires: int | None, *, timeout: float | None = None) -> Response:
         if self._proc is None:
             raise UsageError(f"{self.name} is not started")
         self._cseq += 1
@@ -698,7 +698,8 @@ class Watcher:
             lines.append(f"Event: {self.event}")
         if self.accept is not None:
             lines.append(f"Accept: {self.accept}")
-        lines.append(f"Expires: {expires}")
+        if expires is not None:  # None: no Expires header, the package default applies (B04)
+            lines.append(f"Expires: {expires}")
         assert self._rundir is not None
         files = request_files(self._rundir, [(f"subscribe-{cseq}.txt", _header_lines(lines))])
         ack = self._command(
@@ -719,7 +720,7 @@ class Watcher:
             raise NotReceivedError(f"{what} acked but not in the trace {self._proc.logs}")
         self.responses.append(response)
         if 200 <= response.status < 300:
-            self._active = expires > 0
+            self._active = expires is None or expires > 0
             if cseq == 1:
                 contact = uri_of(response.header("Contact"))
                 if contact:

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 FINAL = [
-    200, 202, 204, 400, 401, 403, 404, 405, 407, 408, 412, 413, 415, 420, 423, 480, 481,
-    482, 483, 486, 488, 489, 491, 500, 501, 502, 503, 504, 505, 513, 603,
+    200, 202, 204, 400, 401, 403, 404, 405, 406, 407, 408, 412, 413, 415, 420, 423, 480,
+    481, 482, 483, 486, 488, 489, 491, 500, 501, 502, 503, 504, 505, 513, 603,
 ]  # fmt: skip
 """Final statuses a scenario accepts as the end of a transaction; any other aborts the call
 (SIPp exit 1) but is still in the message trace."""
@@ -141,7 +141,9 @@ FETCH = (
 """
 )
 
-OPS = ["subscribe", "answer-200", "answer-481", "answer-500", "stop"]
+REJECT = (481, 489, 500)
+"""Answer modes other than 200: the scenario answers NOTIFYs itself with this code."""
+OPS = ["subscribe", *(f"answer-{c}" for c in (200, *REJECT)), "stop"]
 
 
 def cmd_actions(indent="      "):
@@ -198,7 +200,12 @@ def reply(code, reason):
   </send>"""
 
 
-MODES = {200: "OK", 481: "Call/Transaction Does Not Exist", 500: "Server Internal Error"}
+MODES = {
+    200: "OK",
+    481: "Call/Transaction Does Not Exist",
+    489: "Bad Event",
+    500: "Server Internal Error",
+}
 
 SUBSCRIBE = """  <send>
     <![CDATA[
@@ -255,9 +262,11 @@ def set_mode(code):
     return (
         f'  <label id="set{code}"/>\n  <nop next="ack{code}a">\n    <action>\n'
         f'      <assign assign_to="mode" value="{code}"/>\n'
-        '      <test assign_to="mode_481" variable="mode" compare="equal" value="481"/>\n'
-        '      <test assign_to="mode_500" variable="mode" compare="equal" value="500"/>\n'
-        "    </action>\n  </nop>"
+        + "".join(
+            f'      <test assign_to="mode_{c}" variable="mode" compare="equal" value="{c}"/>\n'
+            for c in REJECT
+        )
+        + "    </action>\n  </nop>"
     )
 
 
@@ -310,14 +319,13 @@ WATCH = (
         for code in MODES
     )
     + "\n"
-    + "\n".join(answer(code, f"idle{code}", f"reply{code}") for code in (481, 500))
+    + "\n".join(answer(code, f"idle{code}", f"reply{code}") for code in REJECT)
     + """
   <label id="dispatch"/>
   <nop test="is_stop" next="stop"/>
-  <nop test="is_answer_200" next="set200"/>
-  <nop test="is_answer_481" next="set481"/>
-  <nop test="is_answer_500" next="set500"/>
-  <nop next="unknown"/>
+"""
+    + "".join(f'  <nop test="is_answer_{c}" next="set{c}"/>\n' for c in (200, *REJECT))
+    + """  <nop next="unknown"/>
 """
     + "\n".join(subscribe_path(code) for code in MODES)
     + "\n"
@@ -330,9 +338,8 @@ WATCH = (
   <label id="unknown"/>
   <nop next="back"><action><assignstr assign_to="ackop" value="unknown"/></action></nop>
   <label id="back"/>
-  <nop test="mode_481" next="ack481x"/>
-  <nop test="mode_500" next="ack500x"/>
 """
+    + "".join(f'  <nop test="mode_{c}" next="ack{c}x"/>\n' for c in REJECT)
     + "\n".join(ack(f"ack{c}x", "[$ackop]", f"idle{c}") for c in MODES)
     + """
   <label id="stopping"/>

@@ -668,7 +668,7 @@ class PresenceCore:
             # After de-duplication Kamailio's latest-state rule has nothing left to skip, so its
             # loop differs from OpenSIPS's only in the tie: last instead of first.
             flavour = "kamailio" if cfg.tie_break == "last" else "opensips"
-            pubs = aggregator.resolve_duplicates(pubs)
+            pubs = aggregator.strict_publications(pubs)
         if "no-aggregation" in self._faults:
             pubs = [max(pubs, key=lambda p: (p.received, p.seq))]
         single = cfg.single_dialog

@@ -111,7 +111,7 @@ def test_refresh_with_unknown_etag_is_412(case):
 def test_two_if_match_headers_is_400(case):
     user = case.user("twoif")
     first = case.publish(user, [dialog("q1", "trying")])
-    result = case.publisher.refresh(user, first.etag or "x", expires=60,
+    result = case.publisher.publish(user, None, etag=first.etag or "x", expires=60,
                                     extra_headers=[f"SIP-If-Match: {first.etag}x"])
     case.exchanges.append(result)
     case.finding("C12", result.response.status == 400,

@@ -98,7 +98,7 @@ def test_missing_event_is_489(case):
                  f"SUBSCRIBE without Event answered {sub.response.status}")
 
 
-@pytest.mark.requirement("B15", "B14")
+@pytest.mark.requirement("B15")
 def test_accept_without_dialog_info_is_406(case):
     user = case.user("acc")
     case.publish(user, [dialog("x1", "confirmed")])

@@ -458,3 +458,23 @@ def test_kamailio_replaces_reads_doc_children_and_any_id_attribute() -> None:
     # A comment before the root is doc->children: Kamailio finds no dialog under it.
     leading = b"<!--c-->" + body(("a", "confirmed"))
     assert kamailio_replaces(stored, leading) is None
+
+
+def test_strict_flavour_resolves_duplicates_and_withholds_session_descriptions():
+    from conformance.aggregator import Publication, aggregate
+    from conformance.dialoginfo import dialog, document
+
+    sdp = '<local><session-description type="application/sdp">v=0</session-description></local>'
+    pubs = [
+        Publication(document("sip:a@h", [dialog("1", "early"), dialog("x", "trying")]), "e1",
+                    1.0, 100.0, 0),
+        Publication(document("sip:a@h", [dialog("1", "confirmed", extra=sdp)]), "e2", 2.0,
+                    100.0, 1),
+    ]
+    strict = aggregate(pubs, presentity="sip:a@h", now=10.0, flavour="strict")
+    assert [(d.id, d.state) for d in strict.dialogs] == [("x", "trying"), ("1", "confirmed")]
+    assert strict.dialogs[1].local is not None
+    assert strict.dialogs[1].local.session_description is None
+    module = aggregate(pubs, presentity="sip:a@h", now=10.0, flavour="opensips")
+    assert [d.id for d in module.dialogs] == ["1", "x", "1"]
+    assert module.dialogs[2].local.session_description == "v=0"
