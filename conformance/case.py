@@ -24,6 +24,7 @@ from conformance.dialoginfo import CONTENT_TYPE, Dialog, Item, document
 from conformance.errors import BodyError, NotReceivedError
 from conformance.findings import Finding
 from conformance.peers import Notify, Publisher, PublishResult, Watcher
+from conformance.requirements import Level
 from conformance.targets.profile import Profile
 from conformance.view import WatcherView
 
@@ -346,17 +347,22 @@ class Case:
         requirements: Sequence[str],
         *,
         timeout: float | None = None,
+        expected: Aggregate | None = None,
+        level: Level | None = None,
     ) -> checks.Comparison:
         """Wait until the watcher's §4.3 view equals the oracle's, then emit findings.
 
         Each new NOTIFY re-evaluates the view; the bound is the case timeout plus the profile's
-        settle time. On timeout the findings fail with the last view and the expected one."""
+        settle time. On timeout the findings fail with the last view and the expected one.
+        ``expected`` replaces the oracle's current aggregate, for rules that say the state must
+        be what it was before a request (a rejected PUBLISH changes nothing)."""
         deadline = time.time() + (timeout if timeout is not None else self.timeout)
         deadline += self.profile.settle_time
-        expected = self.expectation(user)
+        expectation = self.expectation(user)
         while True:
+            target = expected if expected is not None else expectation.aggregate()
             comparison = checks.compare(
-                checks.expected_view(expected.aggregate()).values(), sub.view().dialogs.values()
+                checks.expected_view(target).values(), sub.view().dialogs.values()
             )
             remaining = deadline - time.time()
             if comparison.equal or remaining <= 0:
@@ -371,6 +377,7 @@ class Case:
                 comparison.equal,
                 f"watcher view of {user}: {comparison.describe()}",
                 evidence=comparison.evidence(),
+                level=level,
             )
         return comparison
 

@@ -423,8 +423,9 @@ def judge(
     the declaration is stale, and a stale declaration would hide a regression later."""
     rows: list[tuple[Finding, Verdict, str | None]] = []
     failures, warnings, known, reasons = [], [], [], []
+    here = profile.deviations.get(case_id, {})
     deviations = dict(profile.deviations.get("*", {}))
-    deviations.update(profile.deviations.get(case_id, {}))
+    deviations.update(here)
     for f in findings:
         reason = deviations.get(f.requirement)
         verdict = f.verdict(strict=strict, known=reason is not None)
@@ -433,7 +434,9 @@ def judge(
             failures.append(str(f))
         elif verdict is Verdict.WARN:
             warnings.append(str(f))
-        elif verdict is Verdict.KNOWN:
+        elif verdict is Verdict.KNOWN and f.requirement in here:
+            # Only a deviation declared for this case makes it an xfail; one declared for
+            # every case ("*") is reported as known, and the run checks it happened somewhere.
             known.append(f)
             if reason not in reasons:
                 reasons.append(f"{f.requirement}: {reason}")
@@ -486,6 +489,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "warnings": judged.warnings if judged else [],
         **(case.evidence() if case is not None else {"messages": [], "notifies": []}),
         "target": case.target.describe() if case is not None else None,
+        "wildcards": dict(case.profile.deviations.get("*", {})) if case is not None else {},
     }
     report.user_properties.append((USER_PROPERTY, json.dumps(blob, default=str)))
     for rid in marker.args:
@@ -529,9 +533,34 @@ class Collector:
                 seen[f["requirement"][0]].add(f["requirement"])
         return seen
 
+    def stale_wildcards(self) -> list[str]:
+        """Deviations declared for every case ("*") that no case observed in this run."""
+        declared = {rid: why for c in self.cases for rid, why in c.get("wildcards", {}).items()}
+        seen = {
+            f["requirement"]
+            for c in self.cases
+            for f in c["findings"]
+            if f["verdict"] == str(Verdict.KNOWN)
+        }
+        ran = {f["requirement"] for c in self.cases for f in c["findings"]}
+        return [
+            f"{rid}: {reason}" for rid, reason in declared.items() if rid in ran and rid not in seen
+        ]
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.cases and self.stale_wildcards() and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.cases:
             return  # inert: no conformance case ran in this session
+        for line in self.stale_wildcards():
+            terminalreporter.write_line(
+                f"FAILED declared deviation for every case did not happen: {line}; "
+                "update the profile",
+                red=True,
+            )
         settings = _settings(self.config)
         tr = terminalreporter
         tr.section("dialog-info conformance")

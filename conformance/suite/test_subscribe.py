@@ -39,14 +39,21 @@ def test_refresh_sends_full_notify_with_next_version(case):
     sub = case.subscribe(user)
     for n in (2, 3):
         response = sub.watcher.refresh(300)
-        case.finding("B19", 200 <= response.status < 300 and _expires(response) <= 300,
-                     f"in-dialog refresh Expires 300 answered {response.status} "
-                     f"with Expires {response.header('Expires')!r}")
+        case.finding(
+            "B19",
+            200 <= response.status < 300 and _expires(response) <= 300,
+            f"in-dialog refresh Expires 300 answered {response.status} "
+            f"with Expires {response.header('Expires')!r}",
+        )
         case.await_notifies(sub, n, requirement="B20", what=f"the NOTIFY after refresh {n - 1}")
     versions = sub.versions()
-    case.finding("D12", len(versions) == 3 and None not in versions
-                 and versions == list(range(versions[0], versions[0] + 3)),
-                 f"versions over two refreshes with unchanged state: {versions}")
+    case.finding(
+        "D12",
+        len(versions) == 3
+        and None not in versions
+        and versions == list(range(versions[0], versions[0] + 3)),
+        f"versions over two refreshes with unchanged state: {versions}",
+    )
     case.expect_view(sub, user, ["B20"])
 
 
@@ -61,11 +68,15 @@ def test_unsubscribe_gets_terminated_notify_and_silence(case):
     if len(notifies) >= 2:
         final = notifies[-1]
         state = (final.request.header("Subscription-State") or "").lower()
-        case.finding("B21", state.startswith("terminated"),
-                     f"final NOTIFY Subscription-State {state!r}")
-        case.finding("B21", "reason=timeout" in state.replace(" ", ""),
-                     f"final NOTIFY reason in {state!r} (RFC 6665 §4.1.2.3: timeout)",
-                     level=_def())
+        case.finding(
+            "B21", state.startswith("terminated"), f"final NOTIFY Subscription-State {state!r}"
+        )
+        case.finding(
+            "B21",
+            "reason=timeout" in state.replace(" ", ""),
+            f"final NOTIFY reason in {state!r} (RFC 6665 §4.1.2.3: timeout)",
+            level=_def(),
+        )
     case.modify(user, first, [dialog("u1", "terminated")])
     case.expect_no_notify(sub, 2.0, "B21", "NOTIFYs after the subscription ended")
 
@@ -79,7 +90,9 @@ def test_fetch_gets_exactly_one_terminated_notify_with_state(case):
     case.expect_view(sub, user, ["B22"])
     notifies = sub.notifies
     state = (notifies[0].request.header("Subscription-State") or "").lower() if notifies else ""
-    case.finding("B22", state.startswith("terminated"), f"fetch NOTIFY Subscription-State {state!r}")
+    case.finding(
+        "B22", state.startswith("terminated"), f"fetch NOTIFY Subscription-State {state!r}"
+    )
     case.expect_no_notify(sub, 1.0, "B22", "NOTIFYs after the fetch NOTIFY")
     case.finding("B22", len(sub.notifies) == 1, f"a fetch produced {len(sub.notifies)} NOTIFY(s)")
 
@@ -87,15 +100,19 @@ def test_fetch_gets_exactly_one_terminated_notify_with_state(case):
 @pytest.mark.requirement("B16")
 def test_unknown_event_package_is_489(case):
     sub = case.subscribe(case.user("badev"), event="x-nonexistent", wait=False)
-    case.finding("B16", sub.response.status == 489,
-                 f"SUBSCRIBE Event: x-nonexistent answered {sub.response.status}")
+    case.finding(
+        "B16",
+        sub.response.status == 489,
+        f"SUBSCRIBE Event: x-nonexistent answered {sub.response.status}",
+    )
 
 
 @pytest.mark.requirement("B17")
 def test_missing_event_is_489(case):
     sub = case.subscribe(case.user("noev"), event=None, wait=False)
-    case.finding("B17", sub.response.status == 489,
-                 f"SUBSCRIBE without Event answered {sub.response.status}")
+    case.finding(
+        "B17", sub.response.status == 489, f"SUBSCRIBE without Event answered {sub.response.status}"
+    )
 
 
 @pytest.mark.requirement("B15")
@@ -132,11 +149,17 @@ def test_short_subscription_expires(case):
     status = sub.response.status
     if status == 423:
         minimum = sub.response.header("Min-Expires") or ""
-        case.finding("B18", minimum.isdigit() and int(minimum) > 1,
-                     f"423 to Expires 1 carries Min-Expires {minimum!r}")
+        case.finding(
+            "B18",
+            minimum.isdigit() and int(minimum) > 1,
+            f"423 to Expires 1 carries Min-Expires {minimum!r}",
+        )
     else:
-        case.finding("B18", 200 <= status < 300 and _expires(sub.response) <= 1,
-                     f"Expires 1 answered {status} with Expires {sub.response.header('Expires')!r}")
+        case.finding(
+            "B18",
+            200 <= status < 300 and _expires(sub.response) <= 1,
+            f"Expires 1 answered {status} with Expires {sub.response.header('Expires')!r}",
+        )
 
 
 @pytest.mark.requirement("B24", "A10")
@@ -149,9 +172,12 @@ def test_two_watchers_each_notified_with_own_versions(case):
     case.await_notifies(one, 3, requirement="B20", what="NOTIFYs after two refreshes")
     two = case.subscribe(user)
     v1, v2 = one.versions(), two.versions()
-    case.finding("A10", bool(v2) and v2[0] is not None and bool(v1) and v2[0] == v1[0],
-                 f"second watcher starts at {v2[:1]}, first watcher started at {v1[:1]} "
-                 f"and is now at {v1[-1:]}")
+    case.finding(
+        "A10",
+        bool(v2) and v2[0] is not None and bool(v1) and v2[0] == v1[0],
+        f"second watcher starts at {v2[:1]}, first watcher started at {v1[:1]} "
+        f"and is now at {v1[-1:]}",
+    )
     case.modify(user, first, [dialog("t1", "confirmed")])
     case.await_notifies(one, 4, requirement="B24", what="watcher 1's NOTIFY after the change")
     case.await_notifies(two, 2, requirement="B24", what="watcher 2's NOTIFY after the change")

@@ -35,7 +35,8 @@ def test_declared_deviation_is_known_and_wildcard_applies():
     f = [Finding("C07", False, "200 to text/plain"), Finding("A07", False, "first version 1")]
     j = judge(f, profile=PROFILE, case_id="test_x", strict=True)
     assert not j.failures
-    assert [k.requirement for k in j.known] == ["C07", "A07"]
+    assert [k.requirement for k in j.known] == ["C07"]  # only a case's own makes it an xfail
+    assert [str(v) for _, v, _ in j.findings] == ["known deviation", "known deviation"]
 
 
 def test_declared_deviation_that_did_not_happen_fails():
@@ -159,3 +160,13 @@ def test_strict_turns_warnings_red(pytester):
     pytester.makepyfile(test_cases=CASES)
     result = pytester.runpytest("--strict-conformance")
     result.assert_outcomes(passed=1, failed=2, xfailed=1)
+
+
+def test_wildcard_deviation_never_seen_fails_the_run(pytester):
+    pytester.makeconftest(STANDIN.replace(
+        'deviations={"test_known": {"C07": "declared"}}',
+        'deviations={"test_known": {"C07": "declared"}, "*": {"C01": "says 400"}}'))
+    pytester.makepyfile(test_cases=CASES)
+    result = pytester.runpytest("-k", "passes or known")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*declared deviation for every case did not happen: C01*"])
