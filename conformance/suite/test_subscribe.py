@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.dialoginfo import dialog
+from conformance.errors import HarnessError
 
 pytestmark = pytest.mark.conformance
 
@@ -137,10 +138,16 @@ def test_accept_list_with_dialog_info(case):
 @pytest.mark.parametrize("code", [481, 489])
 def test_notify_rejected_removes_subscription(case, code):
     user = case.user(f"rej{code}")
-    first = case.publish(user, [dialog("z1", "confirmed")])
-    sub = case.subscribe(user, answer=code)
-    case.modify(user, first, [dialog("z1", "terminated")])
-    case.expect_no_notify(sub, 3.0, "B25", f"NOTIFYs after answering {code}")
+    first = case.publish(user, [dialog("z1", "trying")])
+    sub = case.subscribe(user)
+    sub.watcher.set_answer(code)
+    second = case.modify(user, first, [dialog("z1", "early")])
+    notifies = case.await_notifies(sub, 2, requirement="B24", what="the NOTIFY to reject")
+    answered = notifies[1].answered if len(notifies) > 1 else None
+    if answered != code:
+        raise HarnessError(f"the watcher answered {answered}, not {code}: the case proves nothing")
+    case.modify(user, second, [dialog("z1", "confirmed")])
+    case.expect_no_notify(sub, 3.0, "B25", f"NOTIFYs after a NOTIFY was answered {code}")
 
 
 @pytest.mark.requirement("B18")
