@@ -144,6 +144,9 @@ class Case:
         self.expectations: dict[str, Expectation] = {}
         self.exchanges: list[object] = []
         self._finished = False
+        self.waited = 0.0
+        """Seconds spent in waits the rules impose (timers, silence windows): benchmarks
+        subtract them to measure the harness itself."""
 
     # -- naming --------------------------------------------------------------------------------
 
@@ -239,10 +242,15 @@ class Case:
         self.settle()
         return result
 
+    def wait(self, seconds: float) -> None:
+        """A wait a server's timer or a rule forces; counted in ``waited``."""
+        self.waited += seconds
+        time.sleep(seconds)
+
     def settle(self) -> None:
         """The profile's settle time: some servers answer 200 before the state is stored."""
         if self.profile.settle_time:
-            time.sleep(self.profile.settle_time)
+            self.wait(self.profile.settle_time)
 
     def wait_past_expiry(self, publication: PublishResult | Publication) -> None:
         """Sleep until ``publication`` has expired and the server's expiry timer has had its
@@ -254,7 +262,7 @@ class Case:
             expires_at = stamp + (publication.expires or 0)
         delay = expires_at - time.time() + self.profile.expiry_timer + self.profile.expiry_slack
         if delay > 0:
-            time.sleep(delay + 0.5)
+            self.wait(delay + 0.5)
 
     def options(self):
         """An OPTIONS to the server, sent by SIPp like every other request."""
@@ -266,7 +274,7 @@ class Case:
         """Wait out the server's timestamp resolution, so the next publication sorts after the
         previous one (Kamailio orders by received_time in whole seconds)."""
         if self.profile.timestamp_resolution:
-            time.sleep(self.profile.timestamp_resolution + 0.05)
+            self.wait(self.profile.timestamp_resolution + 0.05)
 
     def _as_body(self, user: str, dialogs: Sequence[Item] | bytes | None) -> bytes | None:
         if dialogs is None or isinstance(dialogs, bytes):
@@ -398,6 +406,7 @@ class Case:
     def expect_no_notify(
         self, sub: Subscription, seconds: float, requirement: str, why: str
     ) -> None:
+        self.waited += seconds
         got = sub.watcher.expect_silence(seconds)
         self.finding(requirement, not got, f"{why}: {len(got)} NOTIFY(s) in {seconds:.1f} s")
 

@@ -490,6 +490,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         **(case.evidence() if case is not None else {"messages": [], "notifies": []}),
         "target": case.target.describe() if case is not None else None,
         "wildcards": dict(case.profile.deviations.get("*", {})) if case is not None else {},
+        "waited": case.waited if case is not None else 0.0,
     }
     report.user_properties.append((USER_PROPERTY, json.dumps(blob, default=str)))
     for rid in marker.args:

@@ -1,0 +1,75 @@
+"""How long the default suite takes against Kamailio, and what the harness costs on top of SIPp.
+
+Prints the wall time with -n 1 and -n auto, the number of cases, and the harness overhead: the
+cases' own time (minus the waits their rules impose: expiry timers, silence windows) divided by
+the same SIPp invocations run bare from a script (benchmarks/sipp_bare.py's measurements).
+
+    .venv/bin/python benchmarks/suite_speed.py [--mode aggregate|single]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+from _kamailio import kamailio, run_suite
+from sipp_bare import bare_publish, bare_watch
+
+from conformance.dialoginfo import dialog, document
+
+
+def invocations(results: dict) -> tuple[int, int]:
+    """SIPp processes the run started: one per PUBLISH/raw request, one per watcher."""
+    publishes = watchers = 0
+    for case in results["cases"]:
+        sent = [m for m in case.get("messages", []) if m["direction"] == "sent"]
+        publishes += sum(1 for m in sent if m["party"] == "publisher")
+        watchers += len({m["party"] for m in sent if m["party"].startswith("watcher")})
+    return publishes, watchers
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("aggregate", "single"), default="aggregate")
+    parser.add_argument("--runs", type=int, default=20, help="bare SIPp samples (default 20)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, kamailio(args.mode) as target:
+        work = Path(tmp)
+        wall1, res1 = run_suite(target, "1", work / "n1")
+        wall_auto, _ = run_suite(target, "auto", work / "nauto")
+        cases = [c for c in res1["cases"] if c.get("outcome") != "skipped"]
+        own = sum(c.get("duration") or 0 for c in cases)
+        waited = sum(c.get("waited") or 0 for c in cases)
+        pubs, watchers = invocations(res1)
+        from conformance.ports import reserve_block
+
+        server = (target.host, target.port)
+        body = document("sip:bare@127.0.0.1", [dialog("b", "confirmed")])
+        with reserve_block(31) as block:
+            pub = statistics.median(
+                bare_publish(server, block, work / "bare", body, i) for i in range(args.runs)
+            )
+            watch = statistics.median(
+                bare_watch(server, block, work / f"w{i}", f"bw{i}") for i in range(args.runs)
+            )
+        bare = pubs * pub + watchers * watch
+        print(f"target: Kamailio 5.6.3, {args.mode} mode (external, shared by all workers)")
+        print(f"cases run: {len(cases)} ({len(res1['cases'])} collected)")
+        print(f"wall time -n 1:    {wall1:6.1f} s")
+        print(f"wall time -n auto: {wall_auto:6.1f} s")
+        print(f"case time {own:.1f} s, of which imposed waits {waited:.1f} s")
+        print(
+            f"SIPp invocations: {pubs} one-shot requests, {watchers} watchers; bare: "
+            f"{pub * 1000:.1f} ms per request, {watch * 1000:.1f} ms per watcher start"
+        )
+        print(
+            f"harness overhead: {(own - waited) / bare:.2f}x the bare SIPp invocations "
+            f"({own - waited:.1f} s vs {bare:.1f} s)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""Mutation testing: run the whole conformance suite against the reference server with one fault
+switched on, and see which cases kill it.
+
+A fault counts as killed "through its own requirement" when some case fails with a finding
+whose id is one the fault breaks; a fault that only makes unrelated cases fail (a crash noticed
+by a timeout) is reported as killed by unrelated cases. The suite runs in a child pytest with
+``--strict-conformance``, so a broken SHOULD fails too. Shared by ``tests/mutation`` and
+``benchmarks/mutation_score.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conformance.errors import HarnessError
+from conformance.server.faults import FAULTS
+
+SINGLE_MODE_FAULTS = frozenset({"priority-wrong", "tie-wrong", "single-dialog-one-publication"})
+"""Faults that exist only in force_single_dialog mode; the others are run in aggregate mode."""
+
+
+@dataclass(frozen=True)
+class Kill:
+    case: str
+    requirement: str
+    message: str
+
+
+@dataclass(frozen=True)
+class MutationResult:
+    fault: str
+    broken: tuple[str, ...]
+    """Requirement ids the fault breaks (from its declaration)."""
+    mode: str
+    returncode: int
+    kills: tuple[Kill, ...] = field(default=())
+    """Every failed finding of every failed case."""
+    seconds: float = 0.0
+
+    @property
+    def killed(self) -> bool:
+        return bool(self.kills)
+
+    @property
+    def own(self) -> tuple[Kill, ...]:
+        """Kills through a finding with one of the broken requirement ids."""
+        return tuple(k for k in self.kills if k.requirement in self.broken)
+
+    @property
+    def verdict(self) -> str:
+        if self.own:
+            return "killed"
+        return "killed by unrelated cases" if self.killed else "SURVIVED"
+
+
+def mode_for(fault: str) -> str:
+    return "single" if fault in SINGLE_MODE_FAULTS else "aggregate"
+
+
+def run_fault(
+    fault: str,
+    workdir: Path,
+    *,
+    workers: str = "0",
+    timeout: float = 600,
+    extra: tuple[str, ...] = (),
+) -> MutationResult:
+    """Run the suite against the reference server with ``fault``; bounded by ``timeout``."""
+    import time
+
+    if fault not in FAULTS:
+        raise HarnessError(f"unknown fault {fault!r}")
+    mode = mode_for(fault)
+    report_dir = workdir / fault
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--pyargs",
+        "conformance.suite",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--target",
+        "reference",
+        "--fault",
+        fault,
+        "--strict-conformance",
+        f"--conformance-report={report_dir}",
+        "-n",
+        workers,
+        "--basetemp",
+        str(workdir / f"{fault}-tmp"),
+        *extra,
+    ]
+    if mode == "single":
+        cmd.append("--single-dialog")
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise HarnessError(f"suite against fault {fault} ran over {timeout} s") from None
+    runs = sorted(report_dir.glob("*/results.json"))
+    if not runs:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
+        raise HarnessError(f"suite against fault {fault} wrote no results:\n{tail}")
+    results = json.loads(runs[-1].read_text(encoding="utf-8"))
+    kills: list[Kill] = []
+    for case in results["cases"]:
+        if case.get("outcome") != "failed":
+            continue
+        failed = [
+            Kill(case["case"], f["requirement"], f["message"])
+            for f in case["findings"]
+            if f.get("verdict") == "fail"
+        ]
+        # A case that failed without a failing finding died on an error (a timeout, say).
+        why = (case.get("longrepr") or "failed").strip().splitlines()[-1:] or ["failed"]
+        kills += failed or [Kill(case["case"], "", why[0][:200])]
+    return MutationResult(
+        fault,
+        FAULTS[fault].requirements,
+        mode,
+        proc.returncode,
+        tuple(kills),
+        time.monotonic() - started,
+    )
