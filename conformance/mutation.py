@@ -67,9 +67,12 @@ def run_fault(
     *,
     workers: str = "0",
     timeout: float = 600,
-    extra: tuple[str, ...] = (),
+    extra: tuple[str, ...] = ("--sip-timeout", "2"),
 ) -> MutationResult:
-    """Run the suite against the reference server with ``fault``; bounded by ``timeout``."""
+    """Run the suite against the reference server with ``fault``; bounded by ``timeout``.
+
+    The embedded server answers on loopback within milliseconds, so a 2 s bound per awaited
+    message is generous, and it keeps faults that silence the server from costing 5 s a wait."""
     import time
 
     if fault not in FAULTS:

@@ -20,25 +20,44 @@ LAUNCHED = ("reference", "kamailio")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", default="reference",
-                        help="reference (embedded, default), kamailio, or sip:HOST:PORT")
+    parser.add_argument(
+        "--target",
+        default="reference",
+        help="reference (embedded, default), kamailio, or sip:HOST:PORT",
+    )
     parser.add_argument("--profile", help="shipped profile name or TOML file")
-    parser.add_argument("--mode", choices=("aggregate", "single", "both"), default=None,
-                        help="launched targets: which modes to test (default both); external: "
-                             "the mode the server runs in (default aggregate)")
-    parser.add_argument("--single-dialog", action="store_true",
-                        help="same as --mode single")
-    parser.add_argument("--strict", action="store_true",
-                        help="SHOULD/DEF/IMPL violations fail instead of warn")
+    parser.add_argument(
+        "--mode",
+        choices=("aggregate", "single", "both"),
+        default=None,
+        help="launched targets: which modes to test (default both); external: "
+        "the mode the server runs in (default aggregate)",
+    )
+    parser.add_argument("--single-dialog", action="store_true", help="same as --mode single")
+    parser.add_argument(
+        "--strict", action="store_true", help="SHOULD/DEF/IMPL violations fail instead of warn"
+    )
     parser.add_argument("--rfc", choices=("6665", "3265"), help="SIP events baseline")
-    parser.add_argument("-n", "--numprocesses", default="auto", metavar="N",
-                        help="pytest-xdist workers (default auto; 0 runs in one process)")
-    parser.add_argument("--report-dir", default=None, metavar="DIR",
-                        help="where reports go (default ./reports)")
-    parser.add_argument("--fault", action="append", default=[], metavar="NAME",
-                        help="reference target only: inject a fault into the server")
-    parser.add_argument("pytest_args", nargs=argparse.REMAINDER,
-                        help="after --: passed to pytest unchanged")
+    parser.add_argument(
+        "-n",
+        "--numprocesses",
+        default="auto",
+        metavar="N",
+        help="pytest-xdist workers (default auto; 0 runs in one process)",
+    )
+    parser.add_argument(
+        "--report-dir", default=None, metavar="DIR", help="where reports go (default ./reports)"
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="reference target only: inject a fault into the server",
+    )
+    parser.add_argument(
+        "pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest unchanged"
+    )
 
 
 def modes(args: argparse.Namespace) -> list[str]:
@@ -48,15 +67,26 @@ def modes(args: argparse.Namespace) -> list[str]:
         return ["single"]
     if args.mode == "both" or (args.mode is None and args.target in LAUNCHED):
         if args.target not in LAUNCHED:
-            raise UsageError("--mode both needs a target the kit launches; an external server "
-                             "runs in one mode: say which with --mode")
+            raise UsageError(
+                "--mode both needs a target the kit launches; an external server "
+                "runs in one mode: say which with --mode"
+            )
         return ["aggregate", "single"]
     return [args.mode or "aggregate"]
 
 
 def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
-    cmd = [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite",
-           "-p", "no:cacheprovider", "--target", args.target]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--pyargs",
+        "conformance.suite",
+        "-p",
+        "no:cacheprovider",
+        "--target",
+        args.target,
+    ]
     if args.profile:
         cmd += ["--profile", args.profile]
     if mode == "single":
@@ -79,8 +109,10 @@ def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     if shutil.which("sipp") is None:
-        raise UsageError("SIPp is not installed: apt-get install sip-tester "
-                         "(SIPp is the only SIP peer the suite uses)")
+        raise UsageError(
+            "SIPp is not installed: apt-get install sip-tester "
+            "(SIPp is the only SIP peer the suite uses)"
+        )
     worst = 0
     for mode in modes(args):
         cmd = pytest_command(args, mode)

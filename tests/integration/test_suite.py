@@ -21,6 +21,7 @@ SUBSET = "initial or aggregated or single_dialog_priority or refresh_sends or re
 
 
 def run_suite(tmp_path: Path, *args: str, timeout: float = 300) -> tuple[int, str, dict]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     report = tmp_path / "reports"
     cmd = [
         sys.executable,

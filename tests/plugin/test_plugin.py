@@ -101,6 +101,7 @@ class StandIn:
         self.profile = Profile(name="standin",
                                deviations={"test_known": {"C07": "declared"}})
         self.target = self
+        self.waited = 0.0
 
     def finish(self):
         return self.findings
@@ -163,9 +164,12 @@ def test_strict_turns_warnings_red(pytester):
 
 
 def test_wildcard_deviation_never_seen_fails_the_run(pytester):
-    pytester.makeconftest(STANDIN.replace(
-        'deviations={"test_known": {"C07": "declared"}}',
-        'deviations={"test_known": {"C07": "declared"}, "*": {"C01": "says 400"}}'))
+    pytester.makeconftest(
+        STANDIN.replace(
+            'deviations={"test_known": {"C07": "declared"}}',
+            'deviations={"test_known": {"C07": "declared"}, "*": {"C01": "says 400"}}',
+        )
+    )
     pytester.makepyfile(test_cases=CASES)
     result = pytester.runpytest("-k", "passes or known")
     assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -466,10 +466,12 @@ def test_strict_flavour_resolves_duplicates_and_withholds_session_descriptions()
 
     sdp = '<local><session-description type="application/sdp">v=0</session-description></local>'
     pubs = [
-        Publication(document("sip:a@h", [dialog("1", "early"), dialog("x", "trying")]), "e1",
-                    1.0, 100.0, 0),
-        Publication(document("sip:a@h", [dialog("1", "confirmed", extra=sdp)]), "e2", 2.0,
-                    100.0, 1),
+        Publication(
+            document("sip:a@h", [dialog("1", "early"), dialog("x", "trying")]), "e1", 1.0, 100.0, 0
+        ),
+        Publication(
+            document("sip:a@h", [dialog("1", "confirmed", extra=sdp)]), "e2", 2.0, 100.0, 1
+        ),
     ]
     strict = aggregate(pubs, presentity="sip:a@h", now=10.0, flavour="strict")
     assert [(d.id, d.state) for d in strict.dialogs] == [("x", "trying"), ("1", "confirmed")]

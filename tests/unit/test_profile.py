@@ -35,7 +35,7 @@ def test_kamailio_profile_records_observed_behaviour() -> None:
     assert p.notify_on_refresh_publish and p.replaces_on_same_first_id and p.stale_removal_notify
     assert not p.partial_on_publish
     assert p.expiry_timer == 2.0 and p.timestamp_resolution == 1.0
-    assert p.deviation("test_publish_wrong_content_type", "C07")
+    assert p.deviation("test_publish_wrong_content_type_is_rejected", "C07")
 
 
 def test_opensips_and_reference_differ_where_behaviour_md_says() -> None:
@@ -137,7 +137,7 @@ def test_profile_is_frozen_and_pickles() -> None:
     with pytest.raises(TypeError):
         p.deviations["x"] = {}  # type: ignore[index]
     assert pickle.loads(pickle.dumps(p)) == p
-    assert p.to_dict()["deviations"]["test_publish_wrong_content_type"]["C07"]
+    assert p.to_dict()["deviations"]["test_publish_wrong_content_type_is_rejected"]["C07"]
 
 
 def test_defaults_are_rfc_strict() -> None:
