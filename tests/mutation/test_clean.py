@@ -24,6 +24,8 @@ def test_reference_server_is_clean(mode, tmp_path):
         "-n",
         "2",
         "--strict-conformance",
+        "--sip-timeout",
+        "2",
         f"--conformance-report={tmp_path}",
         "-p",
         "no:cacheprovider",
