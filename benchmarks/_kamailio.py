@@ -11,6 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from conformance.commands.run import suite_argv
 from conformance.ports import reserve_block
 from conformance.targets.kamailio import KamailioTarget
 
@@ -30,15 +31,8 @@ def run_suite(
     target: KamailioTarget, workers: str, report: Path, *extra: str
 ) -> tuple[float, dict]:
     """The default suite against ``target`` as an external server; wall seconds and results."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--pyargs",
-        "conformance.suite",
+    cmd = suite_argv(
         "-q",
-        "-p",
-        "no:cacheprovider",
         "--target",
         f"sip:{target.address}",
         "--profile",
@@ -47,7 +41,7 @@ def run_suite(
         "-n",
         workers,
         *extra,
-    ]
+    )
     if target.profile.single_dialog:
         cmd.append("--single-dialog")
     started = time.perf_counter()

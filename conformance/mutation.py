@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.commands.run import suite_argv
 from conformance.errors import HarnessError
 from conformance.server.faults import FAULTS
 
@@ -79,14 +79,7 @@ def run_fault(
         raise HarnessError(f"unknown fault {fault!r}")
     mode = mode_for(fault)
     report_dir = workdir / fault
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--pyargs",
-        "conformance.suite",
-        "-p",
-        "no:cacheprovider",
+    cmd = suite_argv(
         "-q",
         "--target",
         "reference",
@@ -99,7 +92,7 @@ def run_fault(
         "--basetemp",
         str(workdir / f"{fault}-tmp"),
         *extra,
-    ]
+    )
     if mode == "single":
         cmd.append("--single-dialog")
     started = time.monotonic()

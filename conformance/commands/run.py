@@ -75,8 +75,10 @@ def modes(args: argparse.Namespace) -> list[str]:
     return [args.mode or "aggregate"]
 
 
-def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
-    cmd = [
+def suite_argv(*args: str) -> list[str]:
+    """The command line that runs the conformance suite in a child pytest; the ``run`` command,
+    the mutation runner, the benchmarks and the end-to-end tests all start from it."""
+    return [
         sys.executable,
         "-m",
         "pytest",
@@ -84,9 +86,12 @@ def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
         "conformance.suite",
         "-p",
         "no:cacheprovider",
-        "--target",
-        args.target,
+        *args,
     ]
+
+
+def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
+    cmd = suite_argv("--target", args.target)
     if args.profile:
         cmd += ["--profile", args.profile]
     if mode == "single":

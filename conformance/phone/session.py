@@ -36,7 +36,7 @@ from conformance.phone import probes
 from conformance.phone.probes import Probe
 from conformance.server.core import REMOVING_NOTIFY_STATUS
 from conformance.sip import message as sipmsg
-from conformance.sip.message import Request, Response, tag_of, uri_of
+from conformance.sip.message import Request, Response, response_to, uri_of
 
 Address = tuple[str, int]
 Outcome = Literal["accepted", "rejected", "fatal", "skipped"]
@@ -655,19 +655,7 @@ class ProbeSession:
         to_tag: str | None = None,
         extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        headers: list[tuple[str, str]] = [(n, v) for n, v in req.headers if n == "Via"]
-        to = req.header("To") or ""
-        if tag_of(to) is None:
-            to = f"{to};tag={to_tag or secrets.token_hex(6)}"
-        headers += [
-            ("From", req.header("From") or ""),
-            ("To", to),
-            ("Call-ID", req.call_id or ""),
-            ("CSeq", req.header("CSeq") or ""),
-            ("Server", USER_AGENT),
-            *extra,
-        ]
-        response = Response(status=status, reason=reason, headers=tuple(headers))
+        response = response_to(req, status, reason, to_tag=to_tag, server=USER_AGENT, extra=extra)
         data = bytes(response)
         self._answered[(req.branch, req.call_id, req.header("CSeq"))] = data
         self._out.append((data, addr))

@@ -781,23 +781,14 @@ class PresenceCore:
         to_tag: str | None = None,
         detail: str = "",
     ) -> Response:
-        headers: list[tuple[str, str]] = [(n, v) for n, v in req.headers if n == "Via"]
+        more = list(extra)
         if "record-route-echoed" in self._faults:
-            headers.extend((n, v) for n, v in req.headers if n == "Record-Route")
-        to = req.header("To") or ""
-        if tag_of(to) is None:
-            to = f"{to};tag={to_tag or secrets.token_hex(6)}"
-        headers += [
-            ("From", req.header("From") or ""),
-            ("To", to),
-            ("Call-ID", req.call_id or ""),
-            ("CSeq", req.header("CSeq") or ""),
-            ("Server", SERVER_NAME),
-        ]
-        headers.extend(extra)
+            more += [(n, v) for n, v in req.headers if n == "Record-Route"]
         if detail:
-            headers.append(("Warning", f'399 reference "{_header_safe(detail)}"'))
-        return Response(status=status, reason=reason, headers=tuple(headers))
+            more.append(("Warning", f'399 reference "{_header_safe(detail)}"'))
+        return sipmsg.response_to(
+            req, status, reason, to_tag=to_tag, server=SERVER_NAME, extra=more
+        )
 
     def _answer_unparsable(self, data: bytes, addr: Address) -> None:
         """A 400 when the five headers a response needs can be read, silence otherwise."""

@@ -9,6 +9,8 @@ checks that for arbitrary bytes). Header names are matched case-insensitively an
 from __future__ import annotations
 
 import re
+import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from conformance.errors import SipParseError
@@ -253,3 +255,31 @@ def _headers(lines: list[str]):  # type: ignore[no-untyped-def]
         current = [canonical_name(name), value.strip()]
     if current is not None:
         yield current[0], current[1]
+
+
+def response_to(
+    request: Request,
+    status: int,
+    reason: str,
+    *,
+    to_tag: str | None = None,
+    server: str | None = None,
+    extra: Iterable[tuple[str, str]] = (),
+) -> Response:
+    """A response to ``request`` as RFC 3261 §8.2.6.2 builds it: every Via, From, To (with
+    ``to_tag`` added when the request's To has none), Call-ID and CSeq copied, then ``extra``.
+    A random tag is drawn when none is given; the caller keeps it by passing its own."""
+    to = request.header("To") or ""
+    if tag_of(to) is None:
+        to = f"{to};tag={to_tag or secrets.token_hex(6)}"
+    headers = [(n, v) for n, v in request.headers if n == "Via"]
+    headers += [
+        ("From", request.header("From") or ""),
+        ("To", to),
+        ("Call-ID", request.call_id or ""),
+        ("CSeq", request.header("CSeq") or ""),
+    ]
+    if server:
+        headers.append(("Server", server))
+    headers.extend(extra)
+    return Response(status=status, reason=reason, headers=tuple(headers))

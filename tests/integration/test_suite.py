@@ -9,11 +9,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from conformance.commands.run import suite_argv
 
 pytestmark = pytest.mark.integration
 
@@ -23,20 +24,9 @@ SUBSET = "initial or aggregated or single_dialog_priority or refresh_sends or re
 def run_suite(tmp_path: Path, *args: str, timeout: float = 300) -> tuple[int, str, dict]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     report = tmp_path / "reports"
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--pyargs",
-        "conformance.suite",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        f"--conformance-report={report}",
-        "--basetemp",
-        str(tmp_path / "base"),
-        *args,
-    ]
+    cmd = suite_argv(
+        "-q", f"--conformance-report={report}", "--basetemp", str(tmp_path / "base"), *args
+    )
     proc = subprocess.run(
         cmd, capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
     )
@@ -127,21 +117,14 @@ def test_kamailio_subset_same_verdicts_with_and_without_xdist(tmp_path):
 
 def test_ctrl_c_leaves_no_process_behind(tmp_path):
     base = tmp_path / "base"
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--pyargs",
-        "conformance.suite",
+    cmd = suite_argv(
         "-q",
         "-n",
         "2",
-        "-p",
-        "no:cacheprovider",
         f"--conformance-report={tmp_path / 'reports'}",
         "--basetemp",
         str(base),
-    ]
+    )
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.DEVNULL,

@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
+
+from conformance.commands.run import suite_argv
 
 pytestmark = pytest.mark.mutation
 
 
 @pytest.mark.parametrize("mode", ["aggregate", "single"])
 def test_reference_server_is_clean(mode, tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--pyargs",
-        "conformance.suite",
+    cmd = suite_argv(
         "-q",
         "-n",
         "2",
@@ -27,9 +23,7 @@ def test_reference_server_is_clean(mode, tmp_path):
         "--sip-timeout",
         "2",
         f"--conformance-report={tmp_path}",
-        "-p",
-        "no:cacheprovider",
-    ]
+    )
     if mode == "single":
         cmd.append("--single-dialog")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
