@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -344,6 +345,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for rid in item.get_closest_marker("requirement").args:
             if rid not in CATALOGUE:
                 raise pytest.UsageError(f"{item.nodeid}: unknown requirement id {rid!r}")
+            item.user_properties.append(("requirement", rid))  # junit.xml test properties
         wanted = item.get_closest_marker("mode")
         if wanted is not None and mode not in wanted.args:
             item.add_marker(
@@ -493,8 +495,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "waited": case.waited if case is not None else 0.0,
     }
     report.user_properties.append((USER_PROPERTY, json.dumps(blob, default=str)))
-    for rid in marker.args:
-        report.user_properties.append(("requirement", rid))
     if judged and judged.warnings and report.passed:
         report.sections.append(("conformance warnings", "\n".join(judged.warnings)))
     return report
@@ -516,15 +516,18 @@ class Collector:
     def pytest_sessionstart(self) -> None:
         self.started = time.time()
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for key, value in report.user_properties:
-            if key == USER_PROPERTY:
-                blob = json.loads(value)
-                if blob.get("target") and not self.target:
-                    self.target = blob["target"]
-                blob["nodeid"] = report.nodeid
-                blob["outcome"] = "xfailed" if hasattr(report, "wasxfail") else report.outcome
-                self.cases.append(blob)
+        # Take the blob out before junitxml sees it: junit.xml keeps the requirement ids only.
+        blobs = [v for k, v in report.user_properties if k == USER_PROPERTY]
+        report.user_properties[:] = [p for p in report.user_properties if p[0] != USER_PROPERTY]
+        for value in blobs:
+            blob = json.loads(value)
+            if blob.get("target") and not self.target:
+                self.target = blob["target"]
+            blob["nodeid"] = report.nodeid
+            blob["outcome"] = "xfailed" if hasattr(report, "wasxfail") else report.outcome
+            self.cases.append(blob)
 
     def coverage(self) -> dict[str, set[str]]:
         """Requirement ids per group that some finding named (passed or not)."""
@@ -629,6 +632,9 @@ class Collector:
         except (ConformanceError, OSError) as exc:
             tr.write_line(f"report not written: {getattr(exc, 'message', exc)}")
             return
+        junit = getattr(self.config.option, "xmlpath", None)
+        if junit and Path(junit).is_file():  # --junitxml was written just before this summary
+            shutil.copyfile(junit, run_dir / "junit.xml")
         tr.write_line(f"report: {run_dir / 'report.html'}")
 
 
