@@ -410,6 +410,18 @@ class Case:
         got = sub.watcher.expect_silence(seconds)
         self.finding(requirement, not got, f"{why}: {len(got)} NOTIFY(s) in {seconds:.1f} s")
 
+    def server_agent(self) -> str | None:
+        """The server's own name, from a NOTIFY's User-Agent or a response's Server header."""
+        for sub in self.subscriptions:
+            for n in sub.notifies:
+                if agent := n.request.header("User-Agent"):
+                    return agent
+        for result in self.exchanges:
+            response = getattr(result, "response", result)
+            if agent := getattr(response, "header", lambda _: None)("Server"):
+                return agent
+        return None
+
     # -- evidence for the report ---------------------------------------------------------------
 
     def evidence(self) -> dict[str, list[dict[str, object]]]:

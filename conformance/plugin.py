@@ -493,6 +493,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "target": case.target.describe() if case is not None else None,
         "wildcards": dict(case.profile.deviations.get("*", {})) if case is not None else {},
         "waited": case.waited if case is not None else 0.0,
+        "user_agent": case.server_agent() if case is not None else None,
     }
     report.user_properties.append((USER_PROPERTY, json.dumps(blob, default=str)))
     if judged and judged.warnings and report.passed:
@@ -524,7 +525,9 @@ class Collector:
         for value in blobs:
             blob = json.loads(value)
             if blob.get("target") and not self.target:
-                self.target = blob["target"]
+                self.target = dict(blob["target"])
+            if blob.get("user_agent") and self.target and not self.target.get("user_agent"):
+                self.target["user_agent"] = blob["user_agent"]
             blob["nodeid"] = report.nodeid
             blob["outcome"] = "xfailed" if hasattr(report, "wasxfail") else report.outcome
             self.cases.append(blob)

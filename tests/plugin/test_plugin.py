@@ -109,6 +109,9 @@ class StandIn:
     def evidence(self):
         return {"messages": [], "notifies": []}
 
+    def server_agent(self):
+        return "standin/1.0"
+
     def describe(self):
         return {"kind": "standin"}
 
