@@ -176,15 +176,19 @@ def test_thousand_malformed_datagrams_then_normal_service(server) -> None:  # ty
     client = Client(port)
     try:
         rng = random.Random(1)
+        answers = []
         for i in range(1000):
             client.send(malformed(rng, i, port))
-            if i % 100 == 99:
-                time.sleep(0.01)  # stay under the socket buffers; this is not a load test
-        answers = client.drain()
+            if i % 10 == 9:
+                # 200 of these are 65 kB: pace them so no socket buffer overflows (UDP drops
+                # silently), which keeps the count below exact even on a loaded machine.
+                time.sleep(0.005)
+                answers += client.drain(0.001)
+        answers += client.drain()
         assert proc.poll() is None, "server died on malformed input"
         statuses = [m.status for m in answers if isinstance(m, Response)]
         assert statuses and set(statuses) == {400}
-        assert len(statuses) >= 150  # most of the 200 salvageable requests got their 400
+        assert len(statuses) >= 195  # every salvageable request (200) gets its 400
 
         body = di.document("sip:alice@127.0.0.1", [di.dialog("d1", "early")])
         pub, _ = client.transact(
