@@ -21,7 +21,7 @@ def _manifest(folder: str) -> list[tuple[str, str, str]]:
     return rows
 
 
-CASES = _manifest("rfc4235") + _manifest("valid") + _manifest("invalid")
+CASES = _manifest("rfc4235") + _manifest("valid") + _manifest("invalid") + _manifest("kamailio")
 
 
 @pytest.mark.parametrize(("name", "verdict", "ids"), CASES, ids=[c[0] for c in CASES])
