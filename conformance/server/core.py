@@ -257,7 +257,8 @@ class PresenceCore:
         self._expire_publications(now)
         for sub in [s for s in self._subscriptions.values() if s.expires_at <= now]:
             self._subscriptions.pop(sub.key, None)
-            self._notify(sub, now, trigger="expiry", terminated=True)
+            if "subscription-expiry-silent" not in self._faults:
+                self._notify(sub, now, trigger="expiry", terminated=True)
         for txn in list(self._client.values()):
             if txn.timeout_at <= now:
                 # Timer F: the watcher is gone; RFC 6665 §4.2.2 says drop the subscription.

@@ -102,6 +102,11 @@ _FAULTS = (
         "a NOTIFY answered with 481 leaves the subscription in place",
         ("B25",),
     ),
+    Fault(
+        "subscription-expiry-silent",
+        "an expired subscription is dropped without a terminated NOTIFY",
+        ("B23",),
+    ),
     Fault("accept-ignored", "SUBSCRIBE whose Accept lacks dialog-info gets 200 (no 406)", ("B15",)),
     Fault(
         "crash-after-two-dialogs",

@@ -98,6 +98,23 @@ def test_fetch_gets_exactly_one_terminated_notify_with_state(case):
     case.finding("B22", len(sub.notifies) == 1, f"a fetch produced {len(sub.notifies)} NOTIFY(s)")
 
 
+@pytest.mark.requirement("B23")
+def test_subscription_expiry_sends_terminated(case):
+    user = case.user("subexp")
+    case.publish(user, [dialog("x1", "confirmed")])
+    sub = case.subscribe(user, expires=2)
+    granted = sub.ctx.granted
+    if granted is None or granted > 10:
+        pytest.skip(f"the server granted {granted} s for Expires 2; waiting that long is slow")
+    case.wait(granted + case.profile.expiry_timer + case.profile.expiry_slack)
+    notifies = case.await_notifies(
+        sub, 2, requirement="B23", what="the NOTIFY ending the expired subscription"
+    )
+    state = (notifies[-1].request.header("Subscription-State") or "") if notifies else ""
+    ok = state.lower().startswith("terminated") and "reason=timeout" in state.replace(" ", "")
+    case.finding("B23", ok, f"last NOTIFY after expiry: Subscription-State {state!r}")
+
+
 @pytest.mark.requirement("B16")
 def test_unknown_event_package_is_489(case):
     sub = case.subscribe(case.user("badev"), event="x-nonexistent", wait=False)

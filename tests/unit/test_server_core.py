@@ -928,6 +928,15 @@ def test_fault_subscription_kept_after_481() -> None:
     assert net.core.subscription_count() == 1
 
 
+def test_fault_subscription_expiry_silent() -> None:
+    net = faulted("subscription-expiry-silent")
+    net.subscribe(expires=3)
+    before = len(net.notifies)
+    net.advance(3.5)
+    assert net.core.subscription_count() == 0
+    assert len(net.notifies) == before  # dropped without the terminated NOTIFY
+
+
 def test_fault_accept_ignored() -> None:
     assert faulted("accept-ignored").subscribe(accept="application/pidf+xml").status == 200
 
