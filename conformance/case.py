@@ -145,6 +145,8 @@ class Case:
         self.exchanges: list[object] = []
         self._finished = False
         self.waited = 0.0
+        self.timed_out = 0.0
+        """Seconds spent waiting out a bound that a deviating server never met."""
         """Seconds spent in waits the rules impose (timers, silence windows): benchmarks
         subtract them to measure the harness itself."""
 
@@ -338,6 +340,7 @@ class Case:
         try:
             got = sub.watcher.wait_notifies(count, timeout=bound)
         except NotReceivedError as exc:
+            self.timed_out += time.time() - before
             self.finding(requirement, False, f"{what} did not arrive: {exc.message}")
             return sub.notifies
         late = got[count - 1].timestamp - before if len(got) >= count else 0.0
@@ -364,7 +367,8 @@ class Case:
         settle time. On timeout the findings fail with the last view and the expected one.
         ``expected`` replaces the oracle's current aggregate, for rules that say the state must
         be what it was before a request (a rejected PUBLISH changes nothing)."""
-        deadline = time.time() + (timeout if timeout is not None else self.timeout)
+        started = time.time()
+        deadline = started + (timeout if timeout is not None else self.timeout)
         deadline += self.profile.settle_time
         expectation = self.expectation(user)
         while True:
@@ -379,6 +383,8 @@ class Case:
                 sub.watcher.wait_notifies(len(sub.notifies) + 1, timeout=remaining)
             except NotReceivedError:
                 continue  # one last comparison, then the loop ends on the deadline
+        if not comparison.equal:
+            self.timed_out += time.time() - started
         for rid in requirements:
             self.finding(
                 rid,

@@ -493,6 +493,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "target": case.target.describe() if case is not None else None,
         "wildcards": dict(case.profile.deviations.get("*", {})) if case is not None else {},
         "waited": case.waited if case is not None else 0.0,
+        "timed_out": case.timed_out if case is not None else 0.0,
         "user_agent": case.server_agent() if case is not None else None,
     }
     report.user_properties.append((USER_PROPERTY, json.dumps(blob, default=str)))

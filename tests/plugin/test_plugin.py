@@ -102,6 +102,7 @@ class StandIn:
                                deviations={"test_known": {"C07": "declared"}})
         self.target = self
         self.waited = 0.0
+        self.timed_out = 0.0
 
     def finish(self):
         return self.findings
