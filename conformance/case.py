@@ -99,10 +99,10 @@ class Subscription:
     def captured(self) -> list[checks.Captured]:
         return [checks.Captured(n.request, n.timestamp, n.answered) for n in self.notifies]
 
-    def view(self) -> WatcherView:
-        """The §4.3 watcher table after every NOTIFY so far."""
+    def view(self, notifies: Sequence[Notify] | None = None) -> WatcherView:
+        """The §4.3 watcher table after ``notifies`` (default: every NOTIFY so far)."""
         view = WatcherView()
-        for n in self.notifies:
+        for n in self.notifies if notifies is None else notifies:
             if n.body.strip():
                 view.apply(n.body)
         return view
@@ -372,15 +372,18 @@ class Case:
         deadline += self.profile.settle_time
         expectation = self.expectation(user)
         while True:
+            # One snapshot per round: judging one list and waiting past another could wait
+            # for a NOTIFY that already came.
+            seen = sub.notifies
             target = expected if expected is not None else expectation.aggregate()
             comparison = checks.compare(
-                checks.expected_view(target).values(), sub.view().dialogs.values()
+                checks.expected_view(target).values(), sub.view(seen).dialogs.values()
             )
             remaining = deadline - time.time()
             if comparison.equal or remaining <= 0:
                 break
             try:
-                sub.watcher.wait_notifies(len(sub.notifies) + 1, timeout=remaining)
+                sub.watcher.wait_notifies(len(seen) + 1, timeout=remaining)
             except NotReceivedError:
                 continue  # one last comparison, then the loop ends on the deadline
         if not comparison.equal:
