@@ -91,13 +91,33 @@ class Subscription:
         self.watcher = watcher
         self.ctx = ctx
         self.response = response
+        self.paused: list[tuple[float, float]] = []
 
     @property
     def notifies(self) -> list[Notify]:
         return self.watcher.notifies
 
     def captured(self) -> list[checks.Captured]:
-        return [checks.Captured(n.request, n.timestamp, n.answered) for n in self.notifies]
+        return [
+            checks.Captured(
+                n.request,
+                n.timestamp,
+                n.answered,
+                late=any(a <= n.timestamp <= b for a, b in self.paused),
+            )
+            for n in self.notifies
+        ]
+
+    def pause(self) -> None:
+        """The watcher stops answering (a hung phone) until ``resume``."""
+        self.watcher.pause()
+        self.paused.append((time.time(), float("inf")))
+
+    def resume(self) -> None:
+        self.watcher.resume()
+        if self.paused and self.paused[-1][1] == float("inf"):
+            # What queued meanwhile is read within the next second.
+            self.paused[-1] = (self.paused[-1][0], time.time() + 1.0)
 
     def view(self, notifies: Sequence[Notify] | None = None) -> WatcherView:
         """The §4.3 watcher table after ``notifies`` (default: every NOTIFY so far)."""
@@ -413,11 +433,17 @@ class Case:
         self.finding(requirement, state == "full", f"NOTIFY body state {state!r}")
 
     def expect_no_notify(
-        self, sub: Subscription, seconds: float, requirement: str, why: str
+        self, sub: Subscription, seconds: float, requirement: str, why: str, *, since: int
     ) -> None:
-        self.waited += seconds
-        got = sub.watcher.expect_silence(seconds)
-        self.finding(requirement, not got, f"{why}: {len(got)} NOTIFY(s) in {seconds:.1f} s")
+        """No NOTIFY beyond the first ``since`` of this subscription within ``seconds``.
+
+        ``since`` is counted before the stimulus: the NOTIFY a PUBLISH triggers arrives within
+        a millisecond, before a window opened after the PUBLISH could see it."""
+        self.wait(seconds)
+        extra = sub.notifies[since:]
+        self.finding(
+            requirement, not extra, f"{why}: {len(extra)} NOTIFY(s) within {seconds:.1f} s"
+        )
 
     def server_agent(self) -> str | None:
         """The server's own name, from a NOTIFY's User-Agent or a response's Server header."""

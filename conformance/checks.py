@@ -56,6 +56,9 @@ class Captured:
     request: Request
     timestamp: float
     answered: int | None = None
+    late: bool = False
+    """Read by a watcher that was paused on purpose: ``timestamp`` is when it was read, not
+    when it arrived, so time-dependent checks (B09's remaining time) do not apply."""
 
     @property
     def body(self) -> bytes:
@@ -157,7 +160,7 @@ def check_notify(captured: Captured, sub: Subscription) -> list[Finding]:
         level = None if sub.rfc == 6665 else Level.SHOULD
         if expires is None or not expires.isdigit():
             out.append(_f("B09", False, f"{label}: {state_header!r} has no expires=", level=level))
-        elif sub.granted is not None and sub.granted_at is not None:
+        elif sub.granted is not None and sub.granted_at is not None and not captured.late:
             remaining = sub.granted - (captured.timestamp - sub.granted_at) + 1
             out.append(
                 _f(

@@ -20,6 +20,8 @@ from conformance.errors import HarnessError
 from conformance.server.faults import FAULTS
 
 SINGLE_MODE_FAULTS = frozenset({"priority-wrong", "tie-wrong", "single-dialog-one-publication"})
+SLOW_FAULTS = frozenset({"subscription-kept-after-timeout"})
+"""Faults only a slow case (a 32 s timer) can see; their runs add --slow."""
 """Faults that exist only in force_single_dialog mode; the others are run in aggregate mode."""
 
 
@@ -95,6 +97,8 @@ def run_fault(
     )
     if mode == "single":
         cmd.append("--single-dialog")
+    if fault in SLOW_FAULTS:
+        cmd.append("--slow")
     started = time.monotonic()
     try:
         proc = subprocess.run(

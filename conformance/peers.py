@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import os
 import re
+import signal
 import socket
 import struct
 import time
@@ -582,6 +583,7 @@ class Watcher:
         proc, twin = self._proc, self._twin
         if proc is None:
             return
+        self.resume()  # a paused watcher could not unsubscribe
         try:
             if twin is not None and proc.alive():
                 bound = min(self.timeout, 2.0)
@@ -620,6 +622,18 @@ class Watcher:
     def unsubscribe(self) -> Response:
         """SUBSCRIBE with Expires: 0; the server then owes a terminated NOTIFY."""
         return self._subscribe(0)
+
+    def pause(self) -> None:
+        """Stop answering anything: the watcher's SIPp is suspended (SIGSTOP), as a phone that
+        hangs would be. Used to let a server's Timer F run out (B26)."""
+        if self._proc is None or self._proc.pid is None:
+            raise UsageError(f"{self.name} is not started")
+        os.kill(self._proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo ``pause``; datagrams that queued meanwhile are then handled late."""
+        if self._proc is not None and self._proc.pid is not None and self._proc.alive():
+            os.kill(self._proc.pid, signal.SIGCONT)
 
     def set_answer(self, code: int) -> None:
         """Answer later NOTIFYs with ``code`` (one of ANSWER_CODES)."""

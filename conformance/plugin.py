@@ -40,6 +40,7 @@ RFC_OPTION = "--rfc"
 FAULT_OPTION = "--fault"
 TIMEOUT_OPTION = "--sip-timeout"
 REPORT_OPTION = "--conformance-report"
+SLOW_OPTION = "--slow"
 
 USER_PROPERTY = "dialoginfo-conformance"
 """Key of the JSON blob each case report carries to the controller."""
@@ -118,6 +119,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=5.0,
         metavar="SECONDS",
         help="bound of every wait for a SIP message (default 5)",
+    )
+    group.addoption(
+        SLOW_OPTION,
+        action="store_true",
+        default=False,
+        help="also run the cases marked slow (they wait out timers of more than 30 s)",
     )
     group.addoption(
         REPORT_OPTION,
@@ -346,6 +353,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if rid not in CATALOGUE:
                 raise pytest.UsageError(f"{item.nodeid}: unknown requirement id {rid!r}")
             item.user_properties.append(("requirement", rid))  # junit.xml test properties
+        if item.get_closest_marker("slow") and not config.getoption(SLOW_OPTION):
+            item.add_marker(pytest.mark.skip(reason=f"slow case: opt in with {SLOW_OPTION}"))
         wanted = item.get_closest_marker("mode")
         if wanted is not None and mode not in wanted.args:
             item.add_marker(
@@ -379,6 +388,7 @@ def _judge(item: pytest.Item, case: Any) -> None:
         case_id=case_id,
         strict=settings.strict,
         declared=declared,
+        variant=item.name,
     )
     item.stash[_judged_key] = judged
     if judged.failures:
@@ -418,6 +428,7 @@ def judge(
     case_id: str,
     strict: bool,
     declared: tuple[str, ...] = (),
+    variant: str | None = None,
 ) -> Judged:
     """Verdicts for one case's findings, with the profile's declared deviations applied.
 
@@ -425,7 +436,8 @@ def judge(
     the declaration is stale, and a stale declaration would hide a regression later."""
     rows: list[tuple[Finding, Verdict, str | None]] = []
     failures, warnings, known, reasons = [], [], [], []
-    here = profile.deviations.get(case_id, {})
+    # Declared for the case, or for one parametrised variant of it ("test_x[489]").
+    here = {**profile.deviations.get(case_id, {}), **profile.deviations.get(variant or "", {})}
     deviations = dict(profile.deviations.get("*", {}))
     deviations.update(here)
     for f in findings:
@@ -443,7 +455,7 @@ def judge(
             if reason not in reasons:
                 reasons.append(f"{f.requirement}: {reason}")
     violated = {f.requirement for f in findings if not f.passed}
-    for rid, reason in profile.deviations.get(case_id, {}).items():
+    for rid, reason in here.items():
         if rid not in violated:
             failures.append(
                 f"{rid}: declared deviation did not happen ({reason}); update the profile"

@@ -263,7 +263,8 @@ class PresenceCore:
             if txn.timeout_at <= now:
                 # Timer F: the watcher is gone; RFC 6665 §4.2.2 says drop the subscription.
                 del self._client[txn.branch]
-                self._subscriptions.pop(txn.subscription, None)
+                if "subscription-kept-after-timeout" not in self._faults:
+                    self._subscriptions.pop(txn.subscription, None)
                 self._log.append(dataclasses.replace(txn.log, status="timeout"))
             elif txn.retransmit_at <= now:
                 self._out.append((txn.data, txn.addr))

@@ -103,6 +103,11 @@ _FAULTS = (
         ("B25",),
     ),
     Fault(
+        "subscription-kept-after-timeout",
+        "a NOTIFY that times out (Timer F) leaves the subscription in place",
+        ("B26",),
+    ),
+    Fault(
         "subscription-expiry-silent",
         "an expired subscription is dropped without a terminated NOTIFY",
         ("B23",),

@@ -78,8 +78,9 @@ def test_unsubscribe_gets_terminated_notify_and_silence(case):
             f"final NOTIFY reason in {state!r} (RFC 6665 §4.1.2.3: timeout)",
             level=_def(),
         )
+    seen = len(sub.notifies)
     case.modify(user, first, [dialog("u1", "terminated")])
-    case.expect_no_notify(sub, 2.0, "B21", "NOTIFYs after the subscription ended")
+    case.expect_no_notify(sub, 2.0, "B21", "NOTIFYs after the subscription ended", since=seen)
 
 
 @pytest.mark.requirement("B22")
@@ -94,7 +95,7 @@ def test_fetch_gets_exactly_one_terminated_notify_with_state(case):
     case.finding(
         "B22", state.startswith("terminated"), f"fetch NOTIFY Subscription-State {state!r}"
     )
-    case.expect_no_notify(sub, 1.0, "B22", "NOTIFYs after the fetch NOTIFY")
+    case.expect_no_notify(sub, 1.0, "B22", "NOTIFYs after the fetch NOTIFY", since=1)
     case.finding("B22", len(sub.notifies) == 1, f"a fetch produced {len(sub.notifies)} NOTIFY(s)")
 
 
@@ -113,6 +114,24 @@ def test_subscription_expiry_sends_terminated(case):
     state = (notifies[-1].request.header("Subscription-State") or "") if notifies else ""
     ok = state.lower().startswith("terminated") and "reason=timeout" in state.replace(" ", "")
     case.finding("B23", ok, f"last NOTIFY after expiry: Subscription-State {state!r}")
+
+
+@pytest.mark.slow
+@pytest.mark.requirement("B26")
+def test_unanswered_notify_removes_subscription(case):
+    user = case.user("timerf")
+    first = case.publish(user, [dialog("f1", "trying")])
+    sub = case.subscribe(user)
+    sub.pause()  # the watcher hangs: the next NOTIFY is never answered
+    try:
+        second = case.modify(user, first, [dialog("f1", "early")])
+        case.wait(32 + 3)  # Timer F = 64*T1 = 32 s, plus a margin
+    finally:
+        sub.resume()
+    case.wait(1.0)  # the watcher answers the queued retransmissions, too late
+    seen = len(sub.notifies)
+    case.modify(user, second, [dialog("f1", "confirmed")])
+    case.expect_no_notify(sub, 3.0, "B26", "NOTIFYs after an earlier NOTIFY timed out", since=seen)
 
 
 @pytest.mark.requirement("B16")
@@ -163,8 +182,11 @@ def test_notify_rejected_removes_subscription(case, code):
     answered = notifies[1].answered if len(notifies) > 1 else None
     if answered != code:
         raise HarnessError(f"the watcher answered {answered}, not {code}: the case proves nothing")
+    seen = len(sub.notifies)
     case.modify(user, second, [dialog("z1", "confirmed")])
-    case.expect_no_notify(sub, 3.0, "B25", f"NOTIFYs after a NOTIFY was answered {code}")
+    case.expect_no_notify(
+        sub, 3.0, "B25", f"NOTIFYs after a NOTIFY was answered {code}", since=seen
+    )
 
 
 @pytest.mark.requirement("B18")

@@ -928,6 +928,14 @@ def test_fault_subscription_kept_after_481() -> None:
     assert net.core.subscription_count() == 1
 
 
+def test_fault_subscription_kept_after_timeout() -> None:
+    net = faulted("subscription-kept-after-timeout")
+    net.auto_answer = None
+    net.subscribe()
+    net.advance(40)  # past Timer F: the initial NOTIFY was never answered
+    assert net.core.subscription_count() == 1
+
+
 def test_fault_subscription_expiry_silent() -> None:
     net = faulted("subscription-expiry-silent")
     net.subscribe(expires=3)
