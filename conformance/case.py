@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from conformance import aggregator, checks, dialoginfo
 from conformance.aggregator import Aggregate, Publication
-from conformance.dialoginfo import CONTENT_TYPE, Dialog, Item, document
+from conformance.dialoginfo import CONTENT_TYPE, Item, document
 from conformance.errors import BodyError, NotReceivedError
 from conformance.findings import Finding
 from conformance.peers import Notify, Publisher, PublishResult, Watcher
@@ -408,14 +408,11 @@ class Case:
                 continue  # one last comparison, then the loop ends on the deadline
         if not comparison.equal:
             self.timed_out += time.time() - started
-        for rid in requirements:
-            self.finding(
-                rid,
-                comparison.equal,
-                f"watcher view of {user}: {comparison.describe()}",
-                evidence=comparison.evidence(),
-                level=level,
+        self.record(
+            checks.check_view(
+                sub.view(seen), target, requirements, label=f"watcher view of {user}", level=level
             )
+        )
         return comparison
 
     def expect_body(self, notify: Notify, user: str, requirements: Sequence[str]) -> None:
@@ -505,10 +502,6 @@ class Case:
     def close(self) -> None:
         for sub in self.subscriptions:
             sub.watcher.close()
-
-
-def dialogs_of(notify: Notify) -> tuple[Dialog, ...]:
-    return dialoginfo.parse(notify.body).dialogs
 
 
 def _message_json(stamped, party: str) -> dict[str, object]:

@@ -332,7 +332,12 @@ def expected_view(expected: Aggregate) -> dict[str, Dialog]:
 
 
 def check_view(
-    view: WatcherView, expected: Aggregate, requirements: Sequence[str]
+    view: WatcherView,
+    expected: Aggregate,
+    requirements: Sequence[str],
+    *,
+    label: str = "watcher view",
+    level: Level | None = None,
 ) -> list[Finding]:
     """The watcher's table against the oracle's, one finding per requirement named."""
     comparison = compare(expected_view(expected).values(), view.dialogs.values())
@@ -340,8 +345,9 @@ def check_view(
         _f(
             rid,
             comparison.equal,
-            f"watcher view: {comparison.describe()}",
+            f"{label}: {comparison.describe()}",
             evidence=comparison.evidence(),
+            level=level,
         )
         for rid in requirements
     ]
