@@ -15,6 +15,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from conformance.commands.addresses import parse_listen
 from conformance.errors import UsageError
 from conformance.phone import probes, report
 from conformance.phone.runner import run_session
@@ -64,18 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise UsageError(f"--listen {text!r}: use HOST:PORT, e.g. 127.0.0.1:5062")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise UsageError(f"--listen {text!r}: the host must be an IP address") from None
-    return host, int(port)
-
-
 def parse_phone(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text.strip()))
@@ -84,7 +73,8 @@ def parse_phone(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    host, port = parse_listen(args.listen)
+    # A phone is a device on the LAN: the kit may listen on a non-loopback address here.
+    host, port = parse_listen(args.listen, allow_remote=True)
     config = SessionConfig(
         phone_host=parse_phone(args.phone),
         local_host=host,

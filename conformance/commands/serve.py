@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import signal
 import sys
 
+from conformance.commands.addresses import parse_listen
 from conformance.errors import UsageError
 from conformance.server.core import ServerConfig
 from conformance.server.faults import FAULTS, check_names
@@ -97,24 +97,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="smaller non-zero Expires get 423 with Min-Expires (default 1: accept all)",
     )
     parser.add_argument("--quiet", action="store_true", help="do not log transactions")
-
-
-def parse_listen(text: str, *, allow_remote: bool = False) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[V6]:PORT`` as (host, port); refuses non-loopback unless allowed."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise UsageError(f"--listen {text!r}: use HOST:PORT, e.g. 127.0.0.1:5060")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        raise UsageError(f"--listen {text!r}: the host must be an IP address") from None
-    if not ip.is_loopback and not allow_remote:
-        raise UsageError(
-            f"--listen {text!r} is not a loopback address; add --allow-remote if you mean it"
-        )
-    return host, int(port_text)
 
 
 def config_from(args: argparse.Namespace) -> ServerConfig:

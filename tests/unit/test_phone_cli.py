@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conformance.cli import main
-from conformance.commands.phone import parse_listen, parse_phone
+from conformance.commands.addresses import parse_listen
+from conformance.commands.phone import parse_phone
 from conformance.errors import UsageError
 
 
@@ -34,8 +35,8 @@ def test_bad_options_are_usage_errors(
 
 
 def test_parsers() -> None:
-    assert parse_listen("127.0.0.1:5062") == ("127.0.0.1", 5062)
-    assert parse_listen("[::1]:5062") == ("::1", 5062)
+    assert parse_listen("127.0.0.1:5062", allow_remote=True) == ("127.0.0.1", 5062)
+    assert parse_listen("[::1]:5062", allow_remote=True) == ("::1", 5062)
     assert parse_phone(" 192.0.2.1 ") == "192.0.2.1"
     with pytest.raises(UsageError):
         parse_listen("127.0.0.1:99999")
