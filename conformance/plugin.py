@@ -199,10 +199,12 @@ def target(
     conformance_settings: Settings, port_block: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
     """The server under test for this worker: launched here, or the user's external one."""
+    from conformance.sipp import sipp_binary
     from conformance.targets import make_target
 
     workdir = tmp_path_factory.mktemp("target")
     try:
+        sipp_binary()  # every case needs SIPp: say so once, not in every case
         tgt = make_target(
             conformance_settings.target,
             profile=conformance_settings.profile,

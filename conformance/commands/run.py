@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from conformance.errors import UsageError
+from conformance.sipp import sipp_binary
 
 LAUNCHED = ("reference", "kamailio")
 
@@ -115,11 +115,7 @@ def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if shutil.which("sipp") is None:
-        raise UsageError(
-            "SIPp is not installed: apt-get install sip-tester "
-            "(SIPp is the only SIP peer the suite uses)"
-        )
+    sipp_binary()  # ToolMissingError says how to install it
     worst = 0
     for mode in modes(args):
         cmd = pytest_command(args, mode)
