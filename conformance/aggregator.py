@@ -416,39 +416,10 @@ def _kamailio_winner(parsed: Sequence[_Parsed]) -> _Child | None:
 
 
 def strict_publications(pubs: Sequence[Publication]) -> list[Publication]:
-    """The strict flavour's view of the store: duplicate ids resolved (A19) and session
-    descriptions withheld (A29: no watcher asked for them, nor was one authorised)."""
-    return [_without_session_descriptions(p) for p in resolve_duplicates(pubs)]
+    """The strict flavour's view of the store, in one pass over each body.
 
-
-def _without_session_descriptions(pub: Publication) -> Publication:
-    if b"session-description" not in pub.body:
-        return pub
-    try:
-        info = dialoginfo.parse(pub.body)
-    except BodyError:
-        return pub
-    items = [_dialog_without_sdp(i) if isinstance(i, Dialog) else i for i in info.items]
-    body = dialoginfo.serialize(
-        entity=info.entity or "",
-        version=info.version or "0",
-        state=info.state or "full",
-        items=items,
-    )
-    return dataclasses.replace(pub, body=body)
-
-
-def _dialog_without_sdp(item: Dialog) -> Dialog:
-    root = dialoginfo.parse_tree(item.xml.encode())
-    for element in list(root.iter(f"{{{dialoginfo.NS}}}session-description")):
-        element.getparent().remove(element)
-    return dialoginfo.dialog_from_element(root)
-
-
-def resolve_duplicates(pubs: Sequence[Publication]) -> list[Publication]:
-    """The strict flavour's A19 rule: a dialog id published by several publications is kept
-    from the newest one only.
-
+    A dialog id published by several publications is kept from the newest one only (A19), and
+    session descriptions are withheld (A29: no watcher asked for them, nor was one authorised).
     Publications are rewritten, not dropped, so the number of publications (which decides
     whether single-dialog mode applies, D10) is unchanged.
     """
@@ -463,13 +434,17 @@ def resolve_duplicates(pubs: Sequence[Publication]) -> list[Publication]:
             continue
         kept: list[dialoginfo.Item] = []
         for item in reversed(info.items):
-            if isinstance(item, dialoginfo.Dialog) and item.id is not None:
+            if isinstance(item, Dialog) and item.id is not None:
                 if item.id in seen:
                     continue
                 seen.add(item.id)
             kept.append(item)
         kept.reverse()
-        if len(kept) != len(info.items):
+        changed = len(kept) != len(info.items)
+        if b"session-description" in pub.body:
+            kept = [_dialog_without_sdp(i) if isinstance(i, Dialog) else i for i in kept]
+            changed = True
+        if changed:
             body = dialoginfo.serialize(
                 entity=info.entity or "",
                 version=info.version or "0",
@@ -480,6 +455,13 @@ def resolve_duplicates(pubs: Sequence[Publication]) -> list[Publication]:
         out.append(pub)
     out.reverse()
     return out
+
+
+def _dialog_without_sdp(item: Dialog) -> Dialog:
+    root = dialoginfo.parse_tree(item.xml.encode())
+    for element in list(root.iter(f"{{{dialoginfo.NS}}}session-description")):
+        element.getparent().remove(element)
+    return dialoginfo.dialog_from_element(root)
 
 
 def kamailio_replaces(stored: Sequence[Publication], new_body: bytes) -> Publication | None:
