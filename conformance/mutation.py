@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,8 +76,6 @@ def run_fault(
 
     The embedded server answers on loopback within milliseconds, so a 2 s bound per awaited
     message is generous, and it keeps faults that silence the server from costing 5 s a wait."""
-    import time
-
     if fault not in FAULTS:
         raise HarnessError(f"unknown fault {fault!r}")
     mode = mode_for(fault)
