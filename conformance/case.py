@@ -224,8 +224,19 @@ class Case:
             extra_headers=extra_headers,
         )
         self.exchanges.append(result)
-        if 200 <= result.response.status < 300 and body is not None and event == "dialog":
+        status = result.response.status
+        if 200 <= status < 300 and body is not None and event == "dialog":
             self.expectation(user).record(result, body)
+        valid = not isinstance(dialogs, bytes) and dialogs is not None and event == "dialog"
+        if valid and content_type == CONTENT_TYPE and not (200 <= status < 300 or status == 423):
+            # A well-formed initial PUBLISH may only be accepted (or asked for a longer
+            # Expires): say so here, rather than let the case fail later for want of state.
+            self.finding(
+                "C03",
+                False,
+                f"initial PUBLISH of {len(dialogs)} dialog(s) answered "
+                f"{status} {result.response.reason}",
+            )
         if settle:
             self.settle()
         return result
