@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conformance.commands.run import suite_argv
-from conformance.ports import reserve_block
+from conformance.harness.ports import reserve_block
 from conformance.targets.kamailio import KamailioTarget
 
 

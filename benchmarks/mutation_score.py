@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conformance.mutation import run_fault
+from conformance.commands.mutation import run_fault
 from conformance.server.faults import FAULTS
 
 

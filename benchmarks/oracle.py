@@ -19,9 +19,9 @@ import statistics
 import time
 from collections.abc import Callable
 
-from conformance import aggregator, schema
-from conformance import dialoginfo as di
-from conformance.aggregator import Publication
+from conformance.oracle import aggregator, schema
+from conformance.oracle import dialoginfo as di
+from conformance.oracle.aggregator import Publication
 
 ENTITY = "sip:alice@example.com"
 

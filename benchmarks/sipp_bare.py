@@ -3,7 +3,8 @@
 Prints milliseconds per one-shot PUBLISH process and per watcher start (SUBSCRIBE -> 200 ->
 first NOTIFY), run both ways against the same server with the same SIPp arguments:
 
-* bare: the argv from ``conformance.sipp.command`` run with ``subprocess.run`` (PUBLISH), or a
+* bare: the argv from ``conformance.harness.sipp.command`` run with ``subprocess.run``
+  (PUBLISH), or a
   Popen + 3PCC connect + one command (watcher), as a plain script would;
 * harness: ``Publisher.publish`` and ``Watcher.start`` + ``wait_notifies(1)``.
 
@@ -32,11 +33,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conformance.dialoginfo import dialog, document
-from conformance.peers import Publisher, Watcher
-from conformance.ports import PortBlock, reserve_block
+from conformance.harness.peers import Publisher, Watcher
+from conformance.harness.ports import PortBlock, reserve_block
+from conformance.harness.sipp import Ports, command
+from conformance.oracle.dialoginfo import dialog, document
 from conformance.resources import scenario_path
-from conformance.sipp import Ports, command
 
 DOMAIN = "127.0.0.1"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from _kamailio import kamailio, run_suite
 from sipp_bare import bare_publish, bare_watch
 
-from conformance.dialoginfo import dialog, document
+from conformance.oracle.dialoginfo import dialog, document
 
 
 def invocations(results: dict) -> tuple[int, int]:
@@ -45,7 +45,7 @@ def main() -> int:
         timed_out = sum(c.get("timed_out") or 0 for c in cases)
         busy = own - waited - timed_out
         pubs, watchers = invocations(res1)
-        from conformance.ports import reserve_block
+        from conformance.harness.ports import reserve_block
 
         server = (target.host, target.port)
         body = document("sip:bare@127.0.0.1", [dialog("b", "confirmed")])

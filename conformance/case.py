@@ -18,15 +18,15 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from conformance import aggregator, checks, dialoginfo
-from conformance.aggregator import Aggregate, Publication
-from conformance.dialoginfo import CONTENT_TYPE, Item, document
 from conformance.errors import BodyError, NotReceivedError
-from conformance.findings import Finding
-from conformance.peers import Notify, Publisher, PublishResult, Watcher
-from conformance.requirements import Level
+from conformance.harness.peers import Notify, Publisher, PublishResult, Watcher
+from conformance.oracle import aggregator, checks, dialoginfo
+from conformance.oracle.aggregator import Aggregate, Publication
+from conformance.oracle.dialoginfo import CONTENT_TYPE, Item, document
+from conformance.oracle.findings import Finding
+from conformance.oracle.requirements import Level
+from conformance.oracle.view import WatcherView
 from conformance.targets.profile import Profile
-from conformance.view import WatcherView
 
 _unique = itertools.count(1)
 

@@ -17,8 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from conformance.aggregator import FLAVOURS, Publication, aggregate
 from conformance.errors import UsageError
+from conformance.oracle.aggregator import FLAVOURS, Publication, aggregate
 
 DEFAULT_ENTITY = "sip:presentity@example.invalid"
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from conformance.errors import UsageError
-from conformance.sipp import sipp_binary
+from conformance.harness.sipp import sipp_binary
 
 LAUNCHED = ("reference", "kamailio")
 

@@ -12,9 +12,9 @@ import json
 import sys
 from typing import Any
 
-from conformance import schema
 from conformance.errors import UsageError
-from conformance.findings import Finding, Verdict
+from conformance.oracle import schema
+from conformance.oracle.findings import Finding, Verdict
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

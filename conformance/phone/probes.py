@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from conformance import aggregator
-from conformance import dialoginfo as di
 from conformance.errors import UsageError
+from conformance.oracle import aggregator
+from conformance.oracle import dialoginfo as di
 
 Form = Literal["dialogs", "no-body", "empty", "dummy"]
 VersionMode = Literal["next", "jump", "repeat"]

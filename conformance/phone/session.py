@@ -30,8 +30,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Literal
 
-from conformance import dialoginfo as di
 from conformance.errors import SipParseError, UsageError
+from conformance.oracle import dialoginfo as di
 from conformance.phone import probes
 from conformance.phone.probes import Probe
 from conformance.server.core import REMOVING_NOTIFY_STATUS

@@ -7,7 +7,7 @@ reader sees at once what a run did not cover. The HTML report and the compatibil
 rendered from this document alone (never from pytest objects), so ``report`` can re-render an
 old run and ``--matrix`` can compare runs made by different kit versions of the same format.
 
-``write_run`` is the only function here that touches the file system.
+It touches no file: ``report/run_dir.py`` writes a run's folder.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from conformance.errors import UsageError
-from conformance.findings import Finding
-from conformance.requirements import CATALOGUE, GROUPS, Level
+from conformance.oracle.findings import Finding
+from conformance.oracle.requirements import CATALOGUE, GROUPS, Level
 
 FORMAT_VERSION = 1
 """Bumped when a key changes meaning or disappears; adding keys keeps the version."""
@@ -45,8 +45,6 @@ SEVERITY: dict[str, int] = {
 REQUIREMENT_VERDICTS = (*SEVERITY, NOT_COVERED)
 CASE_VERDICTS = (*SEVERITY, SKIPPED)
 OUTCOMES = ("passed", "failed", "skipped", "xfailed")
-
-_MAX_ATTEMPTS = 1000
 
 
 def worst(verdicts: Iterable[str]) -> str | None:
@@ -233,35 +231,3 @@ def run_dir_name(results: Mapping[str, Any]) -> str:
     """``<UTC timestamp>-<label>``, e.g. ``20261127T095301Z-kamailio-single``."""
     label = re.sub(r"[^A-Za-z0-9._-]+", "-", str(results.get("label") or "target"))
     return f"{_stamp(results)}-{label}"
-
-
-def write_run(results: dict[str, Any], base: Path) -> Path:
-    """Write ``results.json`` and ``report.html`` into a new directory under ``base``.
-
-    The directory is created with ``exist_ok=False`` and a ``-2``, ``-3``... suffix on
-    collision, so two runs that start in the same second (two CI jobs sharing ``reports/``)
-    never write into each other's directory."""
-    from conformance.report.html import render
-
-    base = Path(base)
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create report directory {base}: {exc.strerror or exc}") from None
-    name = run_dir_name(results)
-    for attempt in range(1, _MAX_ATTEMPTS + 1):
-        run_dir = base / (name if attempt == 1 else f"{name}-{attempt}")
-        try:
-            run_dir.mkdir()
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise UsageError(f"cannot create {run_dir}: {exc.strerror or exc}") from None
-        break
-    else:
-        raise UsageError(f"{base}: {_MAX_ATTEMPTS} runs named {name}; clean the directory")
-    (run_dir / RESULTS_NAME).write_text(
-        json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    (run_dir / REPORT_NAME).write_text(render(results), encoding="utf-8")
-    return run_dir

@@ -14,7 +14,7 @@ What it implements, for ``Event: dialog`` only:
 * RFC 6665 SUBSCRIBE/NOTIFY as a notifier: 200 (never 202), immediate NOTIFY with the full
   state, refresh, unsubscribe, fetch, 481/489/406, expiry, removal on the NOTIFY error codes of
   §4.2.2, NOTIFY retransmission over UDP (RFC 3261 Timer E/F, non-INVITE client transaction).
-* RFC 4235 bodies built by ``conformance.aggregator`` with per-subscription versions.
+* RFC 4235 bodies built by ``conformance.oracle.aggregator`` with per-subscription versions.
 
 The default is RFC-strict. Where presence_dialoginfo breaks an RFC rule the strict core does
 not follow it: duplicate dialog ids across publications (A19) are resolved in favour of the
@@ -43,9 +43,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from conformance import aggregator
-from conformance import dialoginfo as di
 from conformance.errors import BodyError, SipParseError, UsageError
+from conformance.oracle import aggregator
+from conformance.oracle import dialoginfo as di
 from conformance.server.faults import check_names
 from conformance.sip import message as sipmsg
 from conformance.sip.message import Request, Response, tag_of, uri_of

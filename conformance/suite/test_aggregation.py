@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.dialoginfo import NS, dialog, parse
 from conformance.errors import BodyError
+from conformance.oracle.dialoginfo import NS, dialog, parse
 
 pytestmark = pytest.mark.conformance
 

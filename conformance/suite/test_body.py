@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.dialoginfo import SA_NS, dialog, parse
 from conformance.errors import BodyError
-from conformance.requirements import Level
+from conformance.oracle.dialoginfo import SA_NS, dialog, parse
+from conformance.oracle.requirements import Level
 
 pytestmark = pytest.mark.conformance
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.dialoginfo import dialog
-from conformance.requirements import Level
+from conformance.oracle.dialoginfo import dialog
+from conformance.oracle.requirements import Level
 
 pytestmark = pytest.mark.conformance
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.dialoginfo import dialog
 from conformance.errors import HarnessError
+from conformance.oracle.dialoginfo import dialog
 
 pytestmark = pytest.mark.conformance
 
@@ -237,6 +237,6 @@ def _expires(response) -> int:
 
 
 def _def():
-    from conformance.requirements import Level
+    from conformance.oracle.requirements import Level
 
     return Level.DEF

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.errors import UsageError
-from conformance.ports import PortBlock
+from conformance.harness.ports import PortBlock
 from conformance.targets.base import Target
 from conformance.targets.external import ExternalTarget, parse_spec
 from conformance.targets.profile import SHIPPED, Profile, load_profile

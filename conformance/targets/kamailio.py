@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from conformance.errors import HarnessError, ToolMissingError, UsageError
-from conformance.ports import PortBlock
+from conformance.harness.ports import PortBlock
 from conformance.targets import probe as _probe
 from conformance.targets.base import Target
 from conformance.targets.profile import Profile, load_profile

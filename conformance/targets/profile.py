@@ -22,8 +22,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from conformance import requirements
 from conformance.errors import UsageError
+from conformance.oracle import requirements
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.errors import HarnessError, UsageError
-from conformance.ports import PortBlock, reserve_block
+from conformance.harness.ports import PortBlock, reserve_block
 from conformance.server.faults import check_names
 from conformance.targets.base import Target, wait_ready
 from conformance.targets.profile import Profile, load_profile, shipped_path

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conformance.errors import HarnessError, ToolMissingError, UsageError
-from conformance.ports import PortBlock, reserve_block
+from conformance.harness.ports import PortBlock, reserve_block
 from conformance.targets import make_target
 from conformance.targets.external import ExternalTarget
 from conformance.targets.kamailio import (

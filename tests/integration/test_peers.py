@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from conformance import dialoginfo
-from conformance.dialoginfo import dialog, document
 from conformance.errors import NotReceivedError, UsageError
-from conformance.peers import Publisher, Watcher, fetch
-from conformance.ports import PortBlock, reserve_block
+from conformance.harness.peers import Publisher, Watcher, fetch
+from conformance.harness.ports import PortBlock, reserve_block
+from conformance.oracle import dialoginfo
+from conformance.oracle.dialoginfo import dialog, document
 
 pytestmark = [
     pytest.mark.integration,

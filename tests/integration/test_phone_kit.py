@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from conformance import sipp
+from conformance.harness import sipp
+from conformance.harness.ports import PortBlock, reserve_block
 from conformance.phone import probes, report
 from conformance.phone.runner import run_session
 from conformance.phone.session import SessionConfig
-from conformance.ports import PortBlock, reserve_block
 from conformance.resources import scenario_path
 
 pytestmark = [

@@ -18,9 +18,10 @@ from pathlib import Path
 import lxml.html
 import pytest
 
-from conformance.report import sample
-from conformance.report.results import build_results, write_run
-from conformance.requirements import CATALOGUE
+from conformance.oracle.requirements import CATALOGUE
+from conformance.report.results import build_results
+from conformance.report.run_dir import write_run
+from tests.support import report_sample as sample
 
 pytestmark = pytest.mark.integration
 

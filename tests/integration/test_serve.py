@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conformance import dialoginfo as di
+from conformance.oracle import dialoginfo as di
 from conformance.sip import message as sipmsg
 from conformance.sip.message import Request, Response
 

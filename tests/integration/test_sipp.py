@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from conformance.errors import HarnessError, ToolMissingError
-from conformance.ports import PortBlock, reserve_block
+from conformance.harness.ports import PortBlock, reserve_block
+from conformance.harness.sipp import Ports, SippExit, SippProcess, command, run, sipp_binary
 from conformance.resources import scenario_path
-from conformance.sipp import Ports, SippExit, SippProcess, command, run, sipp_binary
 
 pytestmark = [
     pytest.mark.integration,
@@ -202,7 +202,7 @@ def test_sipp_dies_with_its_parent(silent_server, block, tmp_path) -> None:
         f"""
         import sys, time
         from pathlib import Path
-        from conformance.sipp import Ports, SippProcess, command
+        from conformance.harness.sipp import Ports, SippProcess, command
         from conformance.resources import scenario_path
         ports = Ports(sip={ports.sip}, control={ports.control}, media={ports.media},
                       twin={ports.twin})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.mutation import run_fault
+from conformance.commands.mutation import run_fault
 from conformance.server.faults import FAULTS
 
 CRASHES = {"crash-after-two-dialogs"}

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.findings import Finding
-from conformance.plugin import judge
+from conformance.oracle.findings import Finding
+from conformance.pytest_plugin import judge
 from conformance.targets.profile import Profile
 
 pytest_plugins = ["pytester"]
@@ -92,7 +92,7 @@ def test_bad_option_values_are_usage_errors(pytester):
 
 STANDIN = """
 import pytest
-from conformance.findings import Finding
+from conformance.oracle.findings import Finding
 from conformance.targets.profile import Profile
 
 class StandIn:
@@ -118,7 +118,7 @@ class StandIn:
 
 @pytest.fixture
 def case(request):
-    from conformance import plugin
+    from conformance import pytest_plugin as plugin
     c = StandIn([])
     request.node.stash[plugin._case_key] = c
     return c
@@ -126,7 +126,7 @@ def case(request):
 
 CASES = """
 import pytest
-from conformance.findings import Finding
+from conformance.oracle.findings import Finding
 
 @pytest.mark.requirement("A19")
 def test_fails(case):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance import dialoginfo as di
 from conformance.cli import main
 from conformance.commands.aggregate import DEFAULT_ENTITY
+from conformance.oracle import dialoginfo as di
 
 
 def write(tmp_path: Path, name: str, *dialogs: tuple[str, str], raw: bytes | None = None) -> str:

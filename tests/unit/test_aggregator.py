@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance import dialoginfo as di
-from conformance.aggregator import (
+from conformance.errors import UsageError
+from conformance.oracle import dialoginfo as di
+from conformance.oracle.aggregator import (
     DUMMY_DIALOG_ID,
     PRIORITY,
     Aggregate,
@@ -23,7 +24,6 @@ from conformance.aggregator import (
     notify_body,
     priority,
 )
-from conformance.errors import UsageError
 
 NS = di.NS
 PRES = "sip:alice@example.com"
@@ -461,8 +461,8 @@ def test_kamailio_replaces_reads_doc_children_and_any_id_attribute() -> None:
 
 
 def test_strict_flavour_resolves_duplicates_and_withholds_session_descriptions():
-    from conformance.aggregator import Publication, aggregate
-    from conformance.dialoginfo import dialog, document
+    from conformance.oracle.aggregator import Publication, aggregate
+    from conformance.oracle.dialoginfo import dialog, document
 
     sdp = '<local><session-description type="application/sdp">v=0</session-description></local>'
     pubs = [

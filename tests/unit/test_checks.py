@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from conformance import checks
-from conformance.aggregator import Publication, aggregate
-from conformance.dialoginfo import CONTENT_TYPE, dialog, document
+from conformance.oracle import checks
+from conformance.oracle.aggregator import Publication, aggregate
+from conformance.oracle.dialoginfo import CONTENT_TYPE, dialog, document
+from conformance.oracle.view import WatcherView
 from conformance.sip.message import Request, Response
-from conformance.view import WatcherView
 
 PRESENTITY = "sip:alice@example.com"
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from conformance import dialoginfo, schema
 from conformance.errors import BodyError
+from conformance.oracle import dialoginfo, schema
 
 NS = dialoginfo.NS
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import aggregator
-from conformance import dialoginfo as di
 from conformance.errors import UsageError
+from conformance.oracle import aggregator
+from conformance.oracle import dialoginfo as di
 from conformance.phone import probes
 from conformance.phone.probes import DEFAULT_PLAN, body_for
 

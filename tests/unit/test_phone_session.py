@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from conformance import dialoginfo as di
 from conformance.errors import SipParseError, UsageError
+from conformance.oracle import dialoginfo as di
 from conformance.phone.probes import DEFAULT_PLAN
 from conformance.phone.session import ProbeSession, SessionConfig
 from conformance.phone.stream import StreamFramer

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from conformance import ports
+from conformance.harness import ports
 
 
 @pytest.fixture

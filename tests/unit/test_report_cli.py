@@ -10,8 +10,9 @@ import lxml.html
 import pytest
 
 from conformance import cli
-from conformance.report import matrix, results, sample
-from conformance.requirements import CATALOGUE
+from conformance.oracle.requirements import CATALOGUE
+from conformance.report import matrix, results, run_dir
+from tests.support import report_sample as sample
 
 
 def _run(base: Path, kind: str, single: bool, started: str | None = None) -> Path:
@@ -24,7 +25,7 @@ def _run(base: Path, kind: str, single: bool, started: str | None = None) -> Pat
             for f in c["findings"]:
                 f.update(verdict="pass", passed=True)
             c["outcome"] = "passed" if c["outcome"] != "skipped" else "skipped"
-    return results.write_run(results.build_results(info, cases), base) / "results.json"
+    return run_dir.write_run(results.build_results(info, cases), base) / "results.json"
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from typing import Any
 import lxml.html
 import pytest
 
+from conformance.oracle.requirements import CATALOGUE
 from conformance.report import html as H
-from conformance.report import sample
 from conformance.report.results import build_results
-from conformance.requirements import CATALOGUE
+from tests.support import report_sample as sample
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from conformance.errors import UsageError
+from conformance.oracle.requirements import CATALOGUE
 from conformance.report import results as R
-from conformance.report import sample
-from conformance.requirements import CATALOGUE
+from conformance.report.run_dir import write_run
+from tests.support import report_sample as sample
 
 README = Path(__file__).resolve().parents[2] / "reports" / "README.md"
 
@@ -245,8 +246,8 @@ def test_labels(target: dict[str, Any], mode: str | None, label: str) -> None:
 
 def test_write_run_names_and_uniqueness(tmp_path: Path) -> None:
     doc = _built()
-    first = R.write_run(doc, tmp_path)
-    second = R.write_run(doc, tmp_path)
+    first = write_run(doc, tmp_path)
+    second = write_run(doc, tmp_path)
     assert first.name == "20261127T095301Z-kamailio-single"
     assert second.name == "20261127T095301Z-kamailio-single-2"
     for d in (first, second):
@@ -257,7 +258,7 @@ def test_write_run_names_and_uniqueness(tmp_path: Path) -> None:
 
 def test_write_run_without_start_time_uses_now(tmp_path: Path) -> None:
     doc = dict(_built(), started=None)
-    d = R.write_run(doc, tmp_path / "new" / "base")
+    d = write_run(doc, tmp_path / "new" / "base")
     assert re.fullmatch(r"\d{8}T\d{6}Z-kamailio-single", d.name)
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance import requirements
-from conformance.findings import Finding, Verdict
-from conformance.requirements import Level
+from conformance.oracle import requirements
+from conformance.oracle.findings import Finding, Verdict
+from conformance.oracle.requirements import Level
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "REQUIREMENTS.md"
 ROW = re.compile(r"^\| ([ABCD]\d\d) \| (.*?) \| (.*?) \| (.*?) \| (.*?) \|\s*$")

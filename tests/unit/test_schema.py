@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance import schema
-from conformance.findings import Verdict
+from conformance.oracle import schema
+from conformance.oracle.findings import Verdict
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

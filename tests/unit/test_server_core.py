@@ -12,8 +12,8 @@ import random
 
 import pytest
 
-from conformance import dialoginfo as di
 from conformance.errors import UsageError
+from conformance.oracle import dialoginfo as di
 from conformance.server.core import PresenceCore, ServerConfig
 from conformance.server.faults import FAULTS, check_names
 from conformance.sip import message as sipmsg
@@ -710,7 +710,7 @@ def test_config_rejects_bad_values() -> None:
 
 
 def test_fault_registry_is_complete_and_names_real_requirements() -> None:
-    from conformance import requirements
+    from conformance.oracle import requirements
 
     assert len(FAULTS) >= 20
     for fault in FAULTS.values():

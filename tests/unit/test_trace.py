@@ -7,7 +7,7 @@ from datetime import datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance.peers import notifies_in
+from conformance.harness.peers import notifies_in
 from conformance.sip.message import Request, Response
 from conformance.sip.trace import TraceParser, parse_trace
 

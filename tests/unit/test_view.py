@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance import dialoginfo as di
-from conformance.findings import Finding, Verdict
-from conformance.requirements import Level
-from conformance.view import WatcherView
+from conformance.oracle import dialoginfo as di
+from conformance.oracle.findings import Finding, Verdict
+from conformance.oracle.requirements import Level
+from conformance.oracle.view import WatcherView
 
 ENTITY = "sip:alice@example.com"
 

@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
 from lxml import etree
 
-from conformance import dialoginfo
-from conformance.dialoginfo import NS, SA_NS, STATES
 from conformance.errors import BodyError
-from conformance.findings import Finding, Verdict
-from conformance.requirements import Level
+from conformance.oracle import dialoginfo
+from conformance.oracle.dialoginfo import NS, SA_NS, STATES
+from conformance.oracle.findings import Finding, Verdict
+from conformance.oracle.requirements import Level
 from conformance.resources import schema_path
 
 ERRATA_SCHEMA = "dialog-info.errata.xsd"
@@ -73,9 +72,6 @@ def _safe_parser() -> etree.XMLParser:
     return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
-_LOCK = threading.Lock()
-
-
 @functools.cache
 def _lxml_schema(main: str) -> etree.XMLSchema:
     """``main`` with the repaired RFC 7463 schema beside it, compiled once per process.
@@ -90,8 +86,7 @@ def _lxml_schema(main: str) -> etree.XMLSchema:
         "</xs:schema>"
     ).encode()
     doc = etree.fromstring(driver, _safe_parser(), base_url=str(base / "_driver.xsd"))
-    with _LOCK:
-        return etree.XMLSchema(doc)
+    return etree.XMLSchema(doc)
 
 
 @functools.cache

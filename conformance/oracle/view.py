@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conformance import dialoginfo
-from conformance.dialoginfo import Dialog, DialogInfo
 from conformance.errors import BodyError
-from conformance.findings import Finding
-from conformance.requirements import Level
+from conformance.oracle import dialoginfo
+from conformance.oracle.dialoginfo import Dialog, DialogInfo
+from conformance.oracle.findings import Finding
+from conformance.oracle.requirements import Level
 
 __all__ = ["WatcherView"]
 

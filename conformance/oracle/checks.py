@@ -13,13 +13,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from conformance import schema
-from conformance.aggregator import Aggregate
-from conformance.dialoginfo import CONTENT_TYPE, Dialog
-from conformance.findings import Finding
-from conformance.requirements import Level
+from conformance.oracle import schema
+from conformance.oracle.aggregator import Aggregate
+from conformance.oracle.dialoginfo import CONTENT_TYPE, Dialog
+from conformance.oracle.findings import Finding
+from conformance.oracle.requirements import Level
+from conformance.oracle.view import WatcherView
 from conformance.sip.message import Request, Response, param_of, uri_of
-from conformance.view import WatcherView
 
 PROMPT_SECONDS = 2.0
 """REQUIREMENTS.md: "promptly" means within 2 s on loopback."""
@@ -343,7 +343,7 @@ def check_view(
 def check_body(body: bytes, expected: Aggregate, requirements: Sequence[str]) -> list[Finding]:
     """A full NOTIFY body's dialogs against the expected aggregate, as a multiset (terminated
     dialogs included), for rules about what the body itself carries (D08, D10)."""
-    from conformance import dialoginfo
+    from conformance.oracle import dialoginfo
 
     doc = dialoginfo.parse(body)
     comparison = compare(expected.dialogs, doc.dialogs)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.errors import HarnessError, ToolMissingError
-from conformance.ports import PortBlock
+from conformance.harness.ports import PortBlock
 from conformance.sip.trace import Malformed, Traced, TraceParser
 
 INSTALL_HINT = "apt-get install sip-tester"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from conformance.requirements import Level, get
+from conformance.oracle.requirements import Level, get
 
 
 class Verdict(StrEnum):

@@ -30,9 +30,9 @@ from typing import Literal
 
 from lxml import etree
 
-from conformance import dialoginfo
-from conformance.dialoginfo import Dialog, Item
 from conformance.errors import BodyError, UsageError
+from conformance.oracle import dialoginfo
+from conformance.oracle.dialoginfo import Dialog, Item
 
 __all__ = [
     "DUMMY_DIALOG_ID",

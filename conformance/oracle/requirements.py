@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from conformance._catalogue import ROWS
+from conformance.oracle._catalogue import ROWS
 
 
 class Level(StrEnum):

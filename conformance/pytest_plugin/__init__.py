@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 
 from conformance.errors import ConformanceError
-from conformance.findings import Finding, Verdict
-from conformance.requirements import CATALOGUE, GROUPS, Level
+from conformance.oracle.findings import Finding, Verdict
+from conformance.oracle.requirements import CATALOGUE, GROUPS, Level
 
 GROUP = "dialog-info conformance"
 TARGET_OPTION = "--target"
@@ -185,7 +185,7 @@ def conformance_settings(pytestconfig: pytest.Config) -> Settings:
 @pytest.fixture(scope="session")
 def port_block(pytestconfig: pytest.Config) -> Iterator[Any]:
     """This worker's block of loopback ports, locked for the session."""
-    from conformance.ports import reserve_block
+    from conformance.harness.ports import reserve_block
 
     worker = _worker(pytestconfig)
     digits = re.sub(r"\D", "", worker)
@@ -199,7 +199,7 @@ def target(
     conformance_settings: Settings, port_block: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
     """The server under test for this worker: launched here, or the user's external one."""
-    from conformance.sipp import sipp_binary
+    from conformance.harness.sipp import sipp_binary
     from conformance.targets import make_target
 
     workdir = tmp_path_factory.mktemp("target")
@@ -232,7 +232,7 @@ def presentity(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> s
 @pytest.fixture
 def publisher(target: Any, port_block: Any, tmp_path: Path, conformance_settings: Settings) -> Any:
     """Sends PUBLISH through short-lived SIPp processes."""
-    from conformance.peers import Publisher
+    from conformance.harness.peers import Publisher
 
     return Publisher(
         server=(target.host, target.port),
@@ -249,7 +249,7 @@ def watcher(
 ) -> Iterator[Any]:
     """A factory: ``watcher(user=..., expires=..., accept=..., answer=...)`` -> a started-later
     SIPp watcher; every watcher it made is closed (unsubscribed, reaped) after the test."""
-    from conformance.peers import Watcher
+    from conformance.harness.peers import Watcher
 
     made: list[Any] = []
     counter = iter(range(10_000))
@@ -622,7 +622,8 @@ class Collector:
 
     def _write_report(self, tr: Any, settings: Settings) -> None:
         from conformance import __version__
-        from conformance.report.results import build_results, write_run
+        from conformance.report.results import build_results
+        from conformance.report.run_dir import write_run
 
         profile = settings.profile
         target = dict(self.target) or {

@@ -31,13 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conformance.dialoginfo import CONTENT_TYPE
 from conformance.errors import HarnessError, NotReceivedError, UsageError
-from conformance.ports import PortBlock
-from conformance.resources import scenario_path
-from conformance.sip.message import Request, Response, Stamped, param_of, uri_of
-from conformance.sip.trace import Traced
-from conformance.sipp import (
+from conformance.harness.ports import PortBlock
+from conformance.harness.sipp import (
     Ports,
     SippExit,
     SippProcess,
@@ -46,6 +42,10 @@ from conformance.sipp import (
     request_files,
     run,
 )
+from conformance.oracle.dialoginfo import CONTENT_TYPE
+from conformance.resources import scenario_path
+from conformance.sip.message import Request, Response, Stamped, param_of, uri_of
+from conformance.sip.trace import Traced
 
 ANSWER_CODES = (200, 481, 489, 500)
 """How a Watcher can answer NOTIFYs (watch.xml has one idle loop per code)."""
