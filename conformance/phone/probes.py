@@ -66,8 +66,11 @@ def _state_probes() -> list[Probe]:
     return [Probe(f"state-{s}", "state", f"one dialog in state {s}", state=s) for s in di.STATES]
 
 
-DEFAULT_PLAN: tuple[Probe, ...] = (
-    *_state_probes(),
+FIXED_PLAN: tuple[Probe, ...] = (
+    *(p for p in _state_probes() if p.state != "confirmed"),
+    Probe(
+        "partial", "document", 'state="partial" document (OpenSIPS on PUBLISH)', doc_state="partial"
+    ),
     Probe("no-body", "empty", "NOTIFY without a body (Kamailio, nothing published)", "no-body", 0),
     Probe("empty", "empty", "empty full <dialog-info> (OpenSIPS, nothing published)", "empty", 0),
     Probe("dummy", "empty", "Kamailio force_dummy_dialog placeholder dialog", "dummy", 1),
@@ -78,23 +81,40 @@ DEFAULT_PLAN: tuple[Probe, ...] = (
     Probe("utf8", "extension", "UTF-8 display names (non-ASCII)", extra="utf8"),
     Probe("version-jump", "version", f"version jumps ahead by {VERSION_JUMP}", version="jump"),
     Probe("version-repeat", "version", "version repeats the previous one", version="repeat"),
-    Probe(
-        "partial", "document", 'state="partial" document (OpenSIPS on PUBLISH)', doc_state="partial"
-    ),
-    Probe("size-4k", "size", "one dialog padded to 4 kB", extra="size", size=4 * 1024),
-    Probe("size-16k", "size", "one dialog padded to 16 kB", extra="size", size=16 * 1024),
-    Probe("dialogs-2", "count", "2 dialogs", dialogs=2),
-    Probe("dialogs-5", "count", "5 dialogs", dialogs=5),
-    Probe("dialogs-20", "count", "20 dialogs", dialogs=20),
 )
+"""Probes sent after the count and size searches: they are the ones that may end the
+subscription (a 481 to partial state, unusual bodies), and losing it must not cost the limits."""
+
+FIRST = Probe("state-confirmed", "state", "one dialog in state confirmed")
+"""The plain body every other probe differs from by one thing; always sent first."""
+
+DEFAULT_PLAN: tuple[Probe, ...] = (FIRST, *FIXED_PLAN)
+"""The fixed probes of the default plan (the searches add count and size probes)."""
 
 QUICK_PLAN: tuple[Probe, ...] = tuple(
-    p
-    for p in DEFAULT_PLAN
-    if p.name in ("state-confirmed", "no-body", "empty", "dummy", "partial", "dialogs-2")
+    p for p in DEFAULT_PLAN if p.name in ("state-confirmed", "no-body", "empty", "dummy", "partial")
 )
 
 PLANS: dict[str, tuple[Probe, ...]] = {"default": DEFAULT_PLAN, "quick": QUICK_PLAN}
+
+COUNT_LADDER = (2, 5, 20)
+"""Dialog counts tried before bisecting between the last accepted and the first failed one."""
+SIZE_LADDER = (4 * 1024, 16 * 1024)
+"""Body sizes (bytes, one dialog) tried before bisecting."""
+SIZE_PRECISION = 64
+"""The size search stops when the accepted and the failed size are this close (bytes)."""
+
+
+def count_probe(n: int) -> Probe:
+    """``n`` confirmed dialogs: only the count differs from the first probe."""
+    return Probe(f"dialogs-{n}", "count", f"{n} dialogs", dialogs=n)
+
+
+def size_probe(size: int) -> Probe:
+    """One dialog padded to ``size`` bytes: only the size differs from the first probe."""
+    return Probe(
+        f"size-{size}", "size", f"one dialog padded to {size} bytes", extra="size", size=size
+    )
 
 
 def plan(name: str) -> tuple[Probe, ...]:

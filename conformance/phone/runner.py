@@ -7,6 +7,10 @@ outside the session (``plan_timeout`` plus a margin), so a bug there cannot hang
 
 Over TCP, requests to the phone reuse its own connection (the one its SUBSCRIBE came on); a new
 connection is opened only to the phone host, which the session guarantees.
+
+The session's progress lines go to ``progress`` as they come. With ``handle_signals``, SIGINT
+and SIGTERM stop the session (``ProbeSession.interrupt``) instead of killing the process, so
+the caller still gets the session and writes the report of what ran.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import signal
+import socket
+from collections.abc import Callable, Iterator
 
 from conformance.errors import HarnessError, SipParseError, UsageError
 from conformance.phone.probes import Probe
@@ -28,12 +34,35 @@ OUTER_MARGIN = 5.0
 MAX_CONNECTIONS = 16
 
 
+Progress = Callable[[str], None]
+
+
+def source_address_towards(host: str) -> str:
+    """The local address the kernel would send from to ``host`` (what the phone can reach us
+    on when the kit listens on 0.0.0.0). A connected UDP socket sends nothing."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect((host, 5060))
+            return str(sock.getsockname()[0])
+    except OSError as exc:
+        raise UsageError(
+            f"no route to the phone {host} ({exc.strerror or exc}): give --advertise ADDR"
+        ) from None
+
+
 class _Driver:
     """Glue shared by both transports: feed, flush, re-arm the timer, notice the end."""
 
-    def __init__(self, session: ProbeSession, send: Callable[[bytes, Address], None]) -> None:
+    def __init__(
+        self,
+        session: ProbeSession,
+        send: Callable[[bytes, Address], None],
+        progress: Progress | None = None,
+    ) -> None:
         self.session = session
         self._send = send
+        self._progress = progress
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self.finished: asyncio.Future[None] = self._loop.create_future()
@@ -56,7 +85,14 @@ class _Driver:
             log.exception("phone session failed in handle_timer")
         self.flush()
 
+    def interrupt(self, name: str) -> None:
+        self.session.interrupt(self.now(), name)
+        self.flush()
+
     def flush(self) -> None:
+        for line in self.session.events():
+            if self._progress is not None:
+                self._progress(line)
         for data, addr in self.session.to_send():
             try:
                 self._send(data, addr)
@@ -97,18 +133,46 @@ async def run_session(
     config: SessionConfig,
     *,
     ready: Callable[[Address], None] | None = None,
+    progress: Progress | None = None,
+    handle_signals: bool = False,
 ) -> ProbeSession:
     """Bind ``config.local_host:local_port``, walk ``plan`` with the phone, return the session.
 
     ``ready`` is called with the bound address once the kit listens (port 0 picks one).
     """
     loop = asyncio.get_running_loop()
-    if config.transport == "udp":
-        return await _run_udp(loop, plan, config, ready)
-    return await _run_tcp(loop, plan, config, ready)
+    holder: dict[str, _Driver] = {}
+    with _signals(loop, holder, handle_signals):
+        if config.transport == "udp":
+            return await _run_udp(loop, plan, config, ready, progress, holder)
+        return await _run_tcp(loop, plan, config, ready, progress, holder)
 
 
-async def _run_udp(loop, plan, config, ready):  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def _signals(
+    loop: asyncio.AbstractEventLoop, holder: dict[str, _Driver], enabled: bool
+) -> Iterator[None]:
+    """SIGINT/SIGTERM end the session (its report is still written), once the kit listens."""
+    if not enabled:
+        yield
+        return
+    caught = (signal.SIGINT, signal.SIGTERM)
+
+    def on_signal(signum: signal.Signals) -> None:
+        driver = holder.get("driver")
+        if driver is not None:
+            driver.interrupt(signum.name)
+
+    for signum in caught:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        yield
+    finally:
+        for signum in caught:
+            loop.remove_signal_handler(signum)
+
+
+async def _run_udp(loop, plan, config, ready, progress, holder):  # type: ignore[no-untyped-def]
     try:
         transport, protocol = await loop.create_datagram_endpoint(
             _Udp, local_addr=(config.local_host, config.local_port)
@@ -120,8 +184,9 @@ async def _run_udp(loop, plan, config, ready):  # type: ignore[no-untyped-def]
     try:
         host, port = transport.get_extra_info("sockname")[:2]
         session = ProbeSession(plan, _bound(config, port), loop.time())
-        driver = _Driver(session, lambda data, addr: transport.sendto(data, addr))
+        driver = _Driver(session, lambda data, addr: transport.sendto(data, addr), progress)
         protocol.driver = driver
+        holder["driver"] = driver
         if ready is not None:
             ready((host, port))
         driver.flush()
@@ -131,10 +196,9 @@ async def _run_udp(loop, plan, config, ready):  # type: ignore[no-untyped-def]
         transport.close()
 
 
-async def _run_tcp(loop, plan, config, ready):  # type: ignore[no-untyped-def]
+async def _run_tcp(loop, plan, config, ready, progress, holder):  # type: ignore[no-untyped-def]
     writers: dict[Address, asyncio.StreamWriter] = {}
     tasks: set[asyncio.Task[None]] = set()
-    holder: dict[str, _Driver] = {}
 
     async def reader_loop(reader: asyncio.StreamReader, addr: Address) -> None:
         framer = StreamFramer()
@@ -189,7 +253,7 @@ async def _run_tcp(loop, plan, config, ready):  # type: ignore[no-untyped-def]
     try:
         host, port = server.sockets[0].getsockname()[:2]
         session = ProbeSession(plan, _bound(config, port), loop.time())
-        driver = _Driver(session, send)
+        driver = _Driver(session, send, progress)
         holder["driver"] = driver
         if ready is not None:
             ready((host, port))

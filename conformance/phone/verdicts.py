@@ -13,7 +13,7 @@ phone that chokes on several dialogs only if each dialog is published separately
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,16 +42,27 @@ def _ok(r: ProbeResult) -> bool:
 
 
 def _how(r: ProbeResult) -> str:
-    if r.outcome == "fatal":
-        return "no answer (crashed or hung)"
+    """The outcome in words, for inside a conclusion's parentheses."""
+    if r.outcome == "crashed":
+        return "crashed: no answer to anything afterwards"
+    if r.outcome == "dropped":
+        return "no answer, though the phone stays alive"
     if r.outcome == "rejected":
-        return f"{r.status} {r.reason}".strip()
+        return f"rejected with {r.status} {r.reason}".strip()
     return r.outcome
+
+
+def restrictions_found(results: Sequence[ProbeResult]) -> bool:
+    """Did any probe that ran end other than accepted? (Exit status 1 of ``phone``.)"""
+    return any(_ran(r) and not _ok(r) for r in results)
 
 
 def conclude(results: Sequence[ProbeResult], *, transport: str = "udp") -> list[Conclusion]:
     """Every conclusion the results support, most important first."""
-    by_name = {r.probe.name: r for r in results if _ran(r)}
+    by_name: dict[str, ProbeResult] = {}
+    for r in results:
+        if _ran(r):
+            by_name.setdefault(r.probe.name, r)
     out: list[Conclusion] = []
     out += _dialog_count(results)
     out += _idle_forms(by_name)
@@ -79,31 +90,60 @@ def conclude(results: Sequence[ProbeResult], *, transport: str = "udp") -> list[
         ("utf8", "UTF-8 display names"),
     ):
         out += _single(by_name, name, name, f"rejects {what}", "")
-    fatal = [r.probe.name for r in results if r.outcome == "fatal"]
-    if fatal:
+    crashed = _names(r for r in results if r.outcome == "crashed")
+    if crashed:
         out.append(
             Conclusion(
-                "fatal",
+                "crashed",
                 "fail",
-                f"stopped answering after: {', '.join(fatal)} (crash or hang)",
-                tuple(fatal),
+                f"the phone crashed (stopped answering anything) after: {', '.join(crashed)}. "
+                "Keep the server from sending such bodies (settings below) and report the "
+                "crash to the phone's vendor with this report",
+                crashed,
             )
         )
-    skipped = [r.probe.name for r in results if not _ran(r)]
-    if skipped:
-        out.append(Conclusion("not-run", "info", f"{len(skipped)} probes not run", tuple(skipped)))
-    bad = [r for r in results if _ran(r) and not _ok(r)]
-    if not bad and any(_ran(r) for r in results):
-        out.insert(
-            0,
+    dropped = _names(r for r in results if r.outcome == "dropped")
+    if dropped:
+        out.append(
             Conclusion(
-                "no-restrictions",
-                "ok",
-                "no restrictions found: every probe that ran was accepted",
-                tuple(r.probe.name for r in results if _ran(r)),
-            ),
+                "dropped",
+                "warn",
+                f"the phone ignores (never answers) NOTIFYs like: {', '.join(dropped)}, but stays "
+                "alive: its BLF keys keep showing the previous state, and the server may end "
+                "the subscription after its transaction times out",
+                dropped,
+            )
         )
+    skipped = [r for r in results if not _ran(r)]
+    if skipped:
+        reasons = sorted({r.note or "not reached" for r in skipped})
+        out.append(
+            Conclusion(
+                "not-run",
+                "info",
+                f"{len(skipped)} probes not run, so not tested: "
+                f"{', '.join(r.probe.name for r in skipped)} ({'; '.join(reasons)})",
+                tuple(r.probe.name for r in skipped),
+            )
+        )
+    ran = [r for r in results if _ran(r)]
+    if ran and not restrictions_found(results):
+        if skipped:
+            text = (
+                f"no restriction found in the {len(ran)} probes that ran; "
+                f"{len(skipped)} were not run (see above), so the phone is not fully tested"
+            )
+            level: Level = "info"
+        else:
+            text = "no restrictions found: every probe was sent and accepted"
+            level = "ok"
+        out.insert(0, Conclusion("no-restrictions", level, text, _names(ran)))
     return out
+
+
+def _names(results: Iterable[ProbeResult]) -> tuple[str, ...]:
+    """Probe names, each once, in order."""
+    return tuple(dict.fromkeys(r.probe.name for r in results))
 
 
 _PARTIAL_ADVICE = (
@@ -123,7 +163,7 @@ def _single(
     r = by_name.get(name)
     if r is None or _ok(r):
         return []
-    lvl: Level = "fail" if r.outcome == "fatal" else level
+    lvl: Level = "fail" if r.outcome == "crashed" else level
     tail = f"; {advice}" if advice else ""
     return [Conclusion(key, lvl, f"{text} ({_how(r)}){tail}", (name,))]
 
@@ -142,39 +182,57 @@ def _plain_counts(results: Sequence[ProbeResult]) -> list[ProbeResult]:
     )
 
 
+def _limit(
+    results: Sequence[ProbeResult], value: Callable[[ProbeResult], int]
+) -> tuple[int, ProbeResult | None, list[str]]:
+    """(largest accepted below the first failure, that failure, crashes not reproduced)."""
+    first_bad = min((r for r in results if not _ok(r)), key=value, default=None)
+    good = [value(r) for r in results if _ok(r)]
+    flaky: list[str] = []
+    if first_bad is not None:
+        flaky = [r.probe.name for r in results if _ok(r) and value(r) >= value(first_bad)]
+        good = [v for v in good if v < value(first_bad)]
+    return max(good, default=0), first_bad, flaky
+
+
 def _dialog_count(results: Sequence[ProbeResult]) -> list[Conclusion]:
     counts = _plain_counts(results)
     if not counts:
         return [Conclusion("max-dialogs", "info", "dialog count not tested")]
-    names = tuple(r.probe.name for r in counts)
-    first_bad = next((r for r in counts if not _ok(r)), None)
-    good = [
-        r.probe.dialogs
-        for r in counts
-        if _ok(r) and (first_bad is None or r.probe.dialogs < first_bad.probe.dialogs)
-    ]
-    n = max(good, default=0)
+    names = _names(counts)
+    n, first_bad, flaky = _limit(counts, lambda r: r.probe.dialogs)
     if first_bad is None:
         return [
-            Conclusion("max-dialogs", "ok", f"accepts up to {n} dialogs (the most tried)", names)
+            Conclusion(
+                "max-dialogs",
+                "ok",
+                f"accepts up to {n} dialogs (the most tried; --max-dialogs raises it)",
+                names,
+            )
         ]
     m = first_bad.probe.dialogs
-    out = [
-        Conclusion(
-            "max-dialogs",
-            "fail",
-            f"accepts up to {n} dialogs, fails at {m} ({_how(first_bad)})",
-            names,
+    exact = "" if m - n == 1 else f" (between {n + 1} and {m - 1} not tested)"
+    text = f"accepts up to {n} dialogs, fails at {m} ({_how(first_bad)}){exact}"
+    if flaky:
+        text += f"; yet {', '.join(flaky)} was accepted when sent again: the failure is not steady"
+    out = [Conclusion("max-dialogs", "fail", text, names)]
+    if first_bad.outcome == "crashed":
+        effect = f"a NOTIFY with {m} dialogs crashes the phone"
+    elif first_bad.outcome == "dropped":
+        effect = (
+            f"the phone ignores NOTIFYs with {m} or more dialogs but stays alive (its BLF keys "
+            "freeze on the last state it took)"
         )
-    ]
+    else:
+        effect = f"the phone rejects NOTIFYs with {m} dialogs"
     if n <= 1:
         out.append(
             Conclusion(
                 "force_single_dialog",
                 "fail",
-                "needs force_single_dialog: the phone cannot take a body with several dialogs. "
-                "The parameter only applies with two or more publications (D10): each dialog "
-                "must be published separately (pua_dialoginfo does)",
+                f"needs force_single_dialog: {effect}. The parameter only applies with two or "
+                "more publications (D10): each dialog must be published separately "
+                "(pua_dialoginfo does)",
                 names,
             )
         )
@@ -182,8 +240,9 @@ def _dialog_count(results: Sequence[ProbeResult]) -> list[Conclusion]:
         out.append(
             Conclusion(
                 "force_single_dialog",
-                "warn",
-                f"fails with {m} dialogs: force_single_dialog avoids it (one dialog shown)",
+                "fail" if first_bad.outcome == "crashed" else "warn",
+                f"{effect}: force_single_dialog avoids it (one dialog shown), or keep fewer "
+                f"than {m} calls on one monitored line",
                 names,
             )
         )
@@ -255,7 +314,7 @@ def _states(results: Sequence[ProbeResult]) -> list[Conclusion]:
     if not bad:
         return []
     states = ", ".join(f"{r.probe.state} ({_how(r)})" for r in bad)
-    level: Level = "fail" if any(r.outcome == "fatal" for r in bad) else "warn"
+    level: Level = "fail" if any(r.outcome == "crashed" for r in bad) else "warn"
     return [
         Conclusion(
             "states", level, f"rejects dialogs in state {states}", tuple(r.probe.name for r in bad)
@@ -264,21 +323,21 @@ def _states(results: Sequence[ProbeResult]) -> list[Conclusion]:
 
 
 def _sizes(results: Sequence[ProbeResult], transport: str) -> list[Conclusion]:
-    sized = sorted(
-        (r for r in results if _ran(r) and r.probe.group == "size" and r.body_bytes is not None),
-        key=lambda r: r.body_bytes or 0,
-    )
+    sized = [r for r in results if _ran(r) and r.probe.group == "size" and r.body_bytes is not None]
     if not sized:
         return []
-    first_bad = next((r for r in sized if not _ok(r)), None)
+    names = _names(sized)
+    limit, first_bad, _flaky = _limit(sized, lambda r: r.body_bytes or 0)
     if first_bad is None:
-        return []
-    good = [
-        r.body_bytes or 0
-        for r in sized
-        if _ok(r) and (r.body_bytes or 0) < (first_bad.body_bytes or 0)
-    ]
-    limit = max(good, default=0)
+        return [
+            Conclusion(
+                "body-size",
+                "ok",
+                f"accepts bodies up to {limit} bytes with one dialog (the most tried; "
+                "--max-body raises it)",
+                names,
+            )
+        ]
     text = (
         f"body size limit: accepts {limit} bytes, fails at {first_bad.body_bytes} bytes "
         f"with one dialog ({_how(first_bad)})"
@@ -288,16 +347,15 @@ def _sizes(results: Sequence[ProbeResult], transport: str) -> list[Conclusion]:
             f"; over UDP a message above ~{UDP_SAFE_BYTES} bytes may be fragmented or refused "
             "(RFC 3261 §18.1.1): run again with --transport tcp to tell the two apart"
         )
-    counts = _plain_counts(results)
     mixed = [
         r.probe.name
-        for r in counts
+        for r in _plain_counts(results)
         if not _ok(r) and (r.body_bytes or 0) >= (first_bad.body_bytes or 0)
     ]
     if mixed:
         text += f"; the failure of {', '.join(mixed)} may be this size limit, not the count"
-    level: Level = "fail" if first_bad.outcome == "fatal" else "warn"
-    return [Conclusion("body-size", level, text, tuple(r.probe.name for r in sized))]
+    level: Level = "fail" if first_bad.outcome == "crashed" else "warn"
+    return [Conclusion("body-size", level, text, names)]
 
 
 def settings(conclusions: Sequence[Conclusion]) -> list[str]:
