@@ -746,7 +746,7 @@ class ProbeSession:
         return f" of probe {pending.probe.name}" if pending is not None else ""
 
     def _waited(self, now: float) -> str:
-        return f"{now - self.started:g}"
+        return f"{now - self.started:.0f}"
 
     # ---- building and sending -------------------------------------------------------------------
 

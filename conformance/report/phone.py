@@ -225,6 +225,7 @@ def summary(doc: Mapping[str, Any]) -> str:
         )
     if not phone.get("subscribes"):
         lines.append("  " + no_subscribe_line(doc))
+        return "\n".join(lines)
     for c in doc.get("conclusions") or []:
         lines.append(f"  [{c.get('level')}] {c.get('text')}")
     skipped = [p for p in doc.get("probes") or [] if p.get("outcome") == "skipped"]
