@@ -13,14 +13,18 @@ from conformance.phone.probes import DEFAULT_PLAN, body_for
 ENTITY = "sip:bob@example.com"
 
 
+SEARCH_PROBES = (
+    *(probes.count_probe(n) for n in (2, 5, 20)),
+    *(probes.size_probe(n) for n in probes.SIZE_LADDER),
+)
+ALL = (*DEFAULT_PLAN, *SEARCH_PROBES)
+
+
 def test_plan_names_are_unique_and_cover_the_issue() -> None:
     names = [p.name for p in DEFAULT_PLAN]
     assert len(names) == len(set(names))
     for needed in (
         *(f"state-{s}" for s in di.STATES),
-        "dialogs-2",
-        "dialogs-5",
-        "dialogs-20",
         "empty",
         "no-body",
         "dummy",
@@ -30,19 +34,17 @@ def test_plan_names_are_unique_and_cover_the_issue() -> None:
         "extension",
         "sa",
         "utf8",
-        "size-16k",
     ):
         assert needed in names
+    assert names[0] == "state-confirmed"  # the plain body the searches extend
 
 
-def test_dialog_count_probes_come_last() -> None:
-    # A crash there may end the session: everything else must have run before.
-    groups = [p.group for p in DEFAULT_PLAN]
-    first_count = groups.index("count")
-    assert set(groups[first_count:]) == {"count"}
+def test_no_fixed_probe_varies_count_or_size() -> None:
+    # Those come from the searches (planner), before the fixed probes.
+    assert {p.group for p in DEFAULT_PLAN}.isdisjoint({"count", "size"})
 
 
-@pytest.mark.parametrize("probe", DEFAULT_PLAN, ids=lambda p: p.name)
+@pytest.mark.parametrize("probe", ALL, ids=lambda p: p.name)
 def test_every_body_parses_with_the_announced_shape(probe: probes.Probe) -> None:
     body = body_for(probe, ENTITY, 7)
     if probe.form == "no-body":
@@ -67,23 +69,17 @@ def test_state_probes_carry_their_state() -> None:
 
 
 def test_count_probes_vary_only_the_count() -> None:
-    states = {
-        d.state
-        for p in DEFAULT_PLAN
-        if p.group == "count"
-        for d in di.parse(body_for(p, ENTITY, 0) or b"").dialogs
-    }
-    assert states == {"confirmed"}
+    for n in (2, 7, 20):
+        info = di.parse(body_for(probes.count_probe(n), ENTITY, 0) or b"")
+        assert [d.state for d in info.dialogs] == ["confirmed"] * n
 
 
 def test_size_probes_reach_their_size_with_one_dialog() -> None:
-    for probe in DEFAULT_PLAN:
-        if probe.group == "size":
-            body = body_for(probe, ENTITY, 0) or b""
-            assert probe.size - 100 <= len(body) <= probe.size + 100
-            assert len(di.parse(body).dialogs) == 1
-    # Over UDP the 16 kB one is the fragmentation case.
-    assert probes.plan("default")[-4].size > probes.UDP_SAFE_BYTES
+    for size in (1000, 4096, 9999, 16384):
+        probe = probes.size_probe(size)
+        body = body_for(probe, ENTITY, 0) or b""
+        assert size - 100 <= len(body) <= size + 100
+        assert len(di.parse(body).dialogs) == 1
 
 
 def test_special_bodies() -> None:

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from conformance.phone import probes
 from conformance.phone.probes import DEFAULT_PLAN, Probe
 from conformance.phone.session import Outcome, ProbeResult
-from conformance.phone.verdicts import conclude, settings
+from conformance.phone.verdicts import conclude, restrictions_found, settings
 
-BY_NAME = {p.name: p for p in DEFAULT_PLAN}
+PLAN = (
+    DEFAULT_PLAN[0],
+    *(probes.count_probe(n) for n in (2, 5, 20)),
+    probes.size_probe(4096),
+    probes.size_probe(16384),
+    *DEFAULT_PLAN[1:],
+)
+"""What a run against a phone without limits sends: the searches' ladders, then the rest."""
 
 
 def results(**overrides: tuple[Outcome, int | None]) -> list[ProbeResult]:
     """Every default probe accepted, except those named (name=(outcome, status))."""
     out = []
-    for probe in DEFAULT_PLAN:
+    for probe in PLAN:
         outcome, status = overrides.get(probe.name.replace("-", "_"), ("accepted", 200))
         out.append(_result(probe, outcome, status))
     return out
@@ -37,8 +45,17 @@ def keys(found: list) -> dict:  # type: ignore[type-arg]
 def test_all_accepted_means_no_restrictions() -> None:
     found = keys(conclude(results()))
     assert found["no-restrictions"].level == "ok"
-    assert found["max-dialogs"].text == "accepts up to 20 dialogs (the most tried)"
+    assert found["max-dialogs"].text.startswith("accepts up to 20 dialogs (the most tried")
+    assert found["body-size"].level == "ok"
     assert settings(list(found.values())) == []
+    assert not restrictions_found(results())
+
+
+def test_ok_only_for_what_was_tested() -> None:
+    found = keys(conclude(results(partial=("skipped", None), utf8=("skipped", None))))
+    assert found["no-restrictions"].level == "info"
+    assert "2 were not run" in found["no-restrictions"].text
+    assert set(found["not-run"].probes) == {"utf8", "partial"}
 
 
 def test_rejecting_two_dialogs_needs_force_single_dialog() -> None:
@@ -51,23 +68,45 @@ def test_rejecting_two_dialogs_needs_force_single_dialog() -> None:
             )
         )
     )
-    assert found["max-dialogs"].text.startswith("accepts up to 1 dialogs, fails at 2 (400")
+    assert found["max-dialogs"].text.startswith(
+        "accepts up to 1 dialogs, fails at 2 (rejected with 400"
+    )
     assert found["force_single_dialog"].level == "fail"
     assert "no-restrictions" not in found
     assert settings(list(found.values())) == ["force_single_dialog=1"]
 
 
-def test_fatal_then_skipped_still_concludes_from_what_ran() -> None:
+def test_crash_then_skipped_still_concludes_from_what_ran() -> None:
     found = keys(
         conclude(
             results(
-                dialogs_2=("fatal", None), dialogs_5=("skipped", None), dialogs_20=("skipped", None)
+                dialogs_2=("crashed", None),
+                dialogs_5=("skipped", None),
+                dialogs_20=("skipped", None),
             )
         )
     )
-    assert "fails at 2 (no answer" in found["max-dialogs"].text
-    assert found["fatal"].probes == ("dialogs-2",)
+    assert "fails at 2 (crashed" in found["max-dialogs"].text
+    assert found["crashed"].probes == ("dialogs-2",)
+    assert "report the crash to the phone's vendor" in found["crashed"].text
     assert set(found["not-run"].probes) == {"dialogs-5", "dialogs-20"}
+    assert "no-restrictions" not in found
+
+
+def test_crash_and_silent_drop_are_different_conclusions() -> None:
+    crash = keys(conclude(results(dialogs_5=("crashed", None), dialogs_20=("skipped", None))))
+    drop = keys(conclude(results(dialogs_5=("dropped", None), dialogs_20=("dropped", None))))
+    assert "crashes the phone" in crash["force_single_dialog"].text
+    assert crash["force_single_dialog"].level == "fail"
+    assert "stays alive" in drop["force_single_dialog"].text
+    assert drop["force_single_dialog"].level == "warn"
+    assert "dropped" in drop and "dropped" not in crash
+    assert "crashed" in crash and "crashed" not in drop
+
+
+def test_a_gap_in_the_search_is_said() -> None:
+    found = keys(conclude(results(dialogs_20=("rejected", 400))))
+    assert found["max-dialogs"].text.endswith("(between 6 and 19 not tested)")
 
 
 def test_a_later_count_limit_is_a_warning() -> None:
@@ -113,17 +152,17 @@ def test_every_idle_form_rejected() -> None:
 
 def test_partial_state() -> None:
     found = keys(conclude(results(partial=("rejected", 481))))
-    assert found["partial-state"].text.startswith("rejects partial state (481")
+    assert found["partial-state"].text.startswith("rejects partial state (rejected with 481")
     assert found["max-dialogs"].level == "ok"
 
 
 def test_body_size_limit_over_udp_mentions_fragmentation() -> None:
-    found = keys(conclude(results(size_16k=("fatal", None)), transport="udp"))
+    found = keys(conclude(results(size_16384=("crashed", None)), transport="udp"))
     size = found["body-size"]
     assert size.level == "fail"
-    assert "fails at 16384 bytes" in size.text
+    assert "accepts 4096 bytes, fails at 16384 bytes" in size.text
     assert "--transport tcp" in size.text
-    tcp = keys(conclude(results(size_16k=("rejected", 513)), transport="tcp"))["body-size"]
+    tcp = keys(conclude(results(size_16384=("rejected", 513)), transport="tcp"))["body-size"]
     assert "--transport tcp" not in tcp.text
 
 
@@ -135,7 +174,7 @@ def test_states_versions_and_extensions() -> None:
                 version_jump=("rejected", 400),
                 version_repeat=("rejected", 400),
                 sa=("rejected", 400),
-                utf8=("fatal", None),
+                utf8=("crashed", None),
             )
         )
     )
