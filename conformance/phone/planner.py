@@ -45,23 +45,20 @@ class Search:
     def gap(self) -> int:
         return 1 if self.kind == "count" else probes.SIZE_PRECISION
 
-    def next_value(self) -> int | None:
+    def peek(self) -> int | None:
         """The value to probe next, or None when the limit is known (or the maximum passed)."""
         if self.failed is None:
-            while self.ladder:
-                value = self.ladder.pop(0)
-                if value > self.accepted:
-                    return value
-            return None
+            return next((v for v in self.ladder if v > self.accepted), None)
         if self.failed - self.accepted <= self.gap:
             return None
         return (self.accepted + self.failed) // 2
 
-    @property
-    def finished(self) -> bool:
-        if self.failed is None:
-            return not any(v > self.accepted for v in self.ladder)
-        return self.failed - self.accepted <= self.gap
+    def take(self) -> int | None:
+        """``peek``, and drop the ladder steps up to it (they are being probed or known)."""
+        value = self.peek()
+        if value is not None and self.failed is None:
+            self.ladder = [v for v in self.ladder if v > value]
+        return value
 
     def record(self, value: int, ok: bool, crashed: bool) -> None:
         if ok:
@@ -110,7 +107,7 @@ class Planner:
             return self._queue.pop(0)
         while self._order:
             search = self.searches[self._order[0]]
-            value = search.next_value()
+            value = search.take()
             if value is not None:
                 return self._probe(search.kind, value)
             self._order.pop(0)
@@ -141,11 +138,9 @@ class Planner:
             out.append(self._retry)
         out += self._queue
         for kind in self._order:
-            search = self.searches[kind]
-            if not search.finished:
-                value = search.next_value()
-                if value is not None:
-                    out.append(self._probe(kind, value))
+            value = self.searches[kind].peek()
+            if value is not None:
+                out.append(self._probe(kind, value))
         return out + self._rest
 
     def drain(self) -> list[Probe]:

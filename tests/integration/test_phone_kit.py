@@ -174,6 +174,7 @@ def test_crashing_phone_limit_is_exact_and_called_a_crash(
     # It rebooted after each crash, and the probes after the count search all ran.
     assert run.doc["phone"]["subscribes"] >= 2
     assert run.outcome("partial") == "accepted"
+    assert run.outcome("size-16384") == "accepted"  # the size search survived the crashes
     assert "force_single_dialog=1" in run.doc["settings"]
     # Only below the crash point once it crashed: no count at or above a crashing one again.
     crashed = [p["dialogs"] for p in run.doc["probes"] if p["outcome"] == "crashed"]

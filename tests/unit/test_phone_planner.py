@@ -66,3 +66,18 @@ def test_remaining_names_the_unfinished_search_and_the_fixed_probes() -> None:
     assert left[0] == "size-4096"  # the count search is over: 1 accepted, 2 failed
     assert left[-1] == DEFAULT_PLAN[-1].name
     assert planner.next() is None
+
+
+def test_asking_what_remains_changes_nothing() -> None:
+    planner = Planner(DEFAULT_PLAN)
+    first = planner.next()
+    assert first is not None
+    planner.record(first, "accepted")
+    for _ in range(3):
+        planner.remaining()
+    names = []
+    while (probe := planner.next()) is not None:
+        names.append(probe.name)
+        planner.record(probe, "accepted")
+        planner.remaining()
+    assert names[:5] == ["dialogs-2", "dialogs-5", "dialogs-20", "size-4096", "size-16384"]

@@ -232,6 +232,10 @@ def test_count_search_finds_the_exact_limit(mode: str, limit: int) -> None:
     for i, r in enumerate(counts):
         assert all(r.probe.dialogs < f.probe.dialogs for f in counts[:i] if f.outcome != "accepted")
     assert not [r for r in session.outcome_list() if r.outcome == "skipped"]
+    assert [r.probe.name for r in session.outcome_list() if r.probe.group == "size"] == [
+        "size-4096",
+        "size-16384",
+    ]
 
 
 def test_no_limit_up_to_max_dialogs() -> None:
