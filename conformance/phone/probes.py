@@ -1,4 +1,4 @@
-"""The probe plan as data: which NOTIFY bodies the kit sends a phone, and how each is built.
+"""The probes as data: which NOTIFY bodies the kit sends a phone, and how each is built.
 
 Each probe changes one thing against a plain body (one ``confirmed`` dialog, ``state="full"``,
 the next version), so a rejection points at that one thing:
@@ -8,11 +8,14 @@ the next version), so a rejection points at that one thing:
   ``<dialog-info>`` (OpenSIPS) and Kamailio's ``force_dummy_dialog`` placeholder;
 * document features: ``state="partial"`` (OpenSIPS on PUBLISH), a version jump, a repeated
   version, unknown extension elements, RFC 7463 ``sa:`` elements, UTF-8 display names;
-* body size with one dialog (4 kB, 16 kB), apart from dialog count, so a limit on bytes is not
-  mistaken for a limit on dialogs (over UDP a body above ~1300 bytes may be fragmented on a
+* body size with one dialog (``size_probe``), apart from dialog count, so a limit on bytes is
+  not mistaken for a limit on dialogs (over UDP a body above ~1300 bytes may be fragmented on a
   real network, RFC 3261 §18.1.1);
-* 2, 5 and 20 dialogs, all ``confirmed`` so only the count varies. These come last: the
-  SPA962-style crash they may cause ends the subscription, and the phone may never come back.
+* N dialogs, all ``confirmed`` so only the count varies (``count_probe``).
+
+The count and size probes are not a fixed list: ``planner`` searches the exact limits with them
+(``COUNT_LADDER``, ``SIZE_LADDER``, then bisection) right after the first plain probe, before
+the fixed probes that may end the subscription.
 
 Pure: no I/O. ``body_for`` builds bytes from a probe, an entity and a version.
 """
