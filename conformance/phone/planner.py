@@ -115,10 +115,16 @@ class Planner:
             return self._rest.pop(0)
         return None
 
-    def record(self, probe: Probe, outcome: str) -> None:
-        """Learn from one settled probe (``accepted``, ``rejected``, ``dropped``, ``crashed``)."""
+    def record(self, probe: Probe, outcome: str, body_bytes: int | None = None) -> None:
+        """Learn from one settled probe (``accepted``, ``rejected``, ``dropped``, ``crashed``).
+
+        The first probe's body, when accepted, is also the smallest size known to pass: the
+        size search never bisects below it (smaller padded bodies are the same body)."""
         ok = outcome == "accepted"
         crashed = outcome == "crashed"
+        size = self.searches.get("size")
+        if ok and probe.name == probes.FIRST.name and size is not None and body_bytes:
+            size.accepted = max(size.accepted, body_bytes)
         kind, value = _search_value(probe)
         if kind is None:
             return

@@ -680,7 +680,7 @@ class ProbeSession:
         )
         self.results.append(result)
         if outcome != "skipped":
-            self.planner.record(pending.probe, outcome)
+            self.planner.record(pending.probe, outcome, pending.body_bytes)
         self._say(now, probe_line(pending.number, result))
 
     def _abandon(self, now: float, outcome: Outcome, why: str) -> None:

@@ -211,6 +211,17 @@ def _dialog_count(results: Sequence[ProbeResult]) -> list[Conclusion]:
             )
         ]
     m = first_bad.probe.dialogs
+    if m <= 1:
+        return [
+            Conclusion(
+                "max-dialogs",
+                "fail",
+                f"fails with a single dialog ({_how(first_bad)}): the phone does not take "
+                "dialog-info bodies at all; check its BLF settings (Event: dialog, "
+                "application/dialog-info+xml) before any server setting",
+                names,
+            )
+        ]
     exact = "" if m - n == 1 else f" (between {n + 1} and {m - 1} not tested)"
     text = f"accepts up to {n} dialogs, fails at {m} ({_how(first_bad)}){exact}"
     if flaky:

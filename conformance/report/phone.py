@@ -183,7 +183,8 @@ def build(session: ProbeSession, *, plan_name: str, started: datetime) -> dict[s
 def file_stem(doc: Mapping[str, Any]) -> str:
     """``phone-<address>-<YYYYmmdd-HHMMSS>``: one name per phone and run."""
     host = str((doc.get("phone") or {}).get("host") or "unknown")
-    host = re.sub(r"[^0-9A-Za-z.]+", "-", host).strip("-") or "unknown"
+    # IPv6 colons are not allowed in Windows file names: 2001:db8::7 -> 2001_db8__7.
+    host = re.sub(r"[^0-9A-Za-z.]", "_", host.replace(":", "_")) or "unknown"
     try:
         when = datetime.fromisoformat(str(doc.get("started"))).strftime("%Y%m%d-%H%M%S")
     except ValueError:

@@ -81,3 +81,16 @@ def test_asking_what_remains_changes_nothing() -> None:
         planner.record(probe, "accepted")
         planner.remaining()
     assert names[:5] == ["dialogs-2", "dialogs-5", "dialogs-20", "size-4096", "size-16384"]
+
+
+def test_size_search_never_bisects_below_the_first_body() -> None:
+    planner = Planner(DEFAULT_PLAN, max_dialogs=1)
+    first = planner.next()
+    assert first is not None
+    planner.record(first, "accepted", body_bytes=490)
+    sizes = []
+    while (probe := planner.next()) is not None and probe.group == "size":
+        sizes.append(probe.size)
+        planner.record(probe, "rejected")
+    assert sizes and min(sizes) > 490
+    assert sizes[-1] - 490 <= 2 * probes.SIZE_PRECISION

@@ -66,7 +66,7 @@ def test_files_are_named_per_phone_and_run(tmp_path: Path) -> None:
     assert json_path.name == "phone-127.0.0.1-20260130-101500.json"
     assert html_path.name == "phone-127.0.0.1-20260130-101500.html"
     assert json.loads(json_path.read_text())["kind"] == "phone"
-    assert report.file_stem({"phone": {"host": "::1"}, "started": "x"}) == "phone-1-undated"
+    assert report.file_stem({"phone": {"host": "::1"}, "started": "x"}) == "phone-__1-undated"
 
 
 def test_no_subscribe_does_not_hide_a_refused_one() -> None:

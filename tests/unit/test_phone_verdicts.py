@@ -183,3 +183,9 @@ def test_states_versions_and_extensions() -> None:
     assert found["version-repeat"].level == "info"
     assert found["sa"].level == "warn"
     assert found["utf8"].level == "fail"
+
+
+def test_one_dialog_rejected_is_not_a_force_single_dialog_case() -> None:
+    found = keys(conclude(results(state_confirmed=("rejected", 415))))
+    assert "does not take dialog-info bodies at all" in found["max-dialogs"].text
+    assert "force_single_dialog" not in found
