@@ -110,12 +110,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--resubscribe-wait",
-        "--resubscribe-timeout",
-        dest="resubscribe_wait",
         type=float,
         default=90.0,
         metavar="S",
         help="wait for the phone to SUBSCRIBE again after its subscription ended (default 90)",
+    )
+    # The v1 name of --resubscribe-wait, kept for scripts that use it.
+    parser.add_argument(
+        "--resubscribe-timeout",
+        dest="resubscribe_wait",
+        type=float,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
     )
     parser.add_argument(
         "--plan-timeout",

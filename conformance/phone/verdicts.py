@@ -195,6 +195,12 @@ def _limit(
     return max(good, default=0), first_bad, flaky
 
 
+def _unfinished(results: Sequence[ProbeResult], group: str) -> str:
+    """The probes of a search that did not run (empty: the search finished), for "ok" is
+    only said of what was tested."""
+    return ", ".join(r.probe.name for r in results if r.probe.group == group and not _ran(r))
+
+
 def _dialog_count(results: Sequence[ProbeResult]) -> list[Conclusion]:
     counts = _plain_counts(results)
     if not counts:
@@ -202,6 +208,10 @@ def _dialog_count(results: Sequence[ProbeResult]) -> list[Conclusion]:
     names = _names(counts)
     n, first_bad, flaky = _limit(counts, lambda r: r.probe.dialogs)
     if first_bad is None:
+        untried = _unfinished(results, "count")
+        if untried:
+            text = f"accepts at least {n} dialogs; the search stopped before {untried} ran"
+            return [Conclusion("max-dialogs", "info", text, names)]
         return [
             Conclusion(
                 "max-dialogs",
@@ -340,6 +350,12 @@ def _sizes(results: Sequence[ProbeResult], transport: str) -> list[Conclusion]:
     names = _names(sized)
     limit, first_bad, _flaky = _limit(sized, lambda r: r.body_bytes or 0)
     if first_bad is None:
+        untried = _unfinished(results, "size")
+        if untried:
+            text = (
+                f"accepts bodies of at least {limit} bytes; the search stopped before {untried} ran"
+            )
+            return [Conclusion("body-size", "info", text, names)]
         return [
             Conclusion(
                 "body-size",

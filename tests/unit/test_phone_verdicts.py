@@ -189,3 +189,21 @@ def test_one_dialog_rejected_is_not_a_force_single_dialog_case() -> None:
     found = keys(conclude(results(state_confirmed=("rejected", 415))))
     assert "does not take dialog-info bodies at all" in found["max-dialogs"].text
     assert "force_single_dialog" not in found
+
+
+def test_a_search_cut_short_is_not_ok() -> None:
+    found = keys(
+        conclude(
+            results(
+                dialogs_5=("skipped", None),
+                dialogs_20=("skipped", None),
+                size_16384=("skipped", None),
+            )
+        )
+    )
+    assert found["max-dialogs"].level == "info"
+    assert found["max-dialogs"].text == (
+        "accepts at least 2 dialogs; the search stopped before dialogs-5, dialogs-20 ran"
+    )
+    assert found["body-size"].level == "info"
+    assert found["no-restrictions"].level == "info"
