@@ -36,8 +36,11 @@ from conformance.oracle.dialoginfo import Dialog, Item
 
 __all__ = [
     "DUMMY_DIALOG_ID",
+    "EMPTY_FORMS",
+    "FLAVOURS",
     "PRIORITY",
     "Aggregate",
+    "EmptyForm",
     "Flavour",
     "Publication",
     "aggregate",
@@ -54,6 +57,12 @@ FLAVOURS: tuple[Flavour, ...] = ("strict", "opensips", "kamailio")
 """``opensips`` and ``kamailio`` model the modules; ``strict`` is the RFC-strict reference server:
 OpenSIPS's rules, except that a dialog id published by several publications is kept from the
 newest one only (A19 forbids duplicate ids in one document; the modules break it, D07)."""
+
+EmptyForm = Literal["empty-document", "no-body", "dummy-dialog"]
+EMPTY_FORMS: tuple[EmptyForm, ...] = ("empty-document", "no-body", "dummy-dialog")
+"""What a notifier sends when nothing is published (``notify_body`` with no publication): an
+empty full document (OpenSIPS, the RFC-strict default), no body (Kamailio), or Kamailio's
+``force_dummy_dialog`` placeholder (D11). Profiles and the reference server declare one."""
 
 PRIORITY = {"early": 4, "confirmed": 3, "proceeding": 2, "trying": 1, "terminated": 0}
 """The module's "most interesting first" order (D08). Unknown state text counts as 0."""
