@@ -20,7 +20,6 @@ emitted too: a requirement counts as covered only when some finding names it.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
@@ -46,10 +45,6 @@ VERSION_PLACEHOLDER = "00000000000"
 # Children of <dialog> in RFC 4235 schema order; each at most once, <state> exactly once.
 _DIALOG_ORDER = ("state", "duration", "replaces", "referred-by", "route-set", "local", "remote")
 _PARTICIPANT_ORDER = ("identity", "target", "session-description", "cseq")
-_XML_DECL = re.compile(
-    rb"""^(?:\xef\xbb\xbf)?<\?xml\s+version\s*=\s*["']([^"']*)["']"""
-    rb"""(?:\s+encoding\s*=\s*["']([^"']*)["'])?"""
-)
 _MAX_ERRORS = 5
 _HAS_DISPLAY = etree.XPath("boolean(.//*[@display])")
 _NSP = f"{{{NS}}}"
@@ -174,11 +169,10 @@ def is_conformant(body: bytes, *, subscribe_uri: str | None = None) -> bool:
 
 def _declaration(body: bytes) -> Iterator[Finding]:
     """A04: the XML declaration, when present, says 1.0 and UTF-8 (or no encoding)."""
-    m = _XML_DECL.match(bytes(body[:200]))
-    if m is None:
+    decl = dialoginfo.xml_declaration(body)
+    if decl is None:
         return  # no declaration: UTF-8 by default; the bytes themselves are checked on parse
-    version = m.group(1).decode("ascii", "replace")
-    encoding = m.group(2).decode("ascii", "replace") if m.group(2) else None
+    version, encoding = decl
     if version != "1.0":
         yield Finding("A04", False, f"XML declaration says version {version!r}, not '1.0'", "/")
     elif encoding is not None and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
