@@ -195,6 +195,13 @@ def uri_of(header_value: str | None) -> str | None:
     return header_value.split(";", 1)[0].strip()
 
 
+def value_of(header_value: str | None) -> str | None:
+    """A header value without its parameters, trimmed and lower-cased: the media type of a
+    Content-Type, the package of an Event, the state of a Subscription-State. These compare
+    case-insensitively (RFC 3261 §7.3.1, RFC 6665 §8.2.1); None for an absent or empty value."""
+    return header_value.split(";", 1)[0].strip().lower() if header_value else None
+
+
 def param_of(header_value: str | None, name: str) -> str | None:
     """A ``;name=value`` parameter of a header value (e.g. ``expires`` of Subscription-State)."""
     if not header_value:

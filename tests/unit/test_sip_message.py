@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.errors import SipParseError
-from conformance.sip.message import Request, Response, param_of, parse, tag_of, uri_of
+from conformance.sip.message import Request, Response, param_of, parse, tag_of, uri_of, value_of
 
 NOTIFY = (
     b"NOTIFY sip:w@127.0.0.1:5070 SIP/2.0\r\n"
@@ -110,3 +110,19 @@ def test_built_messages_parse_back(method, headers, body):
     again = parse(bytes(msg))
     assert again.method == method and again.body == body
     assert [v for n, v in again.headers if n != "Content-Length"] == [v for _, v in headers]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Application/Dialog-Info+XML; charset=UTF-8", "application/dialog-info+xml"),
+        ("dialog;id=7", "dialog"),
+        (" active ;expires=60", "active"),
+        (";expires=60", ""),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_value_of_drops_parameters_and_case(value: str | None, expected: str | None) -> None:
+    """One reader for media types, event packages and subscription states."""
+    assert value_of(value) == expected
