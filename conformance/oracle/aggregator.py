@@ -33,6 +33,7 @@ from lxml import etree
 from conformance.errors import BodyError, UsageError
 from conformance.oracle import dialoginfo
 from conformance.oracle.dialoginfo import Dialog, Item
+from conformance.sip.message import split_uri
 
 __all__ = [
     "DUMMY_DIALOG_ID",
@@ -258,25 +259,12 @@ def entity_for(presentity: str) -> str:
     parameters and headers are dropped, user and host are kept as written (escapes included),
     which is what concatenating the parsed Request-URI's user and host gives (A12, T5).
     """
-    text = presentity.strip()
-    if text.startswith("<") and text.endswith(">"):
-        text = text[1:-1].strip()
-    scheme, sep, rest = text.partition(":")
-    if not sep or not scheme or not rest:
+    uri = split_uri(presentity)
+    if uri is None:
         raise UsageError(f"presentity {presentity!r} is not a URI like sip:user@host")
-    for stop in ";?>":
-        rest = rest.split(stop, 1)[0]
-    userinfo, at, hostport = rest.rpartition("@")
-    user = userinfo.split(":", 1)[0] if at else ""
-    if not at:
-        hostport = rest
-    if hostport.startswith("["):  # IPv6 reference: the port follows the bracket
-        host = hostport[: hostport.find("]") + 1] if "]" in hostport else hostport
-    else:
-        host = hostport.split(":", 1)[0]
-    if not host:
+    if not uri.host:
         raise UsageError(f"presentity {presentity!r} has no host")
-    return f"sip:{user}@{host}"
+    return f"sip:{uri.user}@{uri.host}"
 
 
 def dummy_dialog() -> Dialog:

@@ -32,6 +32,7 @@ from conformance.oracle.dialoginfo import NS, SA_NS, STATES
 from conformance.oracle.findings import Finding, Verdict
 from conformance.oracle.requirements import Level
 from conformance.resources import schema_path
+from conformance.sip.message import split_uri
 
 ERRATA_SCHEMA = "dialog-info.errata.xsd"
 VERBATIM_SCHEMA = "dialog-info.xsd"
@@ -504,9 +505,7 @@ def _uri_key(uri: str) -> tuple[str, str, str]:
     text = uri.strip()
     if "<" in text and ">" in text:
         text = text[text.index("<") + 1 : text.index(">")]
-    scheme, _, rest = text.partition(":")
-    rest = rest.split(";", 1)[0].split("?", 1)[0]
-    user, at, host = rest.rpartition("@")
-    if not at:
-        user, host = "", rest
-    return scheme.lower(), unquote(user), host.lower()
+    parts = split_uri(text)
+    if parts is None:  # not a URI: equal only to the same text
+        return text.lower(), "", ""
+    return parts.scheme.lower(), unquote(parts.userinfo), parts.hostport.lower()
