@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -343,14 +343,15 @@ def _opensips_winner(parsed: Sequence[_Parsed]) -> _Child | None:
     return winner
 
 
-def _kamailio_weights(parsed: Sequence[_Parsed]) -> dict[str, int]:
-    """``check_relevant_state`` for every id at once (it is O(all nodes) per call in C).
+def _kamailio_walk(parsed: Sequence[_Parsed]) -> Iterator[tuple[_Child, str, str | None, bool]]:
+    """Every node with a state, in order, as Kamailio's loops see it: ``(node, folded state,
+    current dialog id, own)``.
 
-    A node counts for an id when the most recent ``<dialog>`` seen (across publications) has that
-    id (compared case-insensitively) and lies in the node's own publication: extension elements
-    after a dialog count for it. Its state's weight is added; the node itself is included.
+    The current dialog is the most recent ``<dialog>`` seen across publications (its id may be
+    None); ``own`` says whether the most recent ``<dialog>`` *with* an id lies in the node's own
+    publication. Both loops (``check_relevant_state`` and the winner loop) track the same two
+    variables, so they are kept here once.
     """
-    totals: dict[str, int] = {}
     current_id: str | None = None
     current_pub = -1
     for index, pub in enumerate(parsed):
@@ -359,12 +360,25 @@ def _kamailio_weights(parsed: Sequence[_Parsed]) -> dict[str, int]:
                 current_id = child.id
                 if child.id is not None:
                     current_pub = index
-            if current_id is None or child.state is None or current_pub != index:
-                continue
-            weight = _KAM_WEIGHT.get(_fold(child.state), 0)
-            if weight:
-                key = _fold(current_id)
-                totals[key] = totals.get(key, 0) + weight
+            if child.state is not None:
+                yield child, _fold(child.state), current_id, current_pub == index
+
+
+def _kamailio_weights(parsed: Sequence[_Parsed]) -> dict[str, int]:
+    """``check_relevant_state`` for every id at once (it is O(all nodes) per call in C).
+
+    A node counts for an id when the most recent ``<dialog>`` seen (across publications) has that
+    id (compared case-insensitively) and lies in the node's own publication: extension elements
+    after a dialog count for it. Its state's weight is added; the node itself is included.
+    """
+    totals: dict[str, int] = {}
+    for _child, state, current_id, own in _kamailio_walk(parsed):
+        if current_id is None or not own:
+            continue
+        weight = _KAM_WEIGHT.get(state, 0)
+        if weight:
+            key = _fold(current_id)
+            totals[key] = totals.get(key, 0) + weight
     return totals
 
 
@@ -384,31 +398,21 @@ def _kamailio_winner(parsed: Sequence[_Parsed]) -> _Child | None:
     weights = _kamailio_weights(parsed)
     classes: dict[str, _Child] = {}
     winner: _Child | None = None
-    dialog_id: str | None = None
-    node_pub = -1
-    for index, pub in enumerate(parsed):
-        for child in pub.children:
-            if child.is_dialog:
-                dialog_id = child.id
-                if child.id is not None:
-                    node_pub = index
-            if child.state is None:
-                continue
-            state = _fold(child.state)
-            if state == "terminated":
-                classes["terminated"] = child
-            elif state in _KAM_SKIP_AT and node_pub == index:
-                relevance = weights.get(_fold(dialog_id), 0) if dialog_id is not None else 0
-                if relevance < _KAM_SKIP_AT[state]:
-                    classes[state] = child
-            winner = next(
-                (
-                    classes[name]
-                    for name in ("early", "confirmed", "proceeding", "trying", "terminated")
-                    if name in classes
-                ),
-                child,
-            )
+    for child, state, dialog_id, own in _kamailio_walk(parsed):
+        if state == "terminated":
+            classes["terminated"] = child
+        elif state in _KAM_SKIP_AT and own:
+            relevance = weights.get(_fold(dialog_id), 0) if dialog_id is not None else 0
+            if relevance < _KAM_SKIP_AT[state]:
+                classes[state] = child
+        winner = next(
+            (
+                classes[name]
+                for name in ("early", "confirmed", "proceeding", "trying", "terminated")
+                if name in classes
+            ),
+            child,
+        )
     return winner
 
 
