@@ -505,7 +505,11 @@ def _uri_key(uri: str) -> tuple[str, str, str]:
     text = uri.strip()
     if "<" in text and ">" in text:
         text = text[text.index("<") + 1 : text.index(">")]
-    parts = split_uri(text)
+    # split_uri forgives blanks inside <...> and stops at '>' (the end of a name-addr); here a
+    # stray one of either keeps the URI from matching, as any other stray character would.
+    head = text.split(";", 1)[0].split("?", 1)[0]
+    stray = head != head.strip() or ">" in head
+    parts = None if stray else split_uri(text)
     if parts is None:  # not a URI: equal only to the same text
         return text.lower(), "", ""
     return parts.scheme.lower(), unquote(parts.userinfo), parts.hostport.lower()
