@@ -191,7 +191,7 @@ def _own_state(node: etree._Element) -> tuple[bool, str | None]:
         if isinstance(tag, str):
             if _fold(_local(tag)) == "state":
                 return True, _content_of_first_child(sub)
-        elif tag is etree.PI and _fold(sub.target) == "state":
+        elif isinstance(sub, etree._ProcessingInstruction) and _fold(sub.target) == "state":
             return True, None  # a PI named "state" matches by name and has no children
     return False, None
 
@@ -227,7 +227,8 @@ def _parse(body: bytes) -> _Parsed | _Unparsable:
     for node, state in zip(root, states, strict=True):
         tag = node.tag
         if not isinstance(tag, str):
-            if tag is etree.PI and not first_dialog_done and _fold(node.target) == "dialog":
+            pi = node if isinstance(node, etree._ProcessingInstruction) else None
+            if pi is not None and not first_dialog_done and _fold(pi.target) == "dialog":
                 first_dialog_done = True  # xmlNodeGetChildByName matches a PI by name too
             continue
         is_dialog = _fold(_local(tag)) == "dialog"
@@ -461,7 +462,9 @@ def strict_publications(pubs: Sequence[Publication]) -> list[Publication]:
 def _dialog_without_sdp(item: Dialog) -> Dialog:
     root = dialoginfo.parse_tree(item.xml.encode())
     for element in list(root.iter(f"{{{dialoginfo.NS}}}session-description")):
-        element.getparent().remove(element)
+        parent = element.getparent()
+        if parent is not None:  # always: the root is the <dialog>, not a session-description
+            parent.remove(element)
     return dialoginfo.dialog_from_element(root)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from lxml import etree
 
@@ -235,7 +236,7 @@ def canonical(el: etree._Element) -> str:
 
 
 def _walk(el: etree._Element, parts: list[str]) -> None:
-    parts.append("<" + el.tag)
+    parts.append("<" + cast(str, el.tag))  # parsed, not a comment or PI: a str
     for name, value in sorted(el.attrib.items()):
         parts.append(f" {name}={_escape(value)!r}")
     parts.append(">")
@@ -254,7 +255,8 @@ def standalone_xml(el: etree._Element) -> str:
 
 
 def element_from(el: etree._Element) -> Element:
-    return Element(tag=el.tag, canonical=canonical(el), xml=standalone_xml(el))
+    tag = cast(str, el.tag)  # parsed, and callers skip comments and PIs: a str
+    return Element(tag=tag, canonical=canonical(el), xml=standalone_xml(el))
 
 
 def _q(local: str) -> str:

@@ -110,7 +110,8 @@ def explain(root: etree._Element) -> list[dict[str, Any]]:
     import xmlschema
 
     # The tree is already parsed; "none" forbids the resource from loading anything else.
-    resource = xmlschema.XMLResource(root, allow="none", defuse="always")
+    # xmlschema reads lxml elements, but types-lxml's _Element does not match its protocol.
+    resource = xmlschema.XMLResource(root, allow="none", defuse="always")  # type: ignore[arg-type]
     for err in _xmlschema_validator().iter_errors(resource):
         out.append({"reason": err.reason, "path": err.path, "sourceline": err.sourceline})
         if len(out) >= _MAX_ERRORS:
@@ -192,7 +193,7 @@ def _xsd_finding(root: etree._Element, *, cross_check: bool) -> Finding:
     evidence: dict[str, Any] = {"schema": ERRATA_SCHEMA, "verbatim_schema_valid": verbatim_valid}
     if valid and not cross_check:
         return Finding("A03", True, f"valid against {ERRATA_SCHEMA}", "/", evidence=evidence)
-    errors = [
+    errors: list[dict[str, Any]] = [
         {"message": e.message, "line": e.line, "path": getattr(e, "path", None)}
         for e in list(errata.error_log)[:_MAX_ERRORS]
     ]
