@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from conformance.errors import SipParseError
@@ -296,7 +296,7 @@ def parse(data: bytes) -> Message:
     raise SipParseError(f"illegal start line {start[:120]!r}")
 
 
-def _headers(lines: list[str]):  # type: ignore[no-untyped-def]
+def _headers(lines: list[str]) -> Iterator[tuple[str, str]]:
     current: list[str] | None = None
     for line in lines:
         if line[:1] in (" ", "\t"):  # folded continuation (RFC 3261 §7.3.1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -143,7 +144,7 @@ def shipped_path(name: str) -> Path:
     return PROFILE_DIR / f"{name}.toml"
 
 
-def load_profile(name_or_path: str | Path) -> Profile:
+def load_profile(name_or_path: str | os.PathLike[str]) -> Profile:
     """Load a shipped profile by name (``kamailio``) or a user's TOML file by path."""
     text = str(name_or_path)
     if text in SHIPPED:
