@@ -234,7 +234,7 @@ class Case:
             self.finding(
                 "C03",
                 False,
-                f"initial PUBLISH of {len(dialogs)} dialog(s) answered "
+                f"initial PUBLISH of {len(dialogs or ())} dialog(s) answered "
                 f"{status} {result.response.reason}",
             )
         if settle:

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from conformance import __version__
 from conformance.errors import ConformanceError
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_module(name: str):  # type: ignore[no-untyped-def]
+def _command_module(name: str) -> ModuleType | None:
     try:
         return importlib.import_module(f"conformance.commands.{name}")
     except ModuleNotFoundError as exc:
@@ -61,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     try:
-        return int(_command_module(args.command).run(args))
+        module = _command_module(args.command)
+        assert module is not None  # the parser only offers the commands whose module loaded
+        return int(module.run(args))
     except ConformanceError as exc:
         print(f"dialoginfo-conformance {args.command}: {exc.message}", file=sys.stderr)
         return EXIT_USAGE

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from conformance.errors import UsageError
 from conformance.report import html, matrix
@@ -90,7 +92,8 @@ def _single(args: argparse.Namespace) -> int:
 
 
 def _matrix(args: argparse.Namespace) -> int:
-    runs = [(str(p), load_results(Path(p))) for p in args.files]  # every error before output
+    Run = tuple[str, Mapping[str, Any]]
+    runs: list[Run] = [(str(p), load_results(Path(p))) for p in args.files]  # errors first
     if not args.all_runs:
         runs, dropped = matrix.latest_per_label(runs)
         for source in dropped:

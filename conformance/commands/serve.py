@@ -19,6 +19,7 @@ import sys
 
 from conformance.commands.addresses import parse_listen
 from conformance.errors import UsageError
+from conformance.oracle.aggregator import EMPTY_FORMS, FLAVOURS
 from conformance.server.core import ServerConfig
 from conformance.server.faults import FAULTS, check_names
 
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--flavour",
-        choices=("strict", "opensips", "kamailio"),
+        choices=FLAVOURS,
         default="strict",
         help="aggregation rules: RFC-strict (default) or a module's",
     )
@@ -78,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--empty-form",
-        choices=("empty-document", "no-body", "dummy-dialog"),
+        choices=EMPTY_FORMS,
         default="empty-document",
         help="NOTIFY body when nothing is published",
     )

@@ -44,7 +44,7 @@ from conformance.harness.sipp import (
 )
 from conformance.oracle.dialoginfo import CONTENT_TYPE
 from conformance.resources import scenario_path
-from conformance.sip.message import Request, Response, Stamped, param_of, uri_of
+from conformance.sip.message import Request, Response, Stamped, param_of, uri_of, value_of
 from conformance.sip.trace import Traced
 
 ANSWER_CODES = (200, 481, 489, 500)
@@ -189,7 +189,7 @@ def notifies_in(messages: Iterable[Stamped], call_id: str | None = None) -> list
         req = stamped.message
         assert isinstance(req, Request)
         state_value = req.header("Subscription-State")
-        state = state_value.split(";", 1)[0].strip().lower() if state_value else None
+        state = value_of(state_value)
         expires = param_of(state_value, "expires")
         out.append(
             Notify(

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,11 +33,15 @@ from lxml import etree
 from conformance.errors import BodyError, UsageError
 from conformance.oracle import dialoginfo
 from conformance.oracle.dialoginfo import Dialog, Item
+from conformance.sip.message import split_uri
 
 __all__ = [
     "DUMMY_DIALOG_ID",
+    "EMPTY_FORMS",
+    "FLAVOURS",
     "PRIORITY",
     "Aggregate",
+    "EmptyForm",
     "Flavour",
     "Publication",
     "aggregate",
@@ -54,6 +58,12 @@ FLAVOURS: tuple[Flavour, ...] = ("strict", "opensips", "kamailio")
 """``opensips`` and ``kamailio`` model the modules; ``strict`` is the RFC-strict reference server:
 OpenSIPS's rules, except that a dialog id published by several publications is kept from the
 newest one only (A19 forbids duplicate ids in one document; the modules break it, D07)."""
+
+EmptyForm = Literal["empty-document", "no-body", "dummy-dialog"]
+EMPTY_FORMS: tuple[EmptyForm, ...] = ("empty-document", "no-body", "dummy-dialog")
+"""What a notifier sends when nothing is published (``notify_body`` with no publication): an
+empty full document (OpenSIPS, the RFC-strict default), no body (Kamailio), or Kamailio's
+``force_dummy_dialog`` placeholder (D11). Profiles and the reference server declare one."""
 
 PRIORITY = {"early": 4, "confirmed": 3, "proceeding": 2, "trying": 1, "terminated": 0}
 """The module's "most interesting first" order (D08). Unknown state text counts as 0."""
@@ -181,7 +191,7 @@ def _own_state(node: etree._Element) -> tuple[bool, str | None]:
         if isinstance(tag, str):
             if _fold(_local(tag)) == "state":
                 return True, _content_of_first_child(sub)
-        elif tag is etree.PI and _fold(sub.target) == "state":
+        elif isinstance(sub, etree._ProcessingInstruction) and _fold(sub.target) == "state":
             return True, None  # a PI named "state" matches by name and has no children
     return False, None
 
@@ -217,7 +227,8 @@ def _parse(body: bytes) -> _Parsed | _Unparsable:
     for node, state in zip(root, states, strict=True):
         tag = node.tag
         if not isinstance(tag, str):
-            if tag is etree.PI and not first_dialog_done and _fold(node.target) == "dialog":
+            pi = node if isinstance(node, etree._ProcessingInstruction) else None
+            if pi is not None and not first_dialog_done and _fold(pi.target) == "dialog":
                 first_dialog_done = True  # xmlNodeGetChildByName matches a PI by name too
             continue
         is_dialog = _fold(_local(tag)) == "dialog"
@@ -249,25 +260,12 @@ def entity_for(presentity: str) -> str:
     parameters and headers are dropped, user and host are kept as written (escapes included),
     which is what concatenating the parsed Request-URI's user and host gives (A12, T5).
     """
-    text = presentity.strip()
-    if text.startswith("<") and text.endswith(">"):
-        text = text[1:-1].strip()
-    scheme, sep, rest = text.partition(":")
-    if not sep or not scheme or not rest:
+    uri = split_uri(presentity)
+    if uri is None:
         raise UsageError(f"presentity {presentity!r} is not a URI like sip:user@host")
-    for stop in ";?>":
-        rest = rest.split(stop, 1)[0]
-    userinfo, at, hostport = rest.rpartition("@")
-    user = userinfo.split(":", 1)[0] if at else ""
-    if not at:
-        hostport = rest
-    if hostport.startswith("["):  # IPv6 reference: the port follows the bracket
-        host = hostport[: hostport.find("]") + 1] if "]" in hostport else hostport
-    else:
-        host = hostport.split(":", 1)[0]
-    if not host:
+    if not uri.host:
         raise UsageError(f"presentity {presentity!r} has no host")
-    return f"sip:{user}@{host}"
+    return f"sip:{uri.user}@{uri.host}"
 
 
 def dummy_dialog() -> Dialog:
@@ -346,14 +344,15 @@ def _opensips_winner(parsed: Sequence[_Parsed]) -> _Child | None:
     return winner
 
 
-def _kamailio_weights(parsed: Sequence[_Parsed]) -> dict[str, int]:
-    """``check_relevant_state`` for every id at once (it is O(all nodes) per call in C).
+def _kamailio_walk(parsed: Sequence[_Parsed]) -> Iterator[tuple[_Child, str, str | None, bool]]:
+    """Every node with a state, in order, as Kamailio's loops see it: ``(node, folded state,
+    current dialog id, own)``.
 
-    A node counts for an id when the most recent ``<dialog>`` seen (across publications) has that
-    id (compared case-insensitively) and lies in the node's own publication: extension elements
-    after a dialog count for it. Its state's weight is added; the node itself is included.
+    The current dialog is the most recent ``<dialog>`` seen across publications (its id may be
+    None); ``own`` says whether the most recent ``<dialog>`` *with* an id lies in the node's own
+    publication. Both loops (``check_relevant_state`` and the winner loop) track the same two
+    variables, so they are kept here once.
     """
-    totals: dict[str, int] = {}
     current_id: str | None = None
     current_pub = -1
     for index, pub in enumerate(parsed):
@@ -362,12 +361,25 @@ def _kamailio_weights(parsed: Sequence[_Parsed]) -> dict[str, int]:
                 current_id = child.id
                 if child.id is not None:
                     current_pub = index
-            if current_id is None or child.state is None or current_pub != index:
-                continue
-            weight = _KAM_WEIGHT.get(_fold(child.state), 0)
-            if weight:
-                key = _fold(current_id)
-                totals[key] = totals.get(key, 0) + weight
+            if child.state is not None:
+                yield child, _fold(child.state), current_id, current_pub == index
+
+
+def _kamailio_weights(parsed: Sequence[_Parsed]) -> dict[str, int]:
+    """``check_relevant_state`` for every id at once (it is O(all nodes) per call in C).
+
+    A node counts for an id when the most recent ``<dialog>`` seen (across publications) has that
+    id (compared case-insensitively) and lies in the node's own publication: extension elements
+    after a dialog count for it. Its state's weight is added; the node itself is included.
+    """
+    totals: dict[str, int] = {}
+    for _child, state, current_id, own in _kamailio_walk(parsed):
+        if current_id is None or not own:
+            continue
+        weight = _KAM_WEIGHT.get(state, 0)
+        if weight:
+            key = _fold(current_id)
+            totals[key] = totals.get(key, 0) + weight
     return totals
 
 
@@ -387,31 +399,21 @@ def _kamailio_winner(parsed: Sequence[_Parsed]) -> _Child | None:
     weights = _kamailio_weights(parsed)
     classes: dict[str, _Child] = {}
     winner: _Child | None = None
-    dialog_id: str | None = None
-    node_pub = -1
-    for index, pub in enumerate(parsed):
-        for child in pub.children:
-            if child.is_dialog:
-                dialog_id = child.id
-                if child.id is not None:
-                    node_pub = index
-            if child.state is None:
-                continue
-            state = _fold(child.state)
-            if state == "terminated":
-                classes["terminated"] = child
-            elif state in _KAM_SKIP_AT and node_pub == index:
-                relevance = weights.get(_fold(dialog_id), 0) if dialog_id is not None else 0
-                if relevance < _KAM_SKIP_AT[state]:
-                    classes[state] = child
-            winner = next(
-                (
-                    classes[name]
-                    for name in ("early", "confirmed", "proceeding", "trying", "terminated")
-                    if name in classes
-                ),
-                child,
-            )
+    for child, state, dialog_id, own in _kamailio_walk(parsed):
+        if state == "terminated":
+            classes["terminated"] = child
+        elif state in _KAM_SKIP_AT and own:
+            relevance = weights.get(_fold(dialog_id), 0) if dialog_id is not None else 0
+            if relevance < _KAM_SKIP_AT[state]:
+                classes[state] = child
+        winner = next(
+            (
+                classes[name]
+                for name in ("early", "confirmed", "proceeding", "trying", "terminated")
+                if name in classes
+            ),
+            child,
+        )
     return winner
 
 
@@ -460,7 +462,9 @@ def strict_publications(pubs: Sequence[Publication]) -> list[Publication]:
 def _dialog_without_sdp(item: Dialog) -> Dialog:
     root = dialoginfo.parse_tree(item.xml.encode())
     for element in list(root.iter(f"{{{dialoginfo.NS}}}session-description")):
-        element.getparent().remove(element)
+        parent = element.getparent()
+        if parent is not None:  # always: the root is the <dialog>, not a session-description
+            parent.remove(element)
     return dialoginfo.dialog_from_element(root)
 
 

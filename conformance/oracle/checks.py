@@ -19,7 +19,7 @@ from conformance.oracle.dialoginfo import CONTENT_TYPE, Dialog
 from conformance.oracle.findings import Finding
 from conformance.oracle.requirements import Level
 from conformance.oracle.view import WatcherView
-from conformance.sip.message import Request, Response, param_of, uri_of
+from conformance.sip.message import Request, Response, param_of, uri_of, value_of
 
 PROMPT_SECONDS = 2.0
 """REQUIREMENTS.md: "promptly" means within 2 s on loopback."""
@@ -66,16 +66,11 @@ class Captured:
     @property
     def state(self) -> str | None:
         """The Subscription-State value (active, pending, terminated), lower-cased."""
-        value = self.request.header("Subscription-State")
-        return value.split(";", 1)[0].strip().lower() if value else None
+        return value_of(self.request.header("Subscription-State"))
 
 
 def _f(rid: str, ok: bool, message: str, **kw: object) -> Finding:
     return Finding(rid, ok, message, **kw)  # type: ignore[arg-type]
-
-
-def media_type(content_type: str | None) -> str | None:
-    return content_type.split(";", 1)[0].strip().lower() if content_type else None
 
 
 # -- responses to SUBSCRIBE ---------------------------------------------------------------------
@@ -137,9 +132,9 @@ def check_notify(captured: Captured, sub: Subscription) -> list[Finding]:
 
     # B07: Event names the same package, with the same id parameter.
     event = req.header("Event")
-    package = event.split(";", 1)[0].strip().lower() if event else None
+    package = value_of(event)
     sent_id = param_of(";" + sub.event.split(";", 1)[1], "id") if ";" in sub.event else None
-    ok = package == sub.event.split(";", 1)[0].strip().lower() and (
+    ok = package == (value_of(sub.event) or "") and (
         sent_id is None or param_of(event, "id") == sent_id
     )
     out.append(_f("B07", ok, f"{label}: Event {event!r} for a subscription to {sub.event!r}"))
@@ -182,7 +177,7 @@ def check_notify(captured: Captured, sub: Subscription) -> list[Finding]:
     body = captured.body
     content_type = req.header("Content-Type")
     if body.strip():
-        mtype = media_type(content_type)
+        mtype = value_of(content_type)
         out.append(
             _f(
                 "B13",

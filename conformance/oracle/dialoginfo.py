@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from lxml import etree
 
@@ -38,7 +39,8 @@ STATES = ("trying", "proceeding", "early", "confirmed", "terminated")
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 _ENTITY = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _XML_DECL = re.compile(
-    rb"""^\s*<\?xml\s+version\s*=\s*["']([^"']*)["'](?:\s+encoding\s*=\s*["']([^"']*)["'])?"""
+    rb"""^(?:\xef\xbb\xbf)?<\?xml\s+version\s*=\s*["']([^"']*)["']"""
+    rb"""(?:\s+encoding\s*=\s*["']([^"']*)["'])?"""
 )
 
 
@@ -185,16 +187,31 @@ def parse(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> DialogInfo:
     root = parse_tree(body, max_bytes=max_bytes)
     if not isinstance(root.tag, str):
         raise BodyError("document root is not an element")
-    decl = _XML_DECL.match(bytes(body))
+    decl = xml_declaration(body)
     return DialogInfo(
         root_tag=root.tag,
         version=root.get("version"),
         state=root.get("state"),
         entity=root.get("entity"),
         items=tuple(_items(root)),
-        xml_version=decl.group(1).decode() if decl else None,
-        xml_encoding=decl.group(2).decode() if decl and decl.group(2) else None,
+        xml_version=decl[0] if decl else None,
+        xml_encoding=decl[1] if decl else None,
     )
+
+
+def xml_declaration(body: bytes) -> tuple[str, str | None] | None:
+    """``(version, encoding)`` of the XML declaration that opens ``body``, None without one.
+
+    Only the very start counts, after an optional UTF-8 byte order mark: XML allows nothing else
+    before a declaration, and lxml refuses the document otherwise. The encoding is None when the
+    declaration names none. Read from the raw bytes because lxml keeps no trace of the version
+    and encoding once it has decoded the document (A04 judges them).
+    """
+    m = _XML_DECL.match(bytes(body[:200]))
+    if m is None:
+        return None
+    encoding = m.group(2).decode("ascii", "replace") if m.group(2) else None
+    return m.group(1).decode("ascii", "replace"), encoding
 
 
 def _items(root: etree._Element) -> Iterator[Item]:
@@ -219,7 +236,7 @@ def canonical(el: etree._Element) -> str:
 
 
 def _walk(el: etree._Element, parts: list[str]) -> None:
-    parts.append("<" + el.tag)
+    parts.append("<" + cast(str, el.tag))  # parsed, not a comment or PI: a str
     for name, value in sorted(el.attrib.items()):
         parts.append(f" {name}={_escape(value)!r}")
     parts.append(">")
@@ -238,7 +255,8 @@ def standalone_xml(el: etree._Element) -> str:
 
 
 def element_from(el: etree._Element) -> Element:
-    return Element(tag=el.tag, canonical=canonical(el), xml=standalone_xml(el))
+    tag = cast(str, el.tag)  # parsed, and callers skip comments and PIs: a str
+    return Element(tag=tag, canonical=canonical(el), xml=standalone_xml(el))
 
 
 def _q(local: str) -> str:

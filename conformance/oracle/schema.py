@@ -20,7 +20,6 @@ emitted too: a requirement counts as covered only when some finding names it.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
@@ -33,6 +32,7 @@ from conformance.oracle.dialoginfo import NS, SA_NS, STATES
 from conformance.oracle.findings import Finding, Verdict
 from conformance.oracle.requirements import Level
 from conformance.resources import schema_path
+from conformance.sip.message import split_uri
 
 ERRATA_SCHEMA = "dialog-info.errata.xsd"
 VERBATIM_SCHEMA = "dialog-info.xsd"
@@ -46,10 +46,6 @@ VERSION_PLACEHOLDER = "00000000000"
 # Children of <dialog> in RFC 4235 schema order; each at most once, <state> exactly once.
 _DIALOG_ORDER = ("state", "duration", "replaces", "referred-by", "route-set", "local", "remote")
 _PARTICIPANT_ORDER = ("identity", "target", "session-description", "cseq")
-_XML_DECL = re.compile(
-    rb"""^(?:\xef\xbb\xbf)?<\?xml\s+version\s*=\s*["']([^"']*)["']"""
-    rb"""(?:\s+encoding\s*=\s*["']([^"']*)["'])?"""
-)
 _MAX_ERRORS = 5
 _HAS_DISPLAY = etree.XPath("boolean(.//*[@display])")
 _NSP = f"{{{NS}}}"
@@ -114,7 +110,8 @@ def explain(root: etree._Element) -> list[dict[str, Any]]:
     import xmlschema
 
     # The tree is already parsed; "none" forbids the resource from loading anything else.
-    resource = xmlschema.XMLResource(root, allow="none", defuse="always")
+    # xmlschema reads lxml elements, but types-lxml's _Element does not match its protocol.
+    resource = xmlschema.XMLResource(root, allow="none", defuse="always")  # type: ignore[arg-type]
     for err in _xmlschema_validator().iter_errors(resource):
         out.append({"reason": err.reason, "path": err.path, "sourceline": err.sourceline})
         if len(out) >= _MAX_ERRORS:
@@ -174,11 +171,10 @@ def is_conformant(body: bytes, *, subscribe_uri: str | None = None) -> bool:
 
 def _declaration(body: bytes) -> Iterator[Finding]:
     """A04: the XML declaration, when present, says 1.0 and UTF-8 (or no encoding)."""
-    m = _XML_DECL.match(bytes(body[:200]))
-    if m is None:
+    decl = dialoginfo.xml_declaration(body)
+    if decl is None:
         return  # no declaration: UTF-8 by default; the bytes themselves are checked on parse
-    version = m.group(1).decode("ascii", "replace")
-    encoding = m.group(2).decode("ascii", "replace") if m.group(2) else None
+    version, encoding = decl
     if version != "1.0":
         yield Finding("A04", False, f"XML declaration says version {version!r}, not '1.0'", "/")
     elif encoding is not None and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
@@ -197,7 +193,7 @@ def _xsd_finding(root: etree._Element, *, cross_check: bool) -> Finding:
     evidence: dict[str, Any] = {"schema": ERRATA_SCHEMA, "verbatim_schema_valid": verbatim_valid}
     if valid and not cross_check:
         return Finding("A03", True, f"valid against {ERRATA_SCHEMA}", "/", evidence=evidence)
-    errors = [
+    errors: list[dict[str, Any]] = [
         {"message": e.message, "line": e.line, "path": getattr(e, "path", None)}
         for e in list(errata.error_log)[:_MAX_ERRORS]
     ]
@@ -510,9 +506,11 @@ def _uri_key(uri: str) -> tuple[str, str, str]:
     text = uri.strip()
     if "<" in text and ">" in text:
         text = text[text.index("<") + 1 : text.index(">")]
-    scheme, _, rest = text.partition(":")
-    rest = rest.split(";", 1)[0].split("?", 1)[0]
-    user, at, host = rest.rpartition("@")
-    if not at:
-        user, host = "", rest
-    return scheme.lower(), unquote(user), host.lower()
+    # split_uri forgives blanks inside <...> and stops at '>' (the end of a name-addr); here a
+    # stray one of either keeps the URI from matching, as any other stray character would.
+    head = text.split(";", 1)[0].split("?", 1)[0]
+    stray = head != head.strip() or ">" in head
+    parts = None if stray else split_uri(text)
+    if parts is None:  # not a URI: equal only to the same text
+        return text.lower(), "", ""
+    return parts.scheme.lower(), unquote(parts.userinfo), parts.hostport.lower()

@@ -271,7 +271,8 @@ def pretty_xml(text: str) -> list[str]:
     No XML parser runs on the untrusted text: a malformed or hostile body is shown as it is,
     only broken into lines, which is all a line diff needs."""
     tokens = [t for t in re.split(r"(?<=>)\s*(?=<)", text.strip()) if t.strip()]
-    lines, depth = [], 0
+    lines: list[str] = []
+    depth = 0
     for token in tokens:
         t = token.strip()
         closing = t.startswith("</")

@@ -118,7 +118,7 @@ class Progress:
         pytest left open per file, and under ``-q`` and xdist the dots line is not one."""
         get_writer = getattr(self.config, "get_terminal_writer", None)
         writer = get_writer() if get_writer is not None else None
-        if writer is not None and getattr(writer, "width_of_current_line", 0):
+        if writer is not None and getattr(writer, "width_of_current_line", None):
             writer.line()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from conformance.errors import SipParseError
@@ -195,6 +195,63 @@ def uri_of(header_value: str | None) -> str | None:
     return header_value.split(";", 1)[0].strip()
 
 
+@dataclass(frozen=True, slots=True)
+class SipUri:
+    """A URI cut into the parts this kit compares, each as written (escapes and case kept)."""
+
+    scheme: str
+    userinfo: str
+    """``user`` or ``user:password``; empty when the URI names no user."""
+    hostport: str
+    """``host`` or ``host:port``; an IPv6 reference keeps its brackets."""
+
+    @property
+    def user(self) -> str:
+        return self.userinfo.split(":", 1)[0]
+
+    @property
+    def host(self) -> str:
+        """The host without its port: the port follows the bracket of an IPv6 reference."""
+        hostport = self.hostport
+        if hostport.startswith("["):
+            return hostport[: hostport.find("]") + 1] if "]" in hostport else hostport
+        return hostport.split(":", 1)[0]
+
+    @property
+    def port(self) -> int | None:
+        """The port when one is written as decimal digits, else None."""
+        digits = self.hostport[len(self.host) :].removeprefix(":")
+        return int(digits) if digits.isascii() and digits.isdigit() else None
+
+
+def split_uri(uri: str) -> SipUri | None:
+    """Scheme, userinfo and hostport of a SIP URI (RFC 3261 §19.1.1), as written; None when there
+    is no scheme or nothing after it.
+
+    ``<...>`` around the URI is dropped, and so is everything from the first ``;``, ``?`` or
+    ``>``: URI parameters and headers, or what follows the URI in a header value. The one place
+    that cuts URIs, so the aggregator's ``entity`` (A12, T5) and the checks that compare URIs
+    agree on where the user ends and the host begins.
+    """
+    text = uri.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip()
+    scheme, sep, rest = text.partition(":")
+    if not sep or not scheme or not rest:
+        return None
+    for stop in ";?>":
+        rest = rest.split(stop, 1)[0]
+    userinfo, at, hostport = rest.rpartition("@")
+    return SipUri(scheme, userinfo, hostport) if at else SipUri(scheme, "", rest)
+
+
+def value_of(header_value: str | None) -> str | None:
+    """A header value without its parameters, trimmed and lower-cased: the media type of a
+    Content-Type, the package of an Event, the state of a Subscription-State. These compare
+    case-insensitively (RFC 3261 §7.3.1, RFC 6665 §8.2.1); None for an absent or empty value."""
+    return header_value.split(";", 1)[0].strip().lower() if header_value else None
+
+
 def param_of(header_value: str | None, name: str) -> str | None:
     """A ``;name=value`` parameter of a header value (e.g. ``expires`` of Subscription-State)."""
     if not header_value:
@@ -239,7 +296,7 @@ def parse(data: bytes) -> Message:
     raise SipParseError(f"illegal start line {start[:120]!r}")
 
 
-def _headers(lines: list[str]):  # type: ignore[no-untyped-def]
+def _headers(lines: list[str]) -> Iterator[tuple[str, str]]:
     current: list[str] | None = None
     for line in lines:
         if line[:1] in (" ", "\t"):  # folded continuation (RFC 3261 §7.3.1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,19 +25,18 @@ from typing import Any, Literal
 
 from conformance.errors import UsageError
 from conformance.oracle import requirements
+from conformance.oracle.aggregator import EMPTY_FORMS, FLAVOURS, EmptyForm, Flavour
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 
-Flavour = Literal["strict", "opensips", "kamailio"]
-EmptyForm = Literal["empty-document", "no-body", "dummy-dialog"]
 TieBreak = Literal["first", "last"]
 
 # Allowed values for the fields that take one of a few words or numbers.
 _CHOICES: dict[str, tuple[object, ...]] = {
     "rfc": (6665, 3265),
-    "flavour": ("strict", "opensips", "kamailio"),
+    "flavour": FLAVOURS,
     "first_version": (0, 1),
-    "empty_form": ("empty-document", "no-body", "dummy-dialog"),
+    "empty_form": EMPTY_FORMS,
     "tie_break": ("first", "last"),
 }
 
@@ -144,7 +144,7 @@ def shipped_path(name: str) -> Path:
     return PROFILE_DIR / f"{name}.toml"
 
 
-def load_profile(name_or_path: str | Path) -> Profile:
+def load_profile(name_or_path: str | os.PathLike[str]) -> Profile:
     """Load a shipped profile by name (``kamailio``) or a user's TOML file by path."""
     text = str(name_or_path)
     if text in SHIPPED:

@@ -23,6 +23,7 @@ from typing import Any
 
 from conformance.errors import HarnessError, UsageError
 from conformance.harness.ports import PortBlock, reserve_block
+from conformance.oracle.aggregator import FLAVOURS
 from conformance.server.faults import check_names
 from conformance.targets.base import Target, wait_ready
 from conformance.targets.profile import Profile, load_profile, shipped_path
@@ -94,7 +95,7 @@ class ReferenceTarget(Target):
         domain: str | None = None,
         extra_args: Iterable[str] = (),
     ) -> None:
-        if flavour not in ("strict", "opensips", "kamailio"):
+        if flavour not in FLAVOURS:
             raise UsageError(f"reference flavour {flavour!r}: use strict, opensips or kamailio")
         overrides = {
             "single_dialog": single_dialog,

@@ -167,3 +167,26 @@ def test_canonical_equality_ignores_prefixes_and_whitespace() -> None:
     assert a.dialogs == b.dialogs
     changed = dialoginfo.parse(plain.replace("early", "confirmed").encode())
     assert changed.dialogs != a.dialogs
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b'<?xml version="1.0" encoding="UTF-8"?>', ("1.0", "UTF-8")),
+        (b"<?xml version='1.1'?>", ("1.1", None)),
+        (b'\xef\xbb\xbf<?xml version="1.0" encoding="utf-8"?>', ("1.0", "utf-8")),
+        (b'  <?xml version="1.0"?>', None),  # not at the start: no declaration, not well-formed
+        (b"", None),
+    ],
+)
+def test_xml_declaration_is_read_from_the_start_only(
+    head: bytes, expected: tuple[str, str | None] | None
+) -> None:
+    """One reader of the declaration serves parse() and schema's A04 check alike."""
+    body = head + b'<dialog-info xmlns="%s" version="0" state="full" entity="sip:a@b"/>' % (
+        NS.encode()
+    )
+    assert dialoginfo.xml_declaration(body) == expected
+    if expected is not None:
+        info = dialoginfo.parse(body)
+        assert (info.xml_version, info.xml_encoding) == expected

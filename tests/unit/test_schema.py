@@ -170,3 +170,23 @@ def test_cross_check_agrees_with_lxml_on_the_corpus() -> None:
         for f in schema.iter_findings(body, cross_check=True):
             if f.requirement == "A03":
                 assert "disagreement" not in f.evidence, (name, f.evidence)
+
+
+@pytest.mark.parametrize(
+    ("subscribe_uri", "same"),
+    [
+        ("<sip:alice@example.com;transport=udp>", True),
+        ("Alice <sip:al%69ce@Example.COM?subject=x>;tag=1", True),
+        ("sip:alice@example.com:5060", False),  # a port is part of the key
+        ("sip:alice@example.com>", False),  # a stray '>' is no URI
+        ("< sip:alice@example.com>", False),  # nor are blanks inside <...>
+        ("alice", False),
+    ],
+)
+def test_entity_key_reads_the_subscribe_uri_as_sip_does(subscribe_uri: str, same: bool) -> None:
+    """A12's comparison goes through sip.message.split_uri, the kit's one URI splitter."""
+    body = _doc(attrs='version="1" state="full" entity="sip:alice@example.com"')
+    (finding,) = [
+        f for f in schema.check(body, subscribe_uri=subscribe_uri) if f.requirement == "A12"
+    ]
+    assert finding.passed is same

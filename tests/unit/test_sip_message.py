@@ -8,7 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.errors import SipParseError
-from conformance.sip.message import Request, Response, param_of, parse, tag_of, uri_of
+from conformance.sip.message import (
+    Request,
+    Response,
+    SipUri,
+    param_of,
+    parse,
+    split_uri,
+    tag_of,
+    uri_of,
+    value_of,
+)
 
 NOTIFY = (
     b"NOTIFY sip:w@127.0.0.1:5070 SIP/2.0\r\n"
@@ -110,3 +120,54 @@ def test_built_messages_parse_back(method, headers, body):
     again = parse(bytes(msg))
     assert again.method == method and again.body == body
     assert [v for n, v in again.headers if n != "Content-Length"] == [v for _, v in headers]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Application/Dialog-Info+XML; charset=UTF-8", "application/dialog-info+xml"),
+        ("dialog;id=7", "dialog"),
+        (" active ;expires=60", "active"),
+        (";expires=60", ""),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_value_of_drops_parameters_and_case(value: str | None, expected: str | None) -> None:
+    """One reader for media types, event packages and subscription states."""
+    assert value_of(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("uri", "parts", "user", "host", "port"),
+    [
+        ("sip:alice@Example.COM", ("sip", "alice", "Example.COM"), "alice", "Example.COM", None),
+        (
+            "<sips:alice:secret@example.com:5061;transport=tls?subject=x>",
+            ("sips", "alice:secret", "example.com:5061"),
+            "alice",
+            "example.com",
+            5061,
+        ),
+        (
+            "sip:bob@[2001:db8::1]:5070",
+            ("sip", "bob", "[2001:db8::1]:5070"),
+            "bob",
+            "[2001:db8::1]",
+            5070,
+        ),
+        ("sip:example.com", ("sip", "", "example.com"), "", "example.com", None),
+        ("sip:a%40b@h:x", ("sip", "a%40b", "h:x"), "a%40b", "h", None),
+    ],
+)
+def test_split_uri_keeps_parts_as_written(
+    uri: str, parts: tuple[str, str, str], user: str, host: str, port: int | None
+) -> None:
+    got = split_uri(uri)
+    assert got == SipUri(*parts)
+    assert (got.user, got.host, got.port) == (user, host, port)
+
+
+@pytest.mark.parametrize("bad", ["", "alice", "sip:", ":alice@host", "<>"])
+def test_split_uri_refuses_what_has_no_scheme_or_rest(bad: str) -> None:
+    assert split_uri(bad) is None
