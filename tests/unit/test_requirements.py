@@ -27,7 +27,13 @@ def test_catalogue_matches_the_markdown_table():
 
 def test_counts_per_group_match_the_document():
     by_group = {g: [r for r in requirements.CATALOGUE.values() if r.group == g] for g in "ABCDE"}
-    assert {g: len(rs) for g, rs in by_group.items()} == {"A": 35, "B": 28, "C": 21, "D": 15, "E": 14}
+    assert {g: len(rs) for g, rs in by_group.items()} == {
+        "A": 35,
+        "B": 28,
+        "C": 21,
+        "D": 15,
+        "E": 14,
+    }
     must = [r for r in by_group["A"] if r.level in (Level.MUST, Level.MUST_STAR)]
     assert len(must) == 20
 
