@@ -287,10 +287,13 @@ class _Party:
             ) from exc
         got = ack.get("x-ack", "")
         want = op if expect is None else expect
-        if got != want:
+        if got != want or ack.get("call-id") != call_id:
             raise HarnessError(
-                f"{self.name}: {op!r} for call {call_id} acked {got!r}, not {want!r} "
-                f"(the call is in another state; traced: {_describe(self.messages(call_id))})"
+                f"{self.name}: {op!r} for call {call_id} got the ack {ack!r}, not {want!r} "
+                f"(the call is in another state, or another process holds the twin port "
+                f"{self.ports.twin if self.ports else '?'}; SIPp "
+                f"{'alive' if self._proc.alive() else 'exited'}; "
+                f"traced: {_describe(self.messages(call_id))})"
             )
         return got
 

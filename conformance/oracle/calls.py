@@ -39,7 +39,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
-from conformance.oracle.dialoginfo import Dialog
+from conformance.errors import BodyError
+from conformance.oracle.dialoginfo import Dialog, parse_version
+from conformance.oracle.dialoginfo import parse as parse_dialoginfo
 from conformance.oracle.findings import Finding
 from conformance.sip.message import Request, Stamped, uri_of
 
@@ -312,6 +314,26 @@ def find_dialog(dialogs: Iterable[Dialog], exp: Expectation) -> Dialog | None:
     return None
 
 
+def observe(notifies: Iterable[tuple[float, bytes]], exp: Expectation) -> list[Observation]:
+    """One ``Observation`` per NOTIFY (its time and body) for ``exp``'s call.
+
+    A NOTIFY without a body, or whose body has no dialog of the call, is the idle view for it
+    (``dialog`` None); a body that cannot be parsed is left out (A02 is another check's).
+    """
+    out = []
+    for at, body in notifies:
+        if not body.strip():
+            out.append(Observation(at, None))
+            continue
+        try:
+            doc = parse_dialoginfo(body)
+        except BodyError:
+            continue
+        dialogs = [item for item in doc.items if isinstance(item, Dialog)]
+        out.append(Observation(at, find_dialog(dialogs, exp), parse_version(doc.version)))
+    return out
+
+
 def judge(
     exp: Expectation,
     observations: Sequence[Observation],
@@ -544,5 +566,6 @@ __all__ = [
     "expect",
     "find_dialog",
     "judge",
+    "observe",
     "states_seen",
 ]

@@ -16,6 +16,7 @@ from conformance.oracle.calls import (
     expect,
     find_dialog,
     judge,
+    observe,
     states_seen,
 )
 from conformance.oracle.dialoginfo import Dialog, Participant
@@ -371,4 +372,21 @@ def test_find_dialog_and_states_seen() -> None:
     ) == [
         "trying",
         "early",
+    ]
+
+
+def test_observe_reads_bodies_and_treats_empty_ones_as_idle() -> None:
+    caller, _ = _answered_bye()
+    body = (
+        '<?xml version="1.0"?><dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" '
+        f'version="3" state="full" entity="sip:alice@example.test"><dialog id="x" call-id="{CID}">'
+        "<state>early</state></dialog></dialog-info>"
+    ).encode()
+    seen = observe(
+        [(0.0, b""), (0.5, body), (0.6, b"<not xml"), (0.7, body.replace(b"call-1", b"c2"))], caller
+    )
+    assert [(o.at, o.dialog.state if o.dialog else None, o.version) for o in seen] == [
+        (0.0, None, None),
+        (0.5, "early", 3),
+        (0.7, None, 3),
     ]
