@@ -29,16 +29,15 @@ from pathlib import Path
 
 from conformance.errors import HarnessError, NotReceivedError, UsageError
 from conformance.harness.peers import (
-    BIND_RETRIES,
     POLL,
     _describe,
     _header_lines,
     _rundir,
     _Twin,
+    start_controlled,
 )
 from conformance.harness.ports import PortBlock
-from conformance.harness.sipp import Ports, SippExit, SippProcess, command, request_files
-from conformance.resources import scenario_path
+from conformance.harness.sipp import Ports, SippProcess, request_files
 from conformance.sip.message import Request, Response
 from conformance.sip.trace import Traced
 
@@ -111,36 +110,20 @@ class _Party:
         return {"user": self.user, "domain": self.domain}
 
     def start(self) -> _Party:
-        """Start SIPp and connect to its twin socket (fresh ports if a bind race is lost)."""
+        """Start SIPp and connect to its twin socket (``peers.start_controlled``)."""
         if self._proc is not None:
             raise UsageError(f"{self.name} is already started")
         self._rundir = _rundir(self.workdir, self.kind, self.user)
-        deadline = time.monotonic() + self.timeout
-        for attempt in range(BIND_RETRIES):
-            ports = Ports.take(self.block)
-            argv, logs = command(
-                scenario_path(self.scenario),
-                server=self.server,
-                ports=ports,
-                workdir=self._rundir,
-                keys=self._keys(),
-                calls=None,
-                timeout=self.lifetime,
-                extra=("-3pcc", f"127.0.0.1:{ports.twin}"),
-            )
-            self._proc = SippProcess(argv, logs, cwd=self._rundir).start()
-            try:
-                self._twin = _Twin(ports.twin, deadline, self._proc)
-                self.ports = ports
-                return self
-            except HarnessError:
-                self._proc.wait(0.2)
-                if self._proc.exit is not SippExit.BIND_FAILED or attempt == BIND_RETRIES - 1:
-                    self.close()
-                    raise
-                self._proc.stop()
-                self._proc = None
-        raise HarnessError(f"{self.name}: could not start")  # pragma: no cover - loop returns
+        self._proc, self._twin, self.ports = start_controlled(
+            self.scenario,
+            server=self.server,
+            block=self.block,
+            workdir=self._rundir,
+            keys=self._keys(),
+            lifetime=self.lifetime,
+            deadline=time.monotonic() + self.timeout,
+        )
+        return self
 
     def close(self) -> None:
         """Reset the control connection and SIGKILL SIPp (the trace is complete). Idempotent.
