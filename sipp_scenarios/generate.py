@@ -468,6 +468,24 @@ REPLY_200 = """      SIP/2.0 200 OK
       Content-Length: 0
 """
 
+
+def call_end(over_before, extra=()):
+    """The end of a call's scenario: the 200 to our BYE (over after 8 s without it), our 200 to
+    the other party's BYE, and the idle point of a call that is over."""
+    return (
+        """
+  <recv response="200" timeout="8000" ontimeout="over" next="over"/>
+  <label id="byed"/>
+"""
+        + cdata(REPLY_200, ' next="over"')
+        + "\n"
+        + wait_cmd("over", (), [], before=[over_before], extra=extra, unknown="over")
+        + """
+</scenario>
+"""
+    )
+
+
 CALLER_OPS = ("invite", "cancel", "bye")
 CALLER_FIELDS = (("X-Target", "[^[:space:]]+", "target"), ("X-Headers", "[^[:space:]]+", "headers"))
 INVITE_VIA = (
@@ -618,23 +636,7 @@ CALLER = (
       Content-Length: 0
 """
     )
-    + """
-  <recv response="200" timeout="8000" ontimeout="over" next="over"/>
-  <label id="byed"/>
-"""
-    + cdata(REPLY_200, ' next="over"')
-    + "\n"
-    + wait_cmd(
-        "over",
-        (),
-        [],
-        before=['  <recv response="200" optional="true" next="over"/>'],
-        extra=CALLER_FIELDS,
-        unknown="over",
-    )
-    + """
-</scenario>
-"""
+    + call_end('  <recv response="200" optional="true" next="over"/>', CALLER_FIELDS)
 )
 
 REJECTS = {
@@ -791,22 +793,7 @@ CALLEE = (
       Content-Length: 0
 """
     )
-    + """
-  <recv response="200" timeout="8000" ontimeout="over" next="over"/>
-  <label id="byed"/>
-"""
-    + cdata(REPLY_200, ' next="over"')
-    + "\n"
-    + wait_cmd(
-        "over",
-        (),
-        [],
-        before=['  <recv request="ACK" optional="true" next="over"/>'],
-        unknown="over",
-    )
-    + """
-</scenario>
-"""
+    + call_end('  <recv request="ACK" optional="true" next="over"/>')
 )
 
 

@@ -200,45 +200,35 @@ class _Party:
     def wait_response(
         self,
         call_id: str,
-        status: int,
+        status: int | None,
         *,
         method: str = "INVITE",
         direction: str = "in",
         timeout: float | None = None,
     ) -> Response:
-        """The first ``status`` response to ``method`` in the call, received or sent."""
-        found = self.wait_for(
-            call_id,
-            lambda m: (
+        """The first ``status`` response (any final one when None) to ``method`` in the call,
+        received (``in``) or sent (``out``)."""
+
+        def match(m: Traced) -> bool:
+            msg = m.message
+            return (
                 m.direction == direction
-                and isinstance(m.message, Response)
-                and m.message.status == status
-                and m.message.cseq is not None
-                and m.message.cseq[1] == method
-            ),
-            f"{status} to {method} {'received' if direction == 'in' else 'sent'}",
-            timeout=timeout,
-        )
+                and isinstance(msg, Response)
+                and (msg.status == status if status is not None else msg.status >= 200)
+                and msg.cseq is not None
+                and msg.cseq[1] == method
+            )
+
+        what = str(status) if status is not None else "final response"
+        verb = "received" if direction == "in" else "sent"
+        found = self.wait_for(call_id, match, f"{what} to {method} {verb}", timeout=timeout)
         assert isinstance(found.message, Response)
         return found.message
 
     def final_response(self, call_id: str, *, timeout: float | None = None) -> Response:
         """The final response to the call's INVITE (received by a caller, sent by a callee)."""
         direction = "in" if isinstance(self, Caller) else "out"
-        found = self.wait_for(
-            call_id,
-            lambda m: (
-                m.direction == direction
-                and isinstance(m.message, Response)
-                and m.message.status >= 200
-                and m.message.cseq is not None
-                and m.message.cseq[1] == "INVITE"
-            ),
-            "final response to INVITE",
-            timeout=timeout,
-        )
-        assert isinstance(found.message, Response)
-        return found.message
+        return self.wait_response(call_id, None, direction=direction, timeout=timeout)
 
     # -- commands -----------------------------------------------------------------------------
     def _command(
