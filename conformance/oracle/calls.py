@@ -27,7 +27,7 @@ watcher's sequence is judged as an ordered subsequence of the expected one, each
 than its cause. State text is compared case-insensitively: the enumeration itself is A22's.
 
 The profile (``CallProfile``) records what the publishing module was told to send:
-``caller_confirmed`` shows the caller's pre-answer states as ``confirmed``; without
+``caller_confirmed`` shows the caller's early states as ``confirmed``; without
 ``publish_on_trying`` the callee's ``trying`` is not published; ``include_*`` say which
 attributes and elements a body has at all (absent ones are then not findings).
 """
@@ -72,7 +72,8 @@ class CallProfile:
     include_localremote: bool = True
     """``<local>``/``<remote>`` identity and target are sent."""
     caller_confirmed: bool = False
-    """The caller's dialog is shown ``confirmed`` before the answer (a phone-LED workaround)."""
+    """The caller's early (and proceeding) dialog is shown ``confirmed`` before the answer (a
+    phone-LED workaround); its ``trying`` stays (seen on Kamailio 5.6.3)."""
     publish_on_trying: bool = False
     """The callee's ``trying`` is published (pua_dialoginfo ``callee_trying``); the caller's
     always is."""
@@ -135,9 +136,9 @@ class Expectation:
         if (
             self.party is Party.CALLER
             and self.profile.caller_confirmed
-            and step.state in ("trying", "proceeding", "early")
+            and step.state in ("proceeding", "early")
         ):
-            return "confirmed"
+            return "confirmed"  # pua_dialoginfo: "confirmed even in early state"; trying stays
         return step.state
 
     def published(self) -> tuple[Step, ...]:
@@ -384,6 +385,13 @@ def judge(
                 )
             )
             continue
+        # Of several steps that look alike (caller_confirmed), the latest already caused.
+        while (
+            match + 1 < len(published)
+            and exp.shown(published[match + 1]) == state
+            and published[match + 1].at <= o.at + skew
+        ):
+            match += 1
         index = match
         findings.extend(_attributes(exp, d, published[match]))
     if final is not None:

@@ -24,6 +24,7 @@ from conformance.harness.calls import Callee, Caller, place_call
 from conformance.harness.peers import Watcher
 from conformance.harness.ports import PortBlock, reserve_block
 from conformance.oracle.calls import (
+    CallProfile,
     Expectation,
     Observation,
     Party,
@@ -273,5 +274,70 @@ def test_two_calls_to_one_callee_show_both_dialogs(
                     for o in first.seen(Party.CALLEE, exp)
                 ]
                 assert failed(findings) == [], (exp.call_id, seen)
+        finally:
+            other.close()
+
+
+def test_caller_confirmed_and_callee_trying_follow_the_profile(
+    block: PortBlock, tmp_path: Path
+) -> None:
+    """pua_dialoginfo's caller_confirmed=1 shows the caller's early dialog as confirmed (its
+    Trying stays); callee_trying=1 publishes the callee's trying before any provisional."""
+    profile = CallProfile(caller_confirmed=True, publish_on_trying=True)
+    with KamailioCallsTarget(block=block, workdir=tmp_path / "kam", calls=profile) as target:
+        cfg = (target.workdir / "kamailio.cfg").read_text()  # type: ignore[operator]
+        assert '"caller_confirmed", 1)' in cfg and '"callee_trying", 1)' in cfg
+        with Call(target, block, tmp_path) as call:
+            cid = place_call(call.caller, call.callee)
+            time.sleep(0.3)
+            call.callee.ring(cid)
+            time.sleep(0.3)
+            call.callee.answer(cid)
+            time.sleep(0.3)
+            call.caller.bye(cid)
+            verdicts = call.judge(cid)
+            for party, findings in verdicts.items():
+                assert failed(findings) == [], party
+            caller = call.expectation(Party.CALLER, cid)
+            callee = call.expectation(Party.CALLEE, cid)
+            assert states_seen(caller, call.seen(Party.CALLER, caller)) == [
+                "trying",
+                "confirmed",
+                "terminated",
+            ]
+            assert states_seen(callee, call.seen(Party.CALLEE, callee))[:2] == ["trying", "early"]
+
+
+def test_single_dialog_mode_shows_the_ringing_call_over_the_answered_one(
+    block: PortBlock, tmp_path: Path
+) -> None:
+    """E10 in single-dialog mode: early beats confirmed (D08)."""
+    with (
+        KamailioCallsTarget("single", block=block, workdir=tmp_path / "kam") as target,
+        Call(target, block, tmp_path) as first,
+    ):
+        other = Caller(
+            server=(target.host, target.port),
+            block=block,
+            workdir=tmp_path,
+            user=f"carol{next(_users)}",
+            domain=target.domain,
+        ).start()
+        try:
+            c1 = place_call(first.caller, first.callee)
+            first.callee.ring(c1)
+            time.sleep(0.3)
+            first.callee.answer(c1)
+            time.sleep(1.1)
+            c2 = place_call(other, first.callee)
+            first.callee.ring(c2)
+            time.sleep(1.0)
+            last = first.watchers[Party.CALLEE].notifies[-1]
+            exp1 = first.expectation(Party.CALLEE, c1)
+            exp2 = first.expectation(Party.CALLEE, c2)
+            [o1] = observe([(last.timestamp, last.body)], exp1)
+            [o2] = observe([(last.timestamp, last.body)], exp2)
+            assert o1.dialog is None
+            assert o2.dialog is not None and o2.dialog.state == "early"
         finally:
             other.close()

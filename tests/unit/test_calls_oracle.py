@@ -214,7 +214,7 @@ def test_profile_caller_confirmed_and_publish_on_trying() -> None:
     plain = expect("caller", msgs, CID)
     assert [plain.shown(s) for s in plain.published()] == ["trying", "early"]
     confirmed = expect("caller", msgs, CID, CallProfile(caller_confirmed=True))
-    assert [confirmed.shown(s) for s in confirmed.published()] == ["confirmed", "confirmed"]
+    assert [confirmed.shown(s) for s in confirmed.published()] == ["trying", "confirmed"]
     callee_msgs = callee_view((0.5, "out", _response(180)))
     assert [s.state for s in expect("callee", callee_msgs, CID).published()] == ["early"]
     trying = expect("callee", callee_msgs, CID, CallProfile(publish_on_trying=True))
@@ -359,6 +359,21 @@ def test_identifiers_direction_and_identity() -> None:
     assert sorted(failed(found)) == ["E06", "E07", "E07", "E08", "E08"]
     wrong_call = judge(caller, [Observation(2.01, Dialog("d", "terminated", call_id="other"))])
     assert failed(wrong_call) == ["E07"]
+
+
+def test_caller_confirmed_matches_the_latest_lookalike_step() -> None:
+    """Under caller_confirmed, 'confirmed' seen after the 180 stands for early: the remote tag
+    is known then, so showing it is no E07 finding."""
+    profile = CallProfile(caller_confirmed=True)
+    msgs = caller_view(
+        (0.01, "in", _response(100, tag=None)),
+        (0.5, "in", _response(180)),
+        (1.0, "in", _response(200)),
+    )
+    exp = expect("caller", msgs, CID, profile)
+    seen = [obs(0.02, "Trying"), obs(0.51, "confirmed", remote_tag="b-tag"), obs(1.01, "confirmed")]
+    assert failed(judge(exp, seen)) == []
+    assert failed(judge(exp, [obs(0.02, "confirmed")])) == ["E02"]  # the answer never shown
 
 
 def test_find_dialog_and_states_seen() -> None:
