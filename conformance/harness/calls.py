@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Self
 
 from conformance.errors import HarnessError, NotReceivedError, UsageError
 from conformance.harness.peers import (
@@ -109,7 +110,7 @@ class _Party:
     def _keys(self) -> dict[str, str]:
         return {"user": self.user, "domain": self.domain}
 
-    def start(self) -> _Party:
+    def start(self) -> Self:
         """Start SIPp and connect to its twin socket (``peers.start_controlled``)."""
         if self._proc is not None:
             raise UsageError(f"{self.name} is already started")
@@ -141,7 +142,7 @@ class _Party:
             self._twin = None
             proc.stop(grace=0)
 
-    def __enter__(self) -> _Party:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -53,6 +53,9 @@ RAW_METHODS = ("PUBLISH", "SUBSCRIBE", "OPTIONS")
 """Methods raw.xml can send (SIPp needs the method literal in the scenario)."""
 BIND_RETRIES = 3
 """A port can be taken between PortBlock.take's check and SIPp's bind: try fresh ports."""
+BIND_SETTLE = 0.02
+"""Seconds a new 3PCC SIPp is watched after its twin socket opened, to catch a late bind
+failure of its other ports while a fresh set can still be tried."""
 POLL = 0.002
 """Seconds between trace reads while waiting for a NOTIFY."""
 
@@ -529,7 +532,14 @@ def start_controlled(
         )
         proc = SippProcess(argv, logs, cwd=workdir).start()
         try:
-            return proc, _Twin(ports.twin, deadline, proc), ports
+            twin = _Twin(ports.twin, deadline, proc)
+            # SIPp opens the twin socket before it binds -cp and -mp: a port taken meanwhile
+            # (the kernel hands out ephemeral ports inside the blocks) ends it just after we
+            # connected (seen: "Unable to bind remote control socket", exit 254).
+            if proc.wait(BIND_SETTLE):
+                twin.close()
+                raise proc.failure(f"{scenario}: SIPp exited right after start")
+            return proc, twin, ports
         except HarnessError:
             proc.wait(0.2)
             if proc.exit is not SippExit.BIND_FAILED or attempt == BIND_RETRIES - 1:
