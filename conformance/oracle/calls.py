@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
 from conformance.errors import BodyError
+from conformance.oracle.aggregator import priority
 from conformance.oracle.dialoginfo import Dialog, parse_version
 from conformance.oracle.dialoginfo import parse as parse_dialoginfo
 from conformance.oracle.findings import Finding
@@ -550,6 +551,33 @@ def _knows_local(exp: Expectation, step: Step) -> bool:
     return step.state != "trying" and (step.state != "proceeding")
 
 
+def state_at(exp: Expectation, at: float) -> str | None:
+    """The state ``exp``'s dialog is shown in at time ``at`` (None before it is published)."""
+    current = None
+    for step in exp.published():
+        if step.at > at:
+            break
+        current = exp.shown(step)
+    return current
+
+
+def expected_view(
+    expectations: Iterable[Expectation], at: float, *, single: bool = False
+) -> dict[str, set[str]]:
+    """E10: the states a watcher of one party should see at ``at``, by Call-ID, for calls that
+    party is in at once. Aggregation shows every published call (terminated ones too, until
+    their publication goes); single-dialog mode (D08) keeps the calls of the highest priority
+    (early > confirmed > proceeding > trying > terminated). A tie is left whole: which one wins
+    is the module's choice (D09). Each value is a one-element set, so a case can merge views.
+    """
+    shown = {e.call_id: state_at(e, at) for e in expectations}
+    view = {cid: {state} for cid, state in shown.items() if state is not None}
+    if single and len(view) > 1:
+        best = max(priority(next(iter(states))) for states in view.values())
+        view = {cid: st for cid, st in view.items() if priority(next(iter(st))) == best}
+    return view
+
+
 def states_seen(exp: Expectation, observations: Sequence[Observation]) -> list[str]:
     """The states a watcher saw for the call, lower-cased, repeats folded (for messages)."""
     out: list[str] = []
@@ -572,8 +600,10 @@ __all__ = [
     "Step",
     "display_of",
     "expect",
+    "expected_view",
     "find_dialog",
     "judge",
     "observe",
+    "state_at",
     "states_seen",
 ]

@@ -14,6 +14,7 @@ from conformance.oracle.calls import (
     Party,
     display_of,
     expect,
+    expected_view,
     find_dialog,
     judge,
     observe,
@@ -405,3 +406,23 @@ def test_observe_reads_bodies_and_treats_empty_ones_as_idle() -> None:
         (0.5, "early", 3),
         (0.7, None, 3),
     ]
+
+
+def _callee_call(cid: str, start: float, *steps: tuple[float, str, bytes]) -> Expectation:
+    msgs = [
+        Stamped(parse(data.replace(CID.encode(), cid.encode())), start + at, direction)
+        for at, direction, data in ((0.0, "in", _request("INVITE")), *steps)
+    ]
+    return expect("callee", msgs, cid)
+
+
+def test_expected_view_of_two_calls_aggregated_and_single() -> None:
+    answered = _callee_call("c1", 0.0, (0.5, "out", _response(180)), (1.0, "out", _response(200)))
+    ringing = _callee_call("c2", 2.0, (0.5, "out", _response(180)))
+    both = (answered, ringing)
+    assert expected_view(both, 0.2) == {}  # the callee's trying is not published
+    assert expected_view(both, 1.5) == {"c1": {"confirmed"}}
+    assert expected_view(both, 3.0) == {"c1": {"confirmed"}, "c2": {"early"}}
+    assert expected_view(both, 3.0, single=True) == {"c2": {"early"}}
+    tie = _callee_call("c3", 2.0, (0.6, "out", _response(180)))
+    assert set(expected_view((ringing, tie), 3.0, single=True)) == {"c2", "c3"}
