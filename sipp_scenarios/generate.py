@@ -398,9 +398,408 @@ RAW = (
 """
 )
 
+# -- calls: a caller (UAC) and a callee (UAS), each driven live over the 3PCC twin socket --------
+# Every command is acked *before* the SIP it asks for is sent: the send and the next wait point
+# then run in one step of SIPp's loop, so a response can never reach a call that sits on a
+# <sendCmd> (SIPp drops it: "Continuing call on unexpected message"). The controller reads the
+# outcome (the ACK, the 200 to a BYE) in the trace.
+INVITE_FINAL = sorted({c for c in FINAL if c >= 300} | {404, 408, 480, 487, 503, 600, 603, 604})
+"""Final failures a caller accepts for its INVITE (any other aborts the call, still traced)."""
+
+
+def call_ops(ops, extra=(), indent="      "):
+    """The actions of a call's <recvCmd>: read X-Op (and ``extra`` fields), test each op."""
+    fields = [("X-Op", "[a-z0-9-]+", "op"), *extra]
+    a = [
+        f'{indent}<ereg regexp="{name}: *({pattern})" search_in="msg" assign_to="m_{var},{var}"/>'
+        for name, pattern, var in fields
+    ]
+    for op in ops:
+        v = op.replace("-", "_")
+        a.append(f'{indent}<strcmp assign_to="cmp_{v}" variable="op" value="{op}"/>')
+        a.append(f'{indent}<test assign_to="is_{v}" variable="cmp_{v}" compare="equal" value="0"/>')
+    return "\n".join(a)
+
+
+def call_ack(label, what, nxt=None):
+    """Ack a command; without ``nxt`` the scenario goes on with the step written after it."""
+    goto = f' next="{nxt}"' if nxt else ""
+    return f"""  <label id="{label}"/>
+  <sendCmd{goto}>
+    <![CDATA[
+      Call-ID: [call_id]
+      X-Ack: {what}
+
+    ]]>
+  </sendCmd>"""
+
+
+def wait_cmd(label, ops, dispatch, before=(), extra=(), unknown="unknown"):
+    """An idle point of a call: optional SIP messages first, then one command from Python.
+
+    ``dispatch`` maps an op to the label that acks it and acts; anything else is acked
+    ``unknown`` and the call stays where it was."""
+    lines = [f'  <label id="{label}"/>', *before]
+    lines.append(f"  <recvCmd>\n    <action>\n{call_ops(ops, extra)}\n    </action>\n  </recvCmd>")
+    lines += [f'  <nop test="is_{op.replace("-", "_")}" next="{nxt}"/>' for op, nxt in dispatch]
+    lines.append(f'  <nop next="{label}-unknown"/>')
+    lines.append(call_ack(f"{label}-unknown", unknown, label))
+    return "\n".join(lines)
+
+
+def cdata(text, attrs=""):
+    return f"  <send{attrs}>\n    <![CDATA[\n{text}\n    ]]>\n  </send>"
+
+
+SDP = """v=0
+      o=conformance 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [local_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000"""
+
+REPLY_200 = """      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+"""
+
+
+def call_end(over_before, extra=()):
+    """The end of a call's scenario: the 200 to our BYE (over after 8 s without it), our 200 to
+    the other party's BYE, and the idle point of a call that is over."""
+    return (
+        """
+  <recv response="200" timeout="8000" ontimeout="over" next="over"/>
+  <label id="byed"/>
+"""
+        + cdata(REPLY_200, ' next="over"')
+        + "\n"
+        + wait_cmd("over", (), [], before=[over_before], extra=extra, unknown="over")
+        + """
+</scenario>
+"""
+    )
+
+
+CALLER_OPS = ("invite", "cancel", "bye")
+CALLER_FIELDS = (("X-Target", "[^[:space:]]+", "target"), ("X-Headers", "[^[:space:]]+", "headers"))
+INVITE_VIA = (
+    "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[pid]-[call_number]-inv"
+)
+CALLER_FROM = "From: [from_hdr];tag=[pid]-[call_number]-caller"
+CSEQ_METHOD = (
+    '<action><ereg regexp="[A-Z]+" search_in="hdr" header="CSeq:" assign_to="cseq_method"/>'
+    '<strcmp assign_to="cmp_inv" variable="cseq_method" value="INVITE"/>'
+    '<test assign_to="is_inv" variable="cmp_inv" compare="equal" value="0"/></action>'
+)
+
+
+def caller_wait(label):
+    """Where a caller waits for its INVITE's responses (and a command) until the final one.
+
+    A 200 is matched by status only (SIPp 3.6.1), so its CSeq method tells the 200 to a CANCEL
+    (back to waiting) from the answer (ACK it, confirmed)."""
+    before = [f'  <recv response="{c}" optional="true" next="{label}"/>' for c in (100, 180, 183)]
+    before.append(
+        f'  <recv response="200" optional="true" rrs="true" next="got200">{CSEQ_METHOD}</recv>'
+    )
+    before += [f'  <recv response="{c}" optional="true" next="failed"/>' for c in INVITE_FINAL]
+    return wait_cmd(label, CALLER_OPS, [("cancel", "cancel")], before, CALLER_FIELDS)
+
+
+CALLER = (
+    HEAD
+    + """<!--
+  caller.xml: the calling party (UAC) of any number of calls, each driven live over SIPp's 3PCC
+  twin socket. Part of dialoginfo-conformance; driven by conformance/harness/calls.py (Caller).
+
+  Run: sipp PROXY -sf caller.xml -3pcc 127.0.0.1:CTRL -nostdin -default_behaviors none
+       -key user U -key from_hdr '"Alice" <sip:alice@example.com>'   (no -m)
+  The controller picks each call's Call-ID: the first command naming a Call-ID creates that call.
+  One command at a time, each acked ("X-Ack: ...") before the SIP it asks for is sent.
+    X-Op: invite   with X-Target: REQUEST-URI and X-Headers: FILE (the To line and any extra
+                   header lines, CRLF-terminated): the INVITE, with an SDP offer. Provisional
+                   responses are absorbed; a 2xx is ACKed (route set from Record-Route) and the
+                   call is confirmed; a failure is ACKed (same branch) and the call is over.
+    X-Op: cancel   (before the final response) CANCEL; the 200 to it and the 487 follow.
+    X-Op: bye      (confirmed) BYE; its 200 follows (the call is over after 8 s without one).
+  A command that makes no sense in the call's state is acked "unknown" ("over" once the call
+  ended; "no-call" when the first command for a Call-ID is not invite). The caller answers a BYE
+  with 200 by itself.
+-->
+<scenario name="dialoginfo caller">
+  <recvCmd>
+    <action>
+"""
+    + call_ops(CALLER_OPS, CALLER_FIELDS)
+    + """
+    </action>
+  </recvCmd>
+  <nop test="is_invite" next="invite"/>
+"""
+    + call_ack("no-call", "no-call", "over")
+    + "\n"
+    + call_ack("invite", "invite")
+    + "\n"
+    + cdata(
+        f"""      INVITE [$target] SIP/2.0
+      {INVITE_VIA}
+      Max-Forwards: 70
+      {CALLER_FROM}
+      [file name="[$headers]"]Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:[user]@[local_ip]:[local_port]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      {SDP}""",
+        ' next="ringing"',
+    )
+    + "\n"
+    + caller_wait("ringing")
+    + "\n"
+    + call_ack("cancel", "cancel")
+    + "\n"
+    + cdata(
+        f"""      CANCEL [$target] SIP/2.0
+      {INVITE_VIA}
+      Max-Forwards: 70
+      {CALLER_FROM}
+      [file name="[$headers]"]Call-ID: [call_id]
+      CSeq: 1 CANCEL
+      Content-Length: 0
+""",
+        ' next="ringing"',
+    )
+    + """
+  <label id="got200"/>
+  <nop test="is_inv" next="answered"/>
+  <nop next="ringing"/>
+  <label id="failed"/>
+"""
+    + cdata(
+        f"""      ACK [$target] SIP/2.0
+      {INVITE_VIA}
+      Max-Forwards: 70
+      {CALLER_FROM}
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Content-Length: 0
+""",
+        ' next="over"',
+    )
+    + """
+  <label id="answered"/>
+"""
+    + cdata(
+        f"""      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[pid]-[call_number]-ack
+      Max-Forwards: 70
+      {CALLER_FROM}
+      [last_To:]
+      [routes]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Content-Length: 0
+""",
+        ' next="confirmed"',
+    )
+    + "\n"
+    + wait_cmd(
+        "confirmed",
+        CALLER_OPS,
+        [("bye", "bye")],
+        before=[
+            '  <recv response="200" optional="true" next="confirmed"/>',
+            '  <recv request="BYE" optional="true" next="byed"/>',
+        ],
+        extra=CALLER_FIELDS,
+    )
+    + "\n"
+    + call_ack("bye", "bye")
+    + "\n"
+    + cdata(
+        f"""      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[pid]-[call_number]-bye
+      Max-Forwards: 70
+      {CALLER_FROM}
+      [last_To:]
+      [routes]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Content-Length: 0
+"""
+    )
+    + call_end('  <recv response="200" optional="true" next="over"/>', CALLER_FIELDS)
+)
+
+REJECTS = {
+    403: "Forbidden",
+    404: "Not Found",
+    480: "Temporarily Unavailable",
+    486: "Busy Here",
+    488: "Not Acceptable Here",
+    600: "Busy Everywhere",
+    603: "Decline",
+}
+"""Final responses a callee can reject a call with (SIPp needs the status literal)."""
+CALLEE_OPS = ("expect", "ring", "ring-notag", "answer", *(f"reject-{c}" for c in REJECTS), "bye")
+CAPTURE = "\n".join(
+    f'      <ereg regexp=".*" search_in="hdr" header="{h}:" assign_to="inv_{v}"/>'
+    for h, v in (("Via", "via"), ("From", "from"), ("To", "to"), ("CSeq", "cseq"))
+)
+CALLEE_TAG = ";tag=[pid]-[call_number]-callee"
+DIALOG_HEADERS = "      [last_Record-Route:]\n      Contact: <sip:[user]@[local_ip]:[local_port]>\n"
+"""What a dialog-creating response carries: the proxy's Record-Route (the INVITE is the last
+message received when a command makes the callee ring or answer) and the callee's Contact."""
+
+
+def invite_response(status, to_tag=True, extra="", body="", attrs=""):
+    """A response to the INVITE built from the INVITE's own headers (saved on arrival), so that
+    it is right even when a CANCEL was the last message received."""
+    tag = CALLEE_TAG if to_tag else ""
+    return cdata(
+        f"""      SIP/2.0 {status}
+      Via: [$inv_via]
+      From: [$inv_from]
+      To: [$inv_to]{tag}
+      Call-ID: [call_id]
+      CSeq: [$inv_cseq]
+{extra}      Content-Length: [len]
+{body}""",
+        attrs,
+    )
+
+
+CALLEE = (
+    HEAD
+    + """<!--
+  callee.xml: the called party (UAS) of any number of calls, each driven live over SIPp's 3PCC
+  twin socket. Part of dialoginfo-conformance; driven by conformance/harness/calls.py (Callee).
+
+  Run: sipp PROXY -sf callee.xml -3pcc 127.0.0.1:CTRL -nostdin -default_behaviors none
+       -key user U   (no -m)
+  The controller announces each call by its Call-ID (the caller's, which the controller chose)
+  before the INVITE can arrive. One command at a time, each acked ("X-Ack: ...") before the SIP
+  it asks for is sent.
+    X-Op: expect      creates the call, which then waits for the INVITE and answers it at once
+                      with 100 Trying (that stops the proxy's retransmissions).
+    X-Op: ring        180 with a To tag (an early dialog).
+    X-Op: ring-notag  180 without a To tag.
+    X-Op: answer      200 with an SDP answer; the ACK follows (confirmed after 8 s without).
+    X-Op: reject-NNN  the final response NNN (403 404 480 486 488 600 603); the ACK follows.
+    X-Op: bye         (confirmed) BYE; its 200 follows.
+  Without a command: a CANCEL while ringing is answered 200, then 487 (the proxy decides that:
+  the caller's CANCEL, or its own on Timer C / fr_inv_timer); a BYE while confirmed is answered
+  200. Responses to the INVITE are built from the INVITE's own headers, saved when it arrived.
+  A command that makes no sense in the call's state is acked "unknown" ("over" once the call
+  ended; "no-call" when the first command for a Call-ID is not expect).
+-->
+<scenario name="dialoginfo callee">
+  <recvCmd>
+    <action>
+"""
+    + call_ops(CALLEE_OPS)
+    + """
+    </action>
+  </recvCmd>
+  <nop test="is_expect" next="expect"/>
+"""
+    + call_ack("no-call", "no-call", "over")
+    + "\n"
+    + call_ack("expect", "expect")
+    + """
+  <recv request="INVITE" rrs="true">
+    <action>
+"""
+    + CAPTURE
+    + """
+    </action>
+  </recv>
+"""
+    + invite_response("100 Trying", to_tag=False)
+    + "\n"
+    + wait_cmd(
+        "invited",
+        CALLEE_OPS,
+        [
+            ("ring", "ring"),
+            ("ring-notag", "ring-notag"),
+            ("answer", "answer"),
+            *((f"reject-{c}", f"reject-{c}") for c in REJECTS),
+        ],
+        before=['  <recv request="CANCEL" optional="true" next="cancelled"/>'],
+    )
+    + "\n"
+    + call_ack("ring", "ring")
+    + "\n"
+    + invite_response("180 Ringing", extra=DIALOG_HEADERS, attrs=' next="invited"')
+    + "\n"
+    + call_ack("ring-notag", "ring-notag")
+    + "\n"
+    + invite_response("180 Ringing", to_tag=False, extra=DIALOG_HEADERS, attrs=' next="invited"')
+    + "\n"
+    + call_ack("answer", "answer")
+    + "\n"
+    + invite_response(
+        "200 OK",
+        extra=DIALOG_HEADERS + "      Content-Type: application/sdp\n",
+        body=f"\n      {SDP}",
+        attrs=' retrans="500"',
+    )
+    + """
+  <recv request="ACK" timeout="8000" ontimeout="confirmed" next="confirmed"/>
+"""
+    + "\n".join(
+        call_ack(f"reject-{c}", f"reject-{c}")
+        + "\n"
+        + invite_response(f"{c} {reason}", attrs=' retrans="500"')
+        + '\n  <recv request="ACK" timeout="8000" ontimeout="over" next="over"/>'
+        for c, reason in REJECTS.items()
+    )
+    + """
+  <label id="cancelled"/>
+"""
+    + cdata(REPLY_200)
+    + "\n"
+    + invite_response("487 Request Terminated", attrs=' retrans="500"')
+    + """
+  <recv request="ACK" timeout="8000" ontimeout="over" next="over"/>
+"""
+    + wait_cmd(
+        "confirmed",
+        CALLEE_OPS,
+        [("bye", "bye")],
+        before=['  <recv request="BYE" optional="true" next="byed"/>'],
+    )
+    + "\n"
+    + call_ack("bye", "bye")
+    + "\n"
+    + cdata(
+        f"""      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[pid]-[call_number]-bye
+      Max-Forwards: 70
+      From: [$inv_to]{CALLEE_TAG}
+      To: [$inv_from]
+      [routes]
+      Call-ID: [call_id]
+      CSeq: 1 BYE
+      Content-Length: 0
+"""
+    )
+    + call_end('  <recv request="ACK" optional="true" next="over"/>')
+)
+
 
 def main(out: Path) -> None:
-    for name, text in (("publish", PUBLISH), ("fetch", FETCH), ("watch", WATCH), ("raw", RAW)):
+    scenarios = (("publish", PUBLISH), ("fetch", FETCH), ("watch", WATCH), ("raw", RAW))
+    for name, text in (*scenarios, ("caller", CALLER), ("callee", CALLEE)):
         (out / f"{name}.xml").write_text(text, encoding="iso-8859-1")
 
 

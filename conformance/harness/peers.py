@@ -53,6 +53,9 @@ RAW_METHODS = ("PUBLISH", "SUBSCRIBE", "OPTIONS")
 """Methods raw.xml can send (SIPp needs the method literal in the scenario)."""
 BIND_RETRIES = 3
 """A port can be taken between PortBlock.take's check and SIPp's bind: try fresh ports."""
+BIND_SETTLE = 0.02
+"""Seconds a new 3PCC SIPp is watched after its twin socket opened, to catch a late bind
+failure of its other ports while a fresh set can still be tried."""
 POLL = 0.002
 """Seconds between trace reads while waiting for a NOTIFY."""
 
@@ -497,6 +500,55 @@ class _Twin:
             self.sock = None
 
 
+def start_controlled(
+    scenario: str,
+    *,
+    server: tuple[str, int],
+    block: PortBlock,
+    workdir: Path,
+    keys: dict[str, str],
+    lifetime: float,
+    deadline: float,
+    extra: Sequence[str] = (),
+) -> tuple[SippProcess, _Twin, Ports]:
+    """Start a long-lived SIPp driven over its 3PCC twin socket (watch.xml, caller.xml,
+    callee.xml) and connect to that socket; fresh ports when another process won a bind race.
+
+    No ``-m``: the scenario ends itself or the owner stops it. Raises HarnessError (with the
+    command and log tails) when SIPp cannot be started or its socket does not open by
+    ``deadline``; nothing is left running then.
+    """
+    for attempt in range(BIND_RETRIES):
+        ports = Ports.take(block)
+        argv, logs = command(
+            scenario_path(scenario),
+            server=server,
+            ports=ports,
+            workdir=workdir,
+            keys=keys,
+            calls=None,
+            timeout=lifetime,
+            extra=("-3pcc", f"127.0.0.1:{ports.twin}", *extra),
+        )
+        proc = SippProcess(argv, logs, cwd=workdir).start()
+        try:
+            twin = _Twin(ports.twin, deadline, proc)
+            # SIPp opens the twin socket before it binds -cp and -mp: a port taken meanwhile
+            # (the kernel hands out ephemeral ports inside the blocks) ends it just after we
+            # connected (seen: "Unable to bind remote control socket", exit 254).
+            if proc.wait(BIND_SETTLE):
+                twin.close()
+                raise proc.failure(f"{scenario}: SIPp exited right after start")
+            return proc, twin, ports
+        except HarnessError:
+            proc.wait(0.2)
+            if proc.exit is not SippExit.BIND_FAILED or attempt == BIND_RETRIES - 1:
+                proc.stop(grace=0)
+                raise
+            proc.stop()
+    raise HarnessError(f"{scenario}: no free ports after {BIND_RETRIES} tries")
+
+
 class Watcher:
     """A subscriber to ``user@domain`` (Event: dialog by default): one SIPp under 3PCC control."""
 
@@ -545,30 +597,16 @@ class Watcher:
         if self._proc is not None:
             raise UsageError(f"{self.name} is already started")
         self._rundir = _rundir(self.workdir, "watch", self.user)
-        deadline = time.monotonic() + self.timeout
-        for attempt in range(BIND_RETRIES):
-            ports = Ports.take(self.block)
-            argv, logs = command(
-                scenario_path("watch.xml"),
-                server=self.server,
-                ports=ports,
-                workdir=self._rundir,
-                keys={"user": self.user, "domain": self.domain, "watcher": "watcher"},
-                calls=None,
-                timeout=self.lifetime,
-                extra=("-3pcc", f"127.0.0.1:{ports.twin}", "-aa"),
-            )
-            self._proc = SippProcess(argv, logs, cwd=self._rundir).start()
-            try:
-                self._twin = _Twin(ports.twin, deadline, self._proc)
-                break
-            except HarnessError:
-                self._proc.wait(0.2)
-                if self._proc.exit is not SippExit.BIND_FAILED or attempt == BIND_RETRIES - 1:
-                    self.close()
-                    raise
-                self._proc.stop()
-                self._proc = None
+        self._proc, self._twin, _ = start_controlled(
+            "watch.xml",
+            server=self.server,
+            block=self.block,
+            workdir=self._rundir,
+            keys={"user": self.user, "domain": self.domain, "watcher": "watcher"},
+            lifetime=self.lifetime,
+            deadline=time.monotonic() + self.timeout,
+            extra=("-aa",),
+        )
         try:
             if self.answer != 200:
                 self._command([("X-Op", f"answer-{self.answer}")], "answer mode")
@@ -838,4 +876,5 @@ __all__ = [
     "Watcher",
     "fetch",
     "notifies_in",
+    "start_controlled",
 ]

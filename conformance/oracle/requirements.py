@@ -57,6 +57,7 @@ GROUPS = {
     "B": "RFC 6665 SUBSCRIBE/NOTIFY",
     "C": "RFC 3903 PUBLISH",
     "D": "presence_dialoginfo",
+    "E": "call-driven dialog state",
 }
 
 

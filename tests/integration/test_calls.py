@@ -1,0 +1,348 @@
+"""Calls through Kamailio 5.6.3 (proxy + pua_dialoginfo + presence on one instance), judged by the
+call oracle against what each party's watcher saw. Group E groundwork (issue 15).
+
+Each scenario drives a real caller and callee (SIPp under 3PCC) through the launched proxy while
+one watcher per party is subscribed, then compares the watchers' NOTIFYs with the oracle's
+expectation built from each party's own trace. Kamailio's known gaps (no ``event``/``code``,
+tags dropped after ``early``) are absences, which the oracle does not count; where Kamailio
+breaks a rule the oracle checks (``early`` for a tagless 180), the test asserts the finding, so
+the check is shown to fail on a real server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conformance.errors import ToolMissingError
+from conformance.harness.calls import Callee, Caller, place_call
+from conformance.harness.peers import Watcher
+from conformance.harness.ports import PortBlock, reserve_block
+from conformance.oracle.calls import (
+    CallProfile,
+    Expectation,
+    Observation,
+    Party,
+    expect,
+    expected_view,
+    judge,
+    observe,
+    states_seen,
+)
+from conformance.oracle.dialoginfo import Dialog
+from conformance.oracle.dialoginfo import parse as parse_dialoginfo
+from conformance.oracle.findings import Finding
+from conformance.targets.kamailio import check_installed
+from conformance.targets.kamailio_calls import KamailioCallsTarget, check_call_modules
+
+
+def _missing() -> str | None:
+    if shutil.which("sipp") is None:
+        return "sipp is not installed"
+    try:
+        check_installed()
+        check_call_modules()
+    except ToolMissingError as exc:
+        return str(exc)
+    return None
+
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.kamailio,
+    pytest.mark.skipif(_missing() is not None, reason=_missing() or ""),
+]
+
+_users = iter(range(1, 10_000))
+
+
+@pytest.fixture(scope="module")
+def block() -> Iterator[PortBlock]:
+    with reserve_block((os.getpid() + 7) % 40) as b:
+        yield b
+
+
+@pytest.fixture(scope="module", params=["aggregate"])
+def target(
+    request: pytest.FixtureRequest, block: PortBlock, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KamailioCallsTarget]:
+    t = KamailioCallsTarget(request.param, block=block, workdir=tmp_path_factory.mktemp("kam"))
+    with t:
+        yield t
+
+
+class Call:
+    """A caller, a callee and a watcher of each, with fresh users so tests never share state."""
+
+    def __init__(self, target: KamailioCallsTarget, block: PortBlock, workdir: Path) -> None:
+        n = next(_users)
+        srv = (target.host, target.port)
+        common = {"server": srv, "block": block, "workdir": workdir, "domain": target.domain}
+        self.caller = Caller(user=f"alice{n}", display="Alice", **common)  # type: ignore[arg-type]
+        self.callee = Callee(user=f"bob{n}", display="Bob", **common)  # type: ignore[arg-type]
+        self.watchers = {
+            Party.CALLER: Watcher(user=f"alice{n}", **common),  # type: ignore[arg-type]
+            Party.CALLEE: Watcher(user=f"bob{n}", **common),  # type: ignore[arg-type]
+        }
+        self.profile = target.calls
+
+    def __enter__(self) -> Call:
+        try:
+            self.callee.start()
+            self.caller.start()
+            for w in self.watchers.values():
+                w.start()
+                w.wait_notifies(1)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for w in self.watchers.values():
+            w.close()
+        self.caller.close()
+        self.callee.close()
+
+    def expectation(self, party: Party, call_id: str) -> Expectation:
+        peer = self.caller if party is Party.CALLER else self.callee
+        return expect(party, peer.messages(call_id), call_id, self.profile)
+
+    def seen(self, party: Party, exp: Expectation) -> list[Observation]:
+        return observe(((n.timestamp, n.body) for n in self.watchers[party].notifies), exp)
+
+    def judge(self, call_id: str, *, settle: float = 1.0) -> dict[Party, list[Finding]]:
+        """Wait ``settle`` s for the last NOTIFYs, then judge both watchers."""
+        time.sleep(settle)
+        out = {}
+        for party in Party:
+            exp = self.expectation(party, call_id)
+            out[party] = judge(exp, self.seen(party, exp))
+        return out
+
+
+@pytest.fixture
+def call(target: KamailioCallsTarget, block: PortBlock, tmp_path: Path) -> Iterator[Call]:
+    with Call(target, block, tmp_path) as c:
+        yield c
+
+
+def seen_view(body: bytes) -> dict[str, set[str]]:
+    """What one NOTIFY body shows, by Call-ID (the shape of ``expected_view``)."""
+    doc = parse_dialoginfo(body)
+    return {d.call_id or "": {(d.state or "").lower()} for d in doc.items if isinstance(d, Dialog)}
+
+
+def failed(findings: list[Finding]) -> list[str]:
+    return sorted(f"{f.requirement}: {f.message}" for f in findings if not f.passed)
+
+
+def ids(findings: list[Finding], *, passed: bool) -> set[str]:
+    return {f.requirement for f in findings if f.passed is passed}
+
+
+def test_ring_answer_bye_from_the_caller(call: Call) -> None:
+    cid = place_call(call.caller, call.callee)
+    call.callee.ring(cid)
+    call.caller.wait_response(cid, 180)
+    time.sleep(0.3)
+    call.callee.answer(cid)
+    time.sleep(0.3)
+    assert call.caller.bye(cid).status == 200
+    verdicts = call.judge(cid)
+    for party, findings in verdicts.items():
+        assert failed(findings) == [], party
+        assert {"E05", "E09", "E11"} <= ids(findings, passed=True), party
+    caller_exp = call.expectation(Party.CALLER, cid)
+    assert states_seen(caller_exp, call.seen(Party.CALLER, caller_exp)) == [
+        "trying",
+        "early",
+        "confirmed",
+        "terminated",
+    ]
+    assert caller_exp.final is not None and caller_exp.final.event == "local-bye"
+    callee_exp = call.expectation(Party.CALLEE, cid)
+    assert callee_exp.final is not None and callee_exp.final.event == "remote-bye"
+
+
+def test_bye_from_the_callee_and_the_view_stays_idle_past_the_expiry(call: Call) -> None:
+    cid = place_call(call.caller, call.callee)
+    call.callee.ring(cid)
+    time.sleep(0.3)
+    call.callee.answer(cid)
+    time.sleep(0.3)
+    assert call.callee.bye(cid).status == 200
+    ended = time.time()
+    # Kamailio publishes terminated with ~11 s to live and expires it on a 2 s timer.
+    watcher = call.watchers[Party.CALLEE]
+    deadline = ended + 20
+    while time.time() < deadline and not (watcher.notifies and not watcher.notifies[-1].body):
+        time.sleep(0.2)
+    assert watcher.notifies[-1].body == b"", "no idle NOTIFY after the publication expired"
+    verdicts = call.judge(cid, settle=0.2)
+    for party, findings in verdicts.items():
+        assert failed(findings) == [], party
+        assert "E11" in ids(findings, passed=True)
+    assert call.expectation(Party.CALLER, cid).final.event == "remote-bye"  # type: ignore[union-attr]
+    assert call.expectation(Party.CALLEE, cid).final.event == "local-bye"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("code", [486, 603])
+def test_ring_then_reject(call: Call, code: int) -> None:
+    cid = place_call(call.caller, call.callee)
+    call.callee.ring(cid)
+    time.sleep(0.3)
+    call.callee.reject(cid, code)
+    assert call.caller.final_response(cid).status == code
+    for party, findings in call.judge(cid).items():
+        assert failed(findings) == [], party
+        assert "E03" in ids(findings, passed=True)
+
+
+def test_ring_then_cancel(call: Call) -> None:
+    cid = place_call(call.caller, call.callee)
+    call.callee.ring(cid)
+    call.caller.wait_response(cid, 180)
+    time.sleep(0.3)
+    call.caller.cancel(cid)
+    assert call.caller.final_response(cid).status == 487
+    call.callee.wait_request(cid, "ACK")
+    for party, findings in call.judge(cid).items():
+        assert failed(findings) == [], party
+        assert "E04" in ids(findings, passed=True)
+
+
+def test_no_answer_is_rejected_for_the_caller_and_cancelled_for_the_callee(call: Call) -> None:
+    cid = place_call(call.caller, call.callee)
+    call.callee.ring(cid)
+    final = call.caller.final_response(cid, timeout=8.0)
+    assert final.status == 408  # tm's fr_inv_timer (5 s) ran out
+    call.callee.wait_request(cid, "CANCEL")
+    call.callee.wait_request(cid, "ACK")
+    caller_exp = call.expectation(Party.CALLER, cid)
+    callee_exp = call.expectation(Party.CALLEE, cid)
+    assert caller_exp.final is not None and callee_exp.final is not None
+    assert (caller_exp.final.event, callee_exp.final.event) == ("rejected", "cancelled")
+    for party, findings in call.judge(cid).items():
+        assert failed(findings) == [], party
+
+
+def test_a_tagless_ringing_is_published_early_a_real_e12_finding(call: Call) -> None:
+    """Kamailio's dialog module has no 'proceeding': a 180 without To tag shows 'early'."""
+    cid = place_call(call.caller, call.callee)
+    call.callee.ring(cid, tag=False)
+    time.sleep(0.5)
+    call.caller.cancel(cid)
+    call.callee.wait_request(cid, "ACK")
+    for party, findings in call.judge(cid).items():
+        bad = {f.requirement for f in findings if not f.passed}
+        assert bad == {"E12"}, (party, failed(findings))
+
+
+def test_two_calls_to_one_callee_show_both_dialogs(
+    target: KamailioCallsTarget, block: PortBlock, tmp_path: Path
+) -> None:
+    with Call(target, block, tmp_path) as first:
+        other = Caller(
+            server=(target.host, target.port),
+            block=block,
+            workdir=tmp_path,
+            user=f"carol{next(_users)}",
+            domain=target.domain,
+        ).start()
+        try:
+            c1 = place_call(first.caller, first.callee)
+            first.callee.ring(c1)
+            time.sleep(0.3)
+            first.callee.answer(c1)
+            time.sleep(1.1)  # Kamailio orders publications by received_time, in whole seconds
+            c2 = place_call(other, first.callee)
+            first.callee.ring(c2)
+            time.sleep(1.0)
+            watcher = first.watchers[Party.CALLEE]
+            exp1 = first.expectation(Party.CALLEE, c1)
+            exp2 = first.expectation(Party.CALLEE, c2)
+            last = watcher.notifies[-1]
+            assert seen_view(last.body) == expected_view((exp1, exp2), last.timestamp)
+            assert seen_view(last.body) == {c1: {"confirmed"}, c2: {"early"}}
+            first.callee.reject(c2, 486)
+            assert first.caller.bye(c1).status == 200
+            time.sleep(1.0)
+            for exp in (exp1, exp2):
+                exp = first.expectation(Party.CALLEE, exp.call_id)
+                findings = judge(exp, first.seen(Party.CALLEE, exp))
+                seen = [
+                    (round(o.at - exp.steps[0].at, 3), o.version, o.dialog and o.dialog.state)
+                    for o in first.seen(Party.CALLEE, exp)
+                ]
+                assert failed(findings) == [], (exp.call_id, seen)
+        finally:
+            other.close()
+
+
+def test_caller_confirmed_and_callee_trying_follow_the_profile(
+    block: PortBlock, tmp_path: Path
+) -> None:
+    """pua_dialoginfo's caller_confirmed=1 shows the caller's early dialog as confirmed (its
+    Trying stays); callee_trying=1 publishes the callee's trying before any provisional."""
+    profile = CallProfile(caller_confirmed=True, publish_on_trying=True)
+    with KamailioCallsTarget(block=block, workdir=tmp_path / "kam", calls=profile) as target:
+        cfg = (target.workdir / "kamailio.cfg").read_text()  # type: ignore[operator]
+        assert '"caller_confirmed", 1)' in cfg and '"callee_trying", 1)' in cfg
+        with Call(target, block, tmp_path) as call:
+            cid = place_call(call.caller, call.callee)
+            time.sleep(0.3)
+            call.callee.ring(cid)
+            time.sleep(0.3)
+            call.callee.answer(cid)
+            time.sleep(0.3)
+            call.caller.bye(cid)
+            verdicts = call.judge(cid)
+            for party, findings in verdicts.items():
+                assert failed(findings) == [], party
+            caller = call.expectation(Party.CALLER, cid)
+            callee = call.expectation(Party.CALLEE, cid)
+            assert states_seen(caller, call.seen(Party.CALLER, caller)) == [
+                "trying",
+                "confirmed",
+                "terminated",
+            ]
+            assert states_seen(callee, call.seen(Party.CALLEE, callee))[:2] == ["trying", "early"]
+
+
+def test_single_dialog_mode_shows_the_ringing_call_over_the_answered_one(
+    block: PortBlock, tmp_path: Path
+) -> None:
+    """E10 in single-dialog mode: early beats confirmed (D08)."""
+    with (
+        KamailioCallsTarget("single", block=block, workdir=tmp_path / "kam") as target,
+        Call(target, block, tmp_path) as first,
+    ):
+        other = Caller(
+            server=(target.host, target.port),
+            block=block,
+            workdir=tmp_path,
+            user=f"carol{next(_users)}",
+            domain=target.domain,
+        ).start()
+        try:
+            c1 = place_call(first.caller, first.callee)
+            first.callee.ring(c1)
+            time.sleep(0.3)
+            first.callee.answer(c1)
+            time.sleep(1.1)
+            c2 = place_call(other, first.callee)
+            first.callee.ring(c2)
+            time.sleep(1.0)
+            last = first.watchers[Party.CALLEE].notifies[-1]
+            exp1 = first.expectation(Party.CALLEE, c1)
+            exp2 = first.expectation(Party.CALLEE, c2)
+            want = expected_view((exp1, exp2), last.timestamp, single=True)
+            assert seen_view(last.body) == want == {c2: {"early"}}
+        finally:
+            other.close()
