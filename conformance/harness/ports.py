@@ -20,9 +20,34 @@ from pathlib import Path
 
 from conformance.errors import HarnessError
 
-FIRST_PORT = 20000
+FIRST_PORT = 2000
 BLOCK_SIZE = 1000
-BLOCK_COUNT = 40
+_LAST_PORT = 65535
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for unbound sockets' local ports (Linux default 32768-60999).
+
+    A block inside it races every outgoing connection on the machine for its ports: a SIPp
+    control socket once lost its port to one. Blocks are laid outside it."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _block_starts() -> tuple[int, ...]:
+    low, high = _ephemeral_range()
+    return tuple(
+        start
+        for start in range(FIRST_PORT, _LAST_PORT - BLOCK_SIZE + 1, BLOCK_SIZE)
+        if start + BLOCK_SIZE - 1 < low or start > high
+    )
+
+
+BLOCK_STARTS = _block_starts()
+BLOCK_COUNT = len(BLOCK_STARTS)
 LOCK_DIR = Path(tempfile.gettempdir()) / "dialoginfo-conformance-ports"
 
 
@@ -94,7 +119,7 @@ def reserve_block(preferred: int = 0) -> PortBlock:
         except BlockingIOError:
             os.close(fd)
             continue
-        return PortBlock(index=index, start=FIRST_PORT + index * BLOCK_SIZE, _fd=fd)
+        return PortBlock(index=index, start=BLOCK_STARTS[index], _fd=fd)
     raise HarnessError(f"all {BLOCK_COUNT} port blocks under {LOCK_DIR} are in use")
 
 
