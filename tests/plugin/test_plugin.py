@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.oracle.findings import Finding
-from conformance.pytest_plugin import judge
+from conformance.oracle.verdicts import judge
 from conformance.targets.profile import Profile
 
 pytest_plugins = ["pytester"]
@@ -66,7 +66,7 @@ def test_plugin_is_inert_outside_the_suite(pytester):
 def test_results_are_written_on_the_controller(pytester):
     pytester.makeconftest(STANDIN)
     pytester.makepyfile(test_cases=CASES)
-    result = pytester.runpytest("-n", "2", "--conformance-report", "out")
+    result = pytester.runpytest("-n", "2", "--dialoginfo-report", "out")
     result.stdout.fnmatch_lines(["report: out/*standin*/report.html"])
     (run,) = (pytester.path / "out").iterdir()
     import json
@@ -83,10 +83,10 @@ def test_results_are_written_on_the_controller(pytester):
 
 def test_bad_option_values_are_usage_errors(pytester):
     pytester.makepyfile("def test_plain():\n    assert True\n")
-    result = pytester.runpytest("--sip-timeout", "abc")
+    result = pytester.runpytest("--dialoginfo-sip-timeout", "abc")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--sip-timeout takes seconds, not 'abc'*"])
-    result = pytester.runpytest("--rfc", "2543")
+    result.stderr.fnmatch_lines(["*--dialoginfo-sip-timeout takes seconds, not 'abc'*"])
+    result = pytester.runpytest("--dialoginfo-rfc", "2543")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
@@ -117,10 +117,10 @@ class StandIn:
         return {"kind": "standin"}
 
 @pytest.fixture
-def case(request):
-    from conformance import pytest_plugin as plugin
+def dialoginfo_case(request):
+    from conformance.pytest_plugin.fixtures import case_key
     c = StandIn([])
-    request.node.stash[plugin._case_key] = c
+    request.node.stash[case_key] = c
     return c
 """
 
@@ -128,21 +128,21 @@ CASES = """
 import pytest
 from conformance.oracle.findings import Finding
 
-@pytest.mark.requirement("A19")
-def test_fails(case):
-    case.findings.append(Finding("A19", False, "duplicate id 1"))
+@pytest.mark.dialoginfo_requirement("A19")
+def test_fails(dialoginfo_case):
+    dialoginfo_case.findings.append(Finding("A19", False, "duplicate id 1"))
 
-@pytest.mark.requirement("A03")
-def test_warns(case):
-    case.findings.append(Finding("A03", False, "schema"))
+@pytest.mark.dialoginfo_requirement("A03")
+def test_warns(dialoginfo_case):
+    dialoginfo_case.findings.append(Finding("A03", False, "schema"))
 
-@pytest.mark.requirement("C07")
-def test_known(case):
-    case.findings.append(Finding("C07", False, "200 to text/plain"))
+@pytest.mark.dialoginfo_requirement("C07")
+def test_known(dialoginfo_case):
+    dialoginfo_case.findings.append(Finding("C07", False, "200 to text/plain"))
 
-@pytest.mark.requirement("C01")
-def test_passes(case):
-    case.findings.append(Finding("C01", True, "489"))
+@pytest.mark.dialoginfo_requirement("C01")
+def test_passes(dialoginfo_case):
+    dialoginfo_case.findings.append(Finding("C01", True, "489"))
 """
 
 
@@ -163,7 +163,7 @@ def test_verdicts_reach_the_summary(pytester, xdist):
 def test_strict_turns_warnings_red(pytester):
     pytester.makeconftest(STANDIN)
     pytester.makepyfile(test_cases=CASES)
-    result = pytester.runpytest("--strict-conformance")
+    result = pytester.runpytest("--dialoginfo-strict")
     result.assert_outcomes(passed=1, failed=2, xfailed=1)
 
 
