@@ -87,17 +87,24 @@ class Collector:
         return seen
 
     def stale_wildcards(self) -> list[str]:
-        """Deviations declared for every case ("*") that no case observed in this run."""
-        declared = {rid: why for c in self.cases for rid, why in c.get("wildcards", {}).items()}
-        seen = {
-            f["requirement"]
+        """Deviations declared for every case ("*", or implied by a profile fact) that excused
+        nothing in this run although their requirement was judged: stale declarations."""
+        declared: dict[str, dict[str, Any]] = {}
+        for c in self.cases:
+            for d in c.get("wildcards", []):
+                declared[json.dumps(d, sort_keys=True)] = d
+        used = {
+            json.dumps({"requirement": f["requirement"], **f["excused_by"]}, sort_keys=True)
             for c in self.cases
             for f in c["findings"]
-            if f["verdict"] == str(Verdict.KNOWN)
+            if f.get("excused_by")
         }
-        ran = {f["requirement"] for c in self.cases for f in c["findings"]}
+        ran = {f["requirement"] for c in self.cases for f in c["findings"] if not f.get("skipped")}
         return [
-            f"{rid}: {reason}" for rid, reason in declared.items() if rid in ran and rid not in seen
+            f"{d['requirement']} observed {d.get('observed') or d.get('observed_re')!r}: "
+            f"{d['reason']}"
+            for key, d in declared.items()
+            if d["requirement"] in ran and key not in used
         ]
 
     @pytest.hookimpl(trylast=True)

@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from conformance.errors import BodyError
+from conformance.oracle.findings import Finding, Verdict
 from conformance.oracle.requirements import CATALOGUE, add_requirement
-from conformance.oracle.verdicts import Judged, judge
+from conformance.oracle.verdicts import Deviation, Judged, Outcome, judge
 from conformance.pytest_plugin.fixtures import case_id, case_key
 from conformance.pytest_plugin.options import SLOW_OPTION, settings
 
@@ -94,22 +96,60 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Judge the case's findings whatever the case did: returned, skipped, or raised.
+
+    Findings are never lost: a skip or an error after observations still has them judged (the
+    ids the case named but did not reach get ``skipped`` findings); a ``BodyError`` escaping a
+    check is the server's unreadable body (A02), never a case error."""
+    stopped: str | None = None
+    error: BaseException | None = None
+    case = item.stash.get(case_key, None)
     try:
         result = yield
-    finally:
-        case = item.stash.get(case_key, None)
-        if case is not None:
-            case.finish()
-    if case is not None:
-        _judge(item, case)
+    except BodyError as exc:
+        if case is None:
+            raise
+        case.findings.append(Finding(exc.requirement, False, f"unreadable body: {exc.message}"))
+        stopped = f"the case stopped at an unreadable body: {exc.message}"
+        result = None
+    except (Exception, pytest.skip.Exception) as exc:
+        if case is None:
+            raise
+        _finish(case)
+        if not case.findings:
+            raise  # nothing observed: a plain skip or error
+        stopped = f"the case stopped: {_one_line(exc)}"
+        error = exc
+        result = None
+    if case is None:
+        return result
+    _finish(case)
+    _judge(item, case, stopped=stopped, error=error)
+    if error is not None:
+        raise error
     return result
+
+
+def _finish(case: Any) -> None:
+    """Check every NOTIFY the case captured (idempotent); an unreadable body is A02."""
+    try:
+        case.finish()
+    except BodyError as exc:
+        case.findings.append(Finding(exc.requirement, False, f"unreadable body: {exc.message}"))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "msg", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
 class ConformanceFailure(AssertionError):
     """A case's findings include a failure: the message lists each with its requirement id."""
 
 
-def _judge(item: pytest.Item, case: Any) -> None:
+def _judge(
+    item: pytest.Item, case: Any, *, stopped: str | None, error: BaseException | None
+) -> None:
     judged = judge(
         case.findings,
         profile=case.profile,
@@ -117,11 +157,17 @@ def _judge(item: pytest.Item, case: Any) -> None:
         strict=settings(item.config).strict,
         declared=declared_ids(item),
         variant=item.name,
+        stopped=stopped,
     )
     item.stash[judged_key] = judged
-    if judged.failures:
-        raise ConformanceFailure(judged.explain())
-    if judged.known:
+    # junit.xml (which reads the item's properties): the verdict results.json and the summary show
+    item.user_properties.append(("verdict", judged.outcome))
+    if judged.outcome == Outcome.FAIL:
+        message = judged.explain()
+        if stopped:
+            message += f"\n{stopped}"
+        raise ConformanceFailure(message) from None
+    if judged.outcome == Outcome.KNOWN and error is None:
         pytest.xfail("known deviation: " + "; ".join(judged.known_reasons))
 
 
@@ -135,37 +181,53 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if not (call.when == "call" and case is not None) and not skipped_early:
         return report
     judged = item.stash.get(judged_key, None)
+    if call.excinfo is not None and call.excinfo.errisinstance(ConformanceFailure):
+        # The findings are the story; the plugin's own frames would only hide them.
+        report.longrepr = str(call.excinfo.value)
+    data = blob(item, case, judged, report)
+    report.user_properties.append((USER_PROPERTY, json.dumps(data, default=str)))
+    if judged and judged.warnings and report.passed:
+        report.sections.append(("conformance warnings", "\n".join(judged.warnings)))
+    return report
+
+
+def finding_json(f: Finding, verdict: Verdict | None, excuse: Deviation | None) -> dict[str, Any]:
+    """One finding as results.json carries it (reports/README.md, "cases")."""
+    return {
+        "requirement": f.requirement,
+        "passed": f.passed,
+        "message": f.message,
+        "observed": f.observed,
+        "skipped": f.skipped,
+        "verdict": str(verdict) if verdict else None,
+        "reason": excuse.reason if excuse else None,
+        "excused_by": excuse.to_dict() if excuse else None,
+        "path": f.path,
+        "sourceline": f.sourceline,
+        "evidence": dict(f.evidence),
+    }
+
+
+def blob(item: pytest.Item, case: Any, judged: Judged | None, report: pytest.TestReport) -> Any:
+    """What the controller needs of one case: findings with verdicts, evidence, the outcome
+    the verdict table gives, and the wildcard deviations in force (to tell stale ones)."""
     if judged is not None:
         rows = judged.findings
     else:
         rows = [(f, None, None) for f in (case.findings if case is not None else [])]
-    blob = {
+    wildcards = case.profile.wildcard_deviations() if case is not None else ()
+    return {
         "case": case_id(item),
         "requirements": list(declared_ids(item)),
         "duration": report.duration,
         "longrepr": str(report.longrepr) if report.longrepr else None,
-        "findings": [
-            {
-                "requirement": f.requirement,
-                "passed": f.passed,
-                "message": f.message,
-                "verdict": str(v) if v else None,
-                "reason": r,
-                "path": f.path,
-                "sourceline": f.sourceline,
-                "evidence": dict(f.evidence),
-            }
-            for f, v, r in rows
-        ],
+        "findings": [finding_json(f, v, d) for f, v, d in rows],
+        "judged": judged.outcome if judged else None,
         "warnings": judged.warnings if judged else [],
         **(case.evidence() if case is not None else {"messages": [], "notifies": []}),
         "target": case.target.describe() if case is not None else None,
-        "wildcards": dict(case.profile.deviations.get("*", {})) if case is not None else {},
+        "wildcards": [{"requirement": d.requirement, **d.to_dict()} for d in wildcards],
         "waited": case.waited if case is not None else 0.0,
         "timed_out": case.timed_out if case is not None else 0.0,
         "user_agent": case.server_agent() if case is not None else None,
     }
-    report.user_properties.append((USER_PROPERTY, json.dumps(blob, default=str)))
-    if judged and judged.warnings and report.passed:
-        report.sections.append(("conformance warnings", "\n".join(judged.warnings)))
-    return report

@@ -9,13 +9,17 @@ from __future__ import annotations
 import pytest
 
 from conformance.oracle.findings import Finding
-from conformance.oracle.verdicts import judge
+from conformance.oracle.verdicts import Deviation, judge
 from conformance.targets.profile import Profile
 
 pytest_plugins = ["pytester"]
 
 PROFILE = Profile(
-    name="t", deviations={"test_x": {"C07": "ignores Content-Type"}, "*": {"A07": "starts at 1"}}
+    name="t",
+    deviations={
+        "test_x": (Deviation("C07", "ignores Content-Type", observed="200 to text/plain"),),
+        "*": (Deviation("A07", "starts at 1", observed="first version 1"),),
+    },
 )
 
 
@@ -35,8 +39,9 @@ def test_declared_deviation_is_known_and_wildcard_applies():
     f = [Finding("C07", False, "200 to text/plain"), Finding("A07", False, "first version 1")]
     j = judge(f, profile=PROFILE, case_id="test_x", strict=True)
     assert not j.failures
-    assert [k.requirement for k in j.known] == ["C07"]  # only a case's own makes it an xfail
+    assert [f.requirement for f, _ in j.known] == ["C07", "A07"]
     assert [str(v) for _, v, _ in j.findings] == ["known deviation", "known deviation"]
+    assert j.outcome == "known deviation"
 
 
 def test_declared_deviation_that_did_not_happen_fails():
@@ -93,13 +98,15 @@ def test_bad_option_values_are_usage_errors(pytester):
 STANDIN = """
 import pytest
 from conformance.oracle.findings import Finding
+from conformance.oracle.verdicts import Deviation
 from conformance.targets.profile import Profile
 
 class StandIn:
     def __init__(self, findings):
         self.findings = list(findings)
         self.profile = Profile(name="standin",
-                               deviations={"test_known": {"C07": "declared"}})
+                               deviations={"test_known": (Deviation("C07", "declared",
+                                           observed="200 to text/plain"),)})
         self.target = self
         self.waited = 0.0
         self.timed_out = 0.0
@@ -170,8 +177,9 @@ def test_strict_turns_warnings_red(pytester):
 def test_wildcard_deviation_never_seen_fails_the_run(pytester):
     pytester.makeconftest(
         STANDIN.replace(
-            'deviations={"test_known": {"C07": "declared"}}',
-            'deviations={"test_known": {"C07": "declared"}, "*": {"C01": "says 400"}}',
+            'observed="200 to text/plain"),)}',
+            'observed="200 to text/plain"),), '
+            '"*": (Deviation("C01", "says 400", observed="400"),)}',
         )
     )
     pytester.makepyfile(test_cases=CASES)
