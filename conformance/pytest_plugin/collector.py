@@ -107,6 +107,13 @@ class Collector:
             if d["requirement"] in ran and key not in used
         ]
 
+    def outcomes(self) -> str:
+        """Cases per outcome, counted exactly as results.json counts them."""
+        from conformance.report.results import CASE_VERDICTS, case_verdict
+
+        verdicts = [case_verdict(c) for c in self.cases]
+        return ", ".join(f"{verdicts.count(v)} {v}" for v in CASE_VERDICTS if v in verdicts)
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.cases and self.stale_wildcards() and session.exitstatus == 0:
@@ -147,6 +154,7 @@ class Collector:
             if f["verdict"] == str(Verdict.KNOWN)
         ]
         self._write_report(tr, resolved)
+        tr.write_line("cases by the verdict table (docs/VERDICTS.md): " + self.outcomes())
         if warnings:
             tr.write_line(
                 f"{len(warnings)} warning(s) (SHOULD/DEF/IMPL; {STRICT_OPTION} makes them fail):"

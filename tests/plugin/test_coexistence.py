@@ -15,6 +15,7 @@ import pytest
 
 import conformance.testing
 from conformance.commands import run as run_command
+from tests.plugin.standin import standin_conftest
 
 pytest_plugins = ["pytester"]
 
@@ -182,44 +183,11 @@ def test_run_exit_codes_match_the_readme():
 
 
 def test_an_own_case_is_judged_like_the_suite(pytester):
-    pytester.makeconftest(
-        """
-        import pytest
-        from conformance.pytest_plugin.fixtures import case_key
-        from conformance.targets.profile import Profile
-
-
-        class StandIn:
-            def __init__(self):
-                self.findings = []
-                self.profile = Profile(name="standin")
-                self.target = self
-                self.waited = self.timed_out = 0.0
-
-            def finish(self):
-                return self.findings
-
-            def evidence(self):
-                return {"messages": [], "notifies": []}
-
-            def server_agent(self):
-                return None
-
-            def describe(self):
-                return {"kind": "standin"}
-
-
-        @pytest.fixture
-        def dialoginfo_case(request):
-            c = StandIn()
-            request.node.stash[case_key] = c
-            return c
-
-
-        def pytest_dialoginfo_requirements(config):
-            return [dict(id="X01", ref="ACME-1", level="MUST", title="answers 200")]
-        """
+    hook = (
+        "def pytest_dialoginfo_requirements(config):\n"
+        "    return [dict(id='X01', ref='ACME-1', level='MUST', title='answers 200')]\n"
     )
+    pytester.makeconftest(standin_conftest("{}", extra=hook))
     pytester.makepyfile(
         """
         from conformance.testing import Finding, requirement

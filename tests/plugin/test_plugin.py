@@ -11,6 +11,7 @@ import pytest
 from conformance.oracle.findings import Finding
 from conformance.oracle.verdicts import Deviation, judge
 from conformance.targets.profile import Profile
+from tests.plugin.standin import CASES, DEVIATIONS, standin_conftest
 
 pytest_plugins = ["pytester"]
 
@@ -69,7 +70,7 @@ def test_plugin_is_inert_outside_the_suite(pytester):
 
 
 def test_results_are_written_on_the_controller(pytester):
-    pytester.makeconftest(STANDIN)
+    pytester.makeconftest(standin_conftest())
     pytester.makepyfile(test_cases=CASES)
     result = pytester.runpytest("-n", "2", "--dialoginfo-report", "out")
     result.stdout.fnmatch_lines(["report: out/*standin*/report.html"])
@@ -95,67 +96,9 @@ def test_bad_option_values_are_usage_errors(pytester):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
-STANDIN = """
-import pytest
-from conformance.oracle.findings import Finding
-from conformance.oracle.verdicts import Deviation
-from conformance.targets.profile import Profile
-
-class StandIn:
-    def __init__(self, findings):
-        self.findings = list(findings)
-        self.profile = Profile(name="standin",
-                               deviations={"test_known": (Deviation("C07", "declared",
-                                           observed="200 to text/plain"),)})
-        self.target = self
-        self.waited = 0.0
-        self.timed_out = 0.0
-
-    def finish(self):
-        return self.findings
-
-    def evidence(self):
-        return {"messages": [], "notifies": []}
-
-    def server_agent(self):
-        return "standin/1.0"
-
-    def describe(self):
-        return {"kind": "standin"}
-
-@pytest.fixture
-def dialoginfo_case(request):
-    from conformance.pytest_plugin.fixtures import case_key
-    c = StandIn([])
-    request.node.stash[case_key] = c
-    return c
-"""
-
-CASES = """
-import pytest
-from conformance.oracle.findings import Finding
-
-@pytest.mark.dialoginfo_requirement("A19")
-def test_fails(dialoginfo_case):
-    dialoginfo_case.findings.append(Finding("A19", False, "duplicate id 1"))
-
-@pytest.mark.dialoginfo_requirement("A03")
-def test_warns(dialoginfo_case):
-    dialoginfo_case.findings.append(Finding("A03", False, "schema"))
-
-@pytest.mark.dialoginfo_requirement("C07")
-def test_known(dialoginfo_case):
-    dialoginfo_case.findings.append(Finding("C07", False, "200 to text/plain"))
-
-@pytest.mark.dialoginfo_requirement("C01")
-def test_passes(dialoginfo_case):
-    dialoginfo_case.findings.append(Finding("C01", True, "489"))
-"""
-
-
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]])
 def test_verdicts_reach_the_summary(pytester, xdist):
-    pytester.makeconftest(STANDIN)
+    pytester.makeconftest(standin_conftest())
     pytester.makepyfile(test_cases=CASES)
     result = pytester.runpytest("-rA", *xdist)
     result.assert_outcomes(passed=2, failed=1, xfailed=1)
@@ -168,7 +111,7 @@ def test_verdicts_reach_the_summary(pytester, xdist):
 
 
 def test_strict_turns_warnings_red(pytester):
-    pytester.makeconftest(STANDIN)
+    pytester.makeconftest(standin_conftest())
     pytester.makepyfile(test_cases=CASES)
     result = pytester.runpytest("--dialoginfo-strict")
     result.assert_outcomes(passed=1, failed=2, xfailed=1)
@@ -176,10 +119,8 @@ def test_strict_turns_warnings_red(pytester):
 
 def test_wildcard_deviation_never_seen_fails_the_run(pytester):
     pytester.makeconftest(
-        STANDIN.replace(
-            'observed="200 to text/plain"),)}',
-            'observed="200 to text/plain"),), '
-            '"*": (Deviation("C01", "says 400", observed="400"),)}',
+        standin_conftest(
+            DEVIATIONS[:-1] + ', "*": (Deviation("C01", "says 400", observed="400"),)}'
         )
     )
     pytester.makepyfile(test_cases=CASES)

@@ -21,6 +21,7 @@ from conformance.oracle.findings import Finding
 from conformance.oracle.verdicts import MODULE_ROWS, Deviation, Outcome, judge
 from conformance.sip.message import Request, Response
 from conformance.targets.profile import Profile, load_profile
+from tests.plugin.standin import CASES, standin_conftest
 
 pytest_plugins = ["pytester"]
 
@@ -253,39 +254,6 @@ def test_opensips_profile_is_labelled_and_excuses_exactly_what_was_seen():
 
 # -- 2. findings are never lost; 3. one verdict table ------------------------------------------
 
-STANDIN = """
-import pytest
-from conformance.pytest_plugin.fixtures import case_key
-from conformance.oracle.verdicts import Deviation
-from conformance.targets.profile import Profile
-
-class StandIn:
-    def __init__(self):
-        self.findings = []
-        self.profile = Profile(name="standin", deviations={
-            "test_known": (Deviation("C07", "declared", observed="200 to text/plain"),)})
-        self.target = self
-        self.waited = self.timed_out = 0.0
-
-    def finish(self):
-        return self.findings
-
-    def evidence(self):
-        return {"messages": [], "notifies": []}
-
-    def server_agent(self):
-        return None
-
-    def describe(self):
-        return {"kind": "standin"}
-
-@pytest.fixture
-def dialoginfo_case(request):
-    c = StandIn()
-    request.node.stash[case_key] = c
-    return c
-"""
-
 LOST = """
 import pytest
 from conformance.errors import BodyError, HarnessError
@@ -319,7 +287,7 @@ def _results(path: Path) -> dict:
 
 
 def test_findings_are_never_lost(pytester):
-    pytester.makeconftest(STANDIN)
+    pytester.makeconftest(standin_conftest())
     pytester.makepyfile(test_lost=LOST)
     result = pytester.runpytest("-p", "no:cacheprovider", "--dialoginfo-report", "out")
     result.assert_outcomes(failed=3, skipped=1)
@@ -338,27 +306,6 @@ def test_findings_are_never_lost(pytester):
     assert c04["verdict"] == "not covered"  # a skipped finding never counts as a pass
 
 
-CASES = """
-import pytest
-from conformance.oracle.findings import Finding
-
-@pytest.mark.dialoginfo_requirement("A19")
-def test_fails(dialoginfo_case):
-    dialoginfo_case.findings.append(Finding("A19", False, "duplicate id 1"))
-
-@pytest.mark.dialoginfo_requirement("A03")
-def test_warns(dialoginfo_case):
-    dialoginfo_case.findings.append(Finding("A03", False, "schema"))
-
-@pytest.mark.dialoginfo_requirement("C07")
-def test_known(dialoginfo_case):
-    dialoginfo_case.findings.append(Finding("C07", False, "m", observed="200 to text/plain"))
-
-@pytest.mark.dialoginfo_requirement("C01")
-def test_passes(dialoginfo_case):
-    dialoginfo_case.findings.append(Finding("C01", True, "489"))
-"""
-
 TABLE = {
     "test_fails": "fail",
     "test_warns": "warn",
@@ -369,7 +316,7 @@ TABLE = {
 
 @pytest.mark.parametrize("strict", [False, True])
 def test_one_verdict_table_everywhere(pytester, strict):
-    pytester.makeconftest(STANDIN)
+    pytester.makeconftest(standin_conftest())
     pytester.makepyfile(test_cases=CASES)
     args = ["-p", "no:cacheprovider", "--dialoginfo-report", "out", "--junitxml", "j.xml", "-rA"]
     result = pytester.runpytest(*args, *(["--dialoginfo-strict"] if strict else []))
