@@ -132,7 +132,15 @@ def test_single_dialog_ties_and_stale_states(dialoginfo_case, shape):
         dialoginfo_case.finding(
             "D09", len(dialogs) == 1, f"{len(dialogs)} dialogs in a single-dialog body"
         )
-        dialoginfo_case.expect_body(sub.notifies[0], user, ["D09"])
+        if shape == "tie" and not dialoginfo_case.profile.claims_presence_dialoginfo:
+            # D09 names a tie's winner only for a server that claims a module's rules; any
+            # other server may pick either tied publication.
+            ids = [d.id for d in dialogs]
+            dialoginfo_case.finding(
+                "D09", ids in (["first"], ["second"]), f"tie of two early dialogs won by {ids}"
+            )
+        else:
+            dialoginfo_case.expect_body(sub.notifies[0], user, ["D09"])
 
 
 @pytest.mark.dialoginfo_requirement("D10")

@@ -57,3 +57,22 @@ def test_a_skip_after_a_failed_observation_still_fails(tmp_path: Path) -> None:
     assert "B03 VIOLATED" in out
     (case,) = results["cases"]
     assert case["verdict"] == "fail"
+
+
+@pytest.mark.parametrize(("profile", "code"), [("generic", 0), ("reference", 1)])
+def test_a_tie_names_a_winner_only_for_a_server_that_claims_the_module(
+    tmp_path: Path, profile: str, code: int
+) -> None:
+    """``tie-wrong`` makes the server pick the other tied publication: fine for a server that
+    claims nothing (generic), a D09 failure for one that claims its flavour's rules."""
+    got, out, _ = run_suite(
+        tmp_path,
+        "--dialoginfo-single-dialog",
+        "--dialoginfo-profile",
+        profile,
+        "--dialoginfo-fault",
+        "tie-wrong",
+        "-k",
+        "ties_and_stale_states and tie]",
+    )
+    assert got == code, out[-3000:]
