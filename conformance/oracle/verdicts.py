@@ -170,7 +170,8 @@ def judge(
     ============================================  ====================================
 
     A finding is fail-level when, unexcused, it would fail (MUST, MUST*, MAY done wrongly, a
-    claimed module row; SHOULD/DEF/IMPL under ``strict``). A deviation excuses a finding only
+    claimed module row; SHOULD/DEF/IMPL under ``strict``; a violation of a rule a profile fact
+    predicts, with another observation than the fact's). A deviation excuses a finding only
     when its observation matches. A deviation declared for this case that excused nothing is a
     failure (it is stale, and would hide a regression later); a requirement the case names
     but never judged is a failure too, unless the case ``stopped`` early (a skip or an error
@@ -189,11 +190,21 @@ def judge(
     known: list[tuple[Finding, Deviation]] = []
     used: set[Deviation] = set()
     fail_level = False
+    facts = {d.requirement: d for d in everywhere if d.fact}
     for f in all_findings:
         plain = unexcused_verdict(f, strict=strict, claims_module=claims)
         excuse = None
         if plain in (Verdict.FAIL, Verdict.WARN, Verdict.INFO):
             excuse = next((d for d in (*here, *everywhere) if d.matches(f)), None)
+        fact = facts.get(f.requirement)
+        if excuse is None and fact is not None and plain in (Verdict.WARN, Verdict.INFO):
+            # The profile predicted this rule's outcome and the server did something else:
+            # the prediction failed, whatever the rule's level.
+            rows.append((f, Verdict.FAIL, None))
+            failures.append(
+                f"{f} (the profile fact {fact.reason.split(': ')[0]} predicts otherwise)"
+            )
+            continue
         if excuse is not None:
             used.add(excuse)
             rows.append((f, Verdict.KNOWN, excuse))

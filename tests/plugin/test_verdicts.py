@@ -156,15 +156,13 @@ def test_first_version_fact_predicts_and_reports_a07_as_known():
     ((_, verdict, excuse),) = j.findings
     assert str(verdict) == "known deviation" and excuse.fact == "first_version"
     assert j.outcome == Outcome.WARN  # DEF: a pass with a mark
-    # A server that starts at 1000 is not what the fact says: not excused.
-    j = _judge([Finding("A07", False, "m", observed="first version 1000")], kamailio_like)
-    assert str(j.findings[0][1]) == "warn"
-    assert (
-        _judge(
-            [Finding("A07", False, "m", observed="first version 1000")], kamailio_like, strict=True
-        ).outcome
-        == Outcome.FAIL
-    )
+    # A server that starts at 1000 is not what the fact predicts: it fails, even though A07
+    # (DEF) alone would only warn; without the fact it warns.
+    thousand = [Finding("A07", False, "m", observed="first version 1000")]
+    j = _judge(thousand, kamailio_like)
+    assert str(j.findings[0][1]) == "fail" and j.outcome == Outcome.FAIL
+    assert "first_version = 1 predicts otherwise" in j.failures[0]
+    assert _judge(thousand, Profile()).outcome == Outcome.WARN
 
 
 PROFILE_TEXT = {"name", "description", "source"}
