@@ -201,9 +201,8 @@ def judge(
             # The profile predicted this rule's outcome and the server did something else:
             # the prediction failed, whatever the rule's level.
             rows.append((f, Verdict.FAIL, None))
-            failures.append(
-                f"{f} (the profile fact {fact.reason.split(': ')[0]} predicts otherwise)"
-            )
+            predicted = fact.observed or fact.observed_re
+            failures.append(f"{f} (the profile's {fact.fact} predicts {predicted!r})")
             continue
         if excuse is not None:
             used.add(excuse)

@@ -161,7 +161,7 @@ def test_first_version_fact_predicts_and_reports_a07_as_known():
     thousand = [Finding("A07", False, "m", observed="first version 1000")]
     j = _judge(thousand, kamailio_like)
     assert str(j.findings[0][1]) == "fail" and j.outcome == Outcome.FAIL
-    assert "first_version = 1 predicts otherwise" in j.failures[0]
+    assert "first_version predicts 'first version 1'" in j.failures[0]
     assert _judge(thousand, Profile()).outcome == Outcome.WARN
 
 
