@@ -79,11 +79,13 @@ class Collector:
             self.cases.append(blob)
 
     def coverage(self) -> dict[str, set[str]]:
-        """Requirement ids per group that some finding named (passed or not)."""
+        """Requirement ids per group that some judged finding named (passed or not); a
+        ``skipped`` finding covers nothing."""
         seen: dict[str, set[str]] = defaultdict(set)
         for blob in self.cases:
             for f in blob["findings"]:
-                seen[f["requirement"][0]].add(f["requirement"])
+                if not f.get("skipped"):
+                    seen[f["requirement"][0]].add(f["requirement"])
         return seen
 
     def stale_wildcards(self) -> list[str]:

@@ -112,7 +112,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         case.findings.append(Finding(exc.requirement, False, f"unreadable body: {exc.message}"))
         stopped = f"the case stopped at an unreadable body: {exc.message}"
         result = None
-    except (Exception, pytest.skip.Exception) as exc:
+    except (Exception, pytest.skip.Exception, pytest.fail.Exception) as exc:
         if case is None:
             raise
         _finish(case)
