@@ -33,17 +33,17 @@ def run_suite(
     """The default suite against ``target`` as an external server; wall seconds and results."""
     cmd = suite_argv(
         "-q",
-        "--target",
+        "--dialoginfo-target",
         f"sip:{target.address}",
-        "--profile",
+        "--dialoginfo-profile",
         "kamailio",
-        f"--conformance-report={report}",
+        f"--dialoginfo-report={report}",
         "-n",
         workers,
         *extra,
     )
     if target.profile.single_dialog:
-        cmd.append("--single-dialog")
+        cmd.append("--dialoginfo-single-dialog")
     started = time.perf_counter()
     subprocess.run(
         cmd,

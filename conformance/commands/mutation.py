@@ -4,7 +4,7 @@ switched on, and see which cases kill it.
 A fault counts as killed "through its own requirement" when some case fails with a finding
 whose id is one the fault breaks; a fault that only makes unrelated cases fail (a crash noticed
 by a timeout) is reported as killed by unrelated cases. The suite runs in a child pytest with
-``--strict-conformance``, so a broken SHOULD fails too. Shared by ``tests/mutation`` and
+``--dialoginfo-strict``, so a broken SHOULD fails too. Shared by ``tests/mutation`` and
 ``benchmarks/mutation_score.py``.
 """
 
@@ -70,7 +70,7 @@ def run_fault(
     *,
     workers: str = "0",
     timeout: float = 600,
-    extra: tuple[str, ...] = ("--sip-timeout", "2"),
+    extra: tuple[str, ...] = ("--dialoginfo-sip-timeout", "2"),
 ) -> MutationResult:
     """Run the suite against the reference server with ``fault``; bounded by ``timeout``.
 
@@ -82,12 +82,12 @@ def run_fault(
     report_dir = workdir / fault
     cmd = suite_argv(
         "-q",
-        "--target",
+        "--dialoginfo-target",
         "reference",
-        "--fault",
+        "--dialoginfo-fault",
         fault,
-        "--strict-conformance",
-        f"--conformance-report={report_dir}",
+        "--dialoginfo-strict",
+        f"--dialoginfo-report={report_dir}",
         "-n",
         workers,
         "--basetemp",
@@ -95,9 +95,9 @@ def run_fault(
         *extra,
     )
     if mode == "single":
-        cmd.append("--single-dialog")
+        cmd.append("--dialoginfo-single-dialog")
     if fault in SLOW_FAULTS:
-        cmd.append("--slow")
+        cmd.append("--dialoginfo-slow")
     started = time.monotonic()
     try:
         proc = subprocess.run(

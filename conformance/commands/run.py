@@ -17,8 +17,37 @@ from pathlib import Path
 
 from conformance.errors import UsageError
 from conformance.harness.sipp import sipp_binary
+from conformance.pytest_plugin.fixtures import EXIT_TARGET_UNAVAILABLE
+from conformance.targets.profile import load_profile
 
 LAUNCHED = ("reference", "kamailio")
+
+EXIT_OK = 0
+"""Every case passed, or deviated only as the profile declares."""
+EXIT_NONCONFORMING = 1
+"""A conformance failure: a case failed, or a declared deviation did not happen."""
+EXIT_USAGE = 2
+"""A bad option or profile: nothing ran."""
+EXIT_TARGET = 3
+"""The target could not be started or reached."""
+EXIT_KIT = 4
+"""The kit itself failed: pytest's internal error, or no case was collected."""
+EXIT_INTERRUPTED = 130
+
+_FROM_PYTEST = {
+    0: EXIT_OK,
+    1: EXIT_NONCONFORMING,
+    2: EXIT_INTERRUPTED,  # pytest: interrupted
+    3: EXIT_KIT,  # pytest: internal error
+    4: EXIT_USAGE,  # pytest: usage error
+    5: EXIT_KIT,  # pytest: no tests collected
+    EXIT_TARGET_UNAVAILABLE: EXIT_TARGET,
+}
+
+
+def exit_code(pytest_code: int) -> int:
+    """The kit's exit code (README "Exit codes") for a child pytest's exit status."""
+    return _FROM_PYTEST.get(pytest_code, EXIT_KIT)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--single-dialog", action="store_true", help="same as --mode single")
     parser.add_argument(
-        "--strict", action="store_true", help="SHOULD/DEF/IMPL violations fail instead of warn"
+        "--strict",
+        "--strict-conformance",
+        action="store_true",
+        dest="strict",
+        help="SHOULD/DEF/IMPL violations fail instead of warn",
     )
     parser.add_argument("--rfc", choices=("6665", "3265"), help="SIP events baseline")
     parser.add_argument(
@@ -48,7 +81,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pytest-xdist workers (default auto; 0 runs in one process)",
     )
     parser.add_argument(
-        "--report-dir", default=None, metavar="DIR", help="where reports go (default ./reports)"
+        "--report-dir",
+        "--conformance-report",
+        dest="report_dir",
+        default=None,
+        metavar="DIR",
+        help="where reports go (default ./reports)",
+    )
+    parser.add_argument(
+        "--sip-timeout",
+        default=None,
+        metavar="SECONDS",
+        help="bound of every wait for a SIP message (default 5)",
+    )
+    parser.add_argument(
+        "--slow",
+        action="store_true",
+        help="also run the cases that wait out timers of more than 30 s",
     )
     parser.add_argument(
         "--fault",
@@ -93,19 +142,23 @@ def suite_argv(*args: str) -> list[str]:
 
 
 def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
-    cmd = suite_argv("--target", args.target)
+    cmd = suite_argv("--dialoginfo-target", args.target)
     if args.profile:
-        cmd += ["--profile", args.profile]
+        cmd += ["--dialoginfo-profile", args.profile]
     if mode == "single":
-        cmd.append("--single-dialog")
+        cmd.append("--dialoginfo-single-dialog")
     if args.strict:
-        cmd.append("--strict-conformance")
+        cmd.append("--dialoginfo-strict")
     if args.rfc:
-        cmd += ["--rfc", args.rfc]
+        cmd += ["--dialoginfo-rfc", args.rfc]
     for fault in args.fault:
-        cmd += ["--fault", fault]
+        cmd += ["--dialoginfo-fault", fault]
     if args.report_dir:
-        cmd += ["--conformance-report", args.report_dir]
+        cmd += ["--dialoginfo-report", args.report_dir]
+    if args.sip_timeout:
+        cmd += ["--dialoginfo-sip-timeout", args.sip_timeout]
+    if args.slow:
+        cmd.append("--dialoginfo-slow")
     if str(args.numprocesses) not in ("0", ""):
         cmd += ["-n", str(args.numprocesses)]
     extra = list(args.pytest_args)
@@ -115,8 +168,10 @@ def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.profile:
+        load_profile(args.profile)  # a bad profile stops here, one line, before any case
     sipp_binary()  # ToolMissingError says how to install it
-    worst = 0
+    worst = EXIT_OK
     for mode in modes(args):
         cmd = pytest_command(args, mode)
         if not any(a.startswith("--junitxml") for a in cmd):
@@ -125,5 +180,8 @@ def run(args: argparse.Namespace) -> int:
             cmd.append(f"--junitxml={junit}")
         print(f"== dialog-info conformance: target {args.target}, {mode} mode ==", flush=True)
         proc = subprocess.run(cmd, check=False, env=os.environ.copy())
-        worst = max(worst, proc.returncode)
+        code = exit_code(proc.returncode)
+        if code == EXIT_INTERRUPTED:
+            return code
+        worst = max(worst, code)
     return worst

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
+from conformance.errors import BodyError
 from conformance.oracle import schema
 from conformance.oracle.aggregator import Aggregate
 from conformance.oracle.dialoginfo import CONTENT_TYPE, Dialog
@@ -87,6 +88,7 @@ def check_subscribe_response(
             response.status != 202 or rfc == 3265,
             f"SUBSCRIBE answered {response.status}",
             level=None if rfc == 6665 else Level.INFO,
+            observed=str(response.status),
         )
     ]
     if not acceptable:
@@ -96,12 +98,20 @@ def check_subscribe_response(
             "B01",
             200 <= response.status < 300,
             f"SUBSCRIBE for Event: dialog answered {response.status} {response.reason}",
+            observed=str(response.status),
         )
     )
     if 200 <= response.status < 300:
         expires = response.header("Expires")
         if expires is None or not expires.strip().isdigit():
-            out.append(_f("B03", False, f"2xx to SUBSCRIBE has no usable Expires ({expires!r})"))
+            out.append(
+                _f(
+                    "B03",
+                    False,
+                    f"2xx to SUBSCRIBE has no usable Expires ({expires!r})",
+                    observed=f"Expires {expires!r}",
+                )
+            )
         else:
             granted = int(expires)
             limit = requested if requested is not None else 3600
@@ -121,14 +131,24 @@ def check_notify(captured: Captured, sub: Subscription) -> list[Finding]:
     label = f"NOTIFY CSeq {req.cseq[0] if req.cseq else '?'}"
 
     # B06: the NOTIFY belongs to the subscription's dialog.
-    problems = []
+    problems, which = [], []
     if req.call_id != sub.call_id:
         problems.append(f"Call-ID {req.call_id!r} != {sub.call_id!r}")
+        which.append("Call-ID differs")
     if req.to_tag != sub.subscriber_tag:
         problems.append(f"To-tag {req.to_tag!r} != SUBSCRIBE From-tag {sub.subscriber_tag!r}")
+        which.append("To-tag differs")
     if sub.notifier_tag is not None and req.from_tag != sub.notifier_tag:
         problems.append(f"From-tag {req.from_tag!r} != 2xx To-tag {sub.notifier_tag!r}")
-    out.append(_f("B06", not problems, f"{label}: " + ("; ".join(problems) or "matches")))
+        which.append("From-tag differs")
+    out.append(
+        _f(
+            "B06",
+            not problems,
+            f"{label}: " + ("; ".join(problems) or "matches"),
+            observed="; ".join(which) or "matches",  # tags and Call-IDs change every run
+        )
+    )
 
     # B07: Event names the same package, with the same id parameter.
     event = req.header("Event")
@@ -137,7 +157,14 @@ def check_notify(captured: Captured, sub: Subscription) -> list[Finding]:
     ok = package == (value_of(sub.event) or "") and (
         sent_id is None or param_of(event, "id") == sent_id
     )
-    out.append(_f("B07", ok, f"{label}: Event {event!r} for a subscription to {sub.event!r}"))
+    out.append(
+        _f(
+            "B07",
+            ok,
+            f"{label}: Event {event!r} for a subscription to {sub.event!r}",
+            observed=f"Event {event!r}",
+        )
+    )
 
     # B08-B10: Subscription-State.
     state_header = req.header("Subscription-State")
@@ -147,13 +174,22 @@ def check_notify(captured: Captured, sub: Subscription) -> list[Finding]:
             "B08",
             state in ("active", "pending", "terminated"),
             f"{label}: Subscription-State {state_header!r}",
+            observed=f"Subscription-State {state or 'missing'}",
         )
     )
     if state in ("active", "pending"):
         expires = param_of(state_header, "expires")
         level = None if sub.rfc == 6665 else Level.SHOULD
         if expires is None or not expires.isdigit():
-            out.append(_f("B09", False, f"{label}: {state_header!r} has no expires=", level=level))
+            out.append(
+                _f(
+                    "B09",
+                    False,
+                    f"{label}: {state_header!r} has no expires=",
+                    level=level,
+                    observed="no expires=",
+                )
+            )
         elif sub.granted is not None and sub.granted_at is not None and not captured.late:
             remaining = sub.granted - (captured.timestamp - sub.granted_at) + 1
             out.append(
@@ -161,18 +197,35 @@ def check_notify(captured: Captured, sub: Subscription) -> list[Finding]:
                     "B09",
                     int(expires) <= remaining,
                     f"{label}: expires={expires}, at most {remaining:.0f} s remain",
+                    observed="expires= within the remaining time"
+                    if int(expires) <= remaining
+                    else "expires= beyond the remaining time",
                 )
             )
     elif state == "terminated":
+        reason = param_of(state_header, "reason")
         out.append(
-            _f("B10", param_of(state_header, "reason") is not None, f"{label}: {state_header!r}")
+            _f(
+                "B10",
+                reason is not None,
+                f"{label}: {state_header!r}",
+                observed=f"terminated;reason={reason}" if reason else "terminated, no reason",
+            )
         )
 
     # B11: a Contact with exactly one SIP or SIPS URI.
     contacts = [c for value in req.header_all("Contact") for c in _split_contacts(value)]
     uri = uri_of(contacts[0]) if len(contacts) == 1 else None
     ok = uri is not None and uri.lower().startswith(("sip:", "sips:"))
-    out.append(_f("B11", ok, f"{label}: Contact {req.header_all('Contact')!r}"))
+    scheme = uri.split(":", 1)[0].lower() if uri else None
+    out.append(
+        _f(
+            "B11",
+            ok,
+            f"{label}: Contact {req.header_all('Contact')!r}",
+            observed=f"{len(contacts)} Contact URI(s), scheme {scheme}",
+        )
+    )
 
     body = captured.body
     content_type = req.header("Content-Type")
@@ -183,16 +236,25 @@ def check_notify(captured: Captured, sub: Subscription) -> list[Finding]:
                 "B13",
                 content_type is not None,
                 f"{label}: {len(body)}-byte body, Content-Type {content_type!r}",
+                observed=f"body with Content-Type {content_type!r}",
             )
         )
         if sub.accept is None or CONTENT_TYPE in sub.accept:
-            out.append(_f("A01", mtype == CONTENT_TYPE, f"{label}: Content-Type {content_type!r}"))
+            out.append(
+                _f(
+                    "A01",
+                    mtype == CONTENT_TYPE,
+                    f"{label}: Content-Type {content_type!r}",
+                    observed=f"Content-Type {content_type!r}",
+                )
+            )
         if sub.accept is not None:
             out.append(
                 _f(
                     "B14",
                     mtype in sub.accept,
                     f"{label}: Content-Type {mtype!r}, Accept {', '.join(sub.accept)}",
+                    observed=f"Content-Type {mtype!r}, Accept {', '.join(sub.accept)}",
                 )
             )
         charset = param_of(content_type, "charset")
@@ -202,6 +264,7 @@ def check_notify(captured: Captured, sub: Subscription) -> list[Finding]:
                 charset is None or charset.lower() in ("utf-8", "utf8"),
                 f"{label}: Content-Type charset {charset!r}",
                 path="Content-Type",
+                observed=f"Content-Type charset {charset!r}",
             )
         )
         out.extend(_labelled(schema.iter_findings(body, subscribe_uri=sub.presentity), label))
@@ -218,6 +281,8 @@ def _labelled(findings: Iterable[Finding], label: str) -> Iterable[Finding]:
             f.sourceline,
             f.level,
             f.evidence,
+            observed=f.observed,  # the label (CSeq) is where, not what
+            skipped=f.skipped,
         )
 
 
@@ -243,6 +308,11 @@ def _split_contacts(value: str) -> list[str]:
 # -- the sequence of one subscription ------------------------------------------------------------
 
 
+def first_version_observed(version: int) -> str:
+    """The canonical A07 observation; a profile's ``first_version`` fact predicts exactly this."""
+    return f"first version {version}"
+
+
 def check_sequence(notifies: Sequence[Captured]) -> list[Finding]:
     """B12 (contiguous CSeq) and the version rules A07-A09 over one subscription's NOTIFYs.
 
@@ -252,7 +322,14 @@ def check_sequence(notifies: Sequence[Captured]) -> list[Finding]:
     out: list[Finding] = []
     cseqs = [n.request.cseq[0] for n in notifies if n.request.cseq]
     for prev, cur in pairwise(cseqs):
-        out.append(_f("B12", cur == prev + 1, f"NOTIFY CSeq {prev} then {cur}"))
+        out.append(
+            _f(
+                "B12",
+                cur == prev + 1,
+                f"NOTIFY CSeq {prev} then {cur}",
+                observed=f"CSeq step {cur - prev}",  # the CSeq itself depends on the flow
+            )
+        )
     view = WatcherView()
     first: int | None = None
     for n in notifies:
@@ -261,7 +338,14 @@ def check_sequence(notifies: Sequence[Captured]) -> list[Finding]:
             if first is None:
                 first = view.version  # the view accepts the first document it can read
     if first is not None:
-        out.append(_f("A07", first == 0, f"first version of the subscription is {first}"))
+        out.append(
+            _f(
+                "A07",
+                first == 0,
+                f"first version of the subscription is {first}",
+                observed=first_version_observed(first),
+            )
+        )
     return out
 
 
@@ -340,7 +424,11 @@ def check_body(body: bytes, expected: Aggregate, requirements: Sequence[str]) ->
     dialogs included), for rules about what the body itself carries (D08, D10)."""
     from conformance.oracle import dialoginfo
 
-    doc = dialoginfo.parse(body)
+    try:
+        doc = dialoginfo.parse(body)
+    except BodyError as exc:
+        # A body the oracle cannot read is the server's fault (A02), never a case error.
+        return [_f(exc.requirement, False, f"NOTIFY body: {exc.message}")]
     comparison = compare(expected.dialogs, doc.dialogs)
     return [
         _f(

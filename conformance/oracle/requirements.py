@@ -67,3 +67,24 @@ def get(rid: str) -> Requirement:
         return CATALOGUE[rid]
     except KeyError:
         raise KeyError(f"unknown requirement id {rid!r} (see REQUIREMENTS.md)") from None
+
+
+OWN_GROUP = "X"
+"""The group letter of requirements a kit user adds for their own cases."""
+
+
+def add_requirement(rid: str, *, ref: str, level: Level | str, title: str) -> Requirement:
+    """Add a requirement of the user's own to the catalogue (the catalogue extension hook).
+
+    Own ids live in group ``X`` (``X01``, ``X-acme-3``...), so they can never shadow or change a
+    row of REQUIREMENTS.md; adding the same row twice is harmless (every xdist worker does it),
+    adding a different row under an existing id is a ``ValueError``."""
+    if not rid.startswith(OWN_GROUP) or len(rid) < 2:
+        raise ValueError(f"own requirement ids start with {OWN_GROUP!r}, e.g. 'X01'; not {rid!r}")
+    row = Requirement(rid, ref, Level(level), str(Level(level)), title)
+    existing = CATALOGUE.get(rid)
+    if existing is not None and existing != row:
+        raise ValueError(f"requirement {rid!r} is already defined differently: {existing}")
+    CATALOGUE[rid] = row
+    GROUPS.setdefault(OWN_GROUP, "own requirements")
+    return row

@@ -23,8 +23,10 @@ from conformance.errors import UsageError
 from conformance.oracle.findings import Finding
 from conformance.oracle.requirements import CATALOGUE, GROUPS, Level
 
-FORMAT_VERSION = 1
-"""Bumped when a key changes meaning or disappears; adding keys keeps the version."""
+FORMAT_VERSION = 2
+"""Bumped when a key changes meaning or disappears; adding keys keeps the version. 2: findings
+carry ``observed``, ``skipped`` and ``excused_by``; a case's verdict follows the verdict table
+(``warn`` is a pass with a mark); findings of skipped or erroring cases are judged."""
 
 RESULTS_NAME = "results.json"
 REPORT_NAME = "report.html"
@@ -57,6 +59,8 @@ def finding_verdict(finding: Mapping[str, Any]) -> str:
     """The verdict the plugin judged; when the case died before judging (verdict null), the
     one the catalogue level gives, so an unjudged violation still shows as what it is."""
     verdict = finding.get("verdict")
+    if finding.get("skipped") or verdict == SKIPPED:
+        return SKIPPED  # the case stopped before judging it: covers nothing
     if verdict in SEVERITY:
         return str(verdict)
     rid = finding.get("requirement")
@@ -67,18 +71,23 @@ def finding_verdict(finding: Mapping[str, Any]) -> str:
 
 
 def case_verdict(case: Mapping[str, Any]) -> str:
-    """One word for a case: its pytest outcome, refined by its findings.
+    """One word for a case, by the verdict table (docs/VERDICTS.md) the plugin applied.
 
     A failed case is ``fail`` even when no finding failed (a harness error, a stale declared
-    deviation); an xfailed case is a ``known deviation``; a passed case earns the worst of its
-    findings' verdicts, so a case that passed with SHOULD violations reads ``warn``."""
+    deviation); an xfailed case is a ``known deviation``; a passed case earns the outcome the
+    judge gave it (``warn``: a pass with a mark), or, from an older run, the worst of its
+    findings' verdicts. A skipped case whose findings failed is ``fail``: findings are never
+    lost to a skip."""
     outcome = case.get("outcome")
+    judged = case.get("judged")
     if outcome == "skipped":
-        return SKIPPED
+        return "fail" if judged == "fail" else SKIPPED
     if outcome == "xfailed":
         return "known deviation"
     if outcome != "passed":
         return "fail"
+    if judged in SEVERITY:
+        return str(judged)
     return worst(finding_verdict(f) for f in case.get("findings") or ()) or "pass"
 
 

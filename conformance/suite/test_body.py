@@ -12,15 +12,15 @@ from conformance.errors import BodyError
 from conformance.oracle.dialoginfo import SA_NS, dialog, parse
 from conformance.oracle.requirements import Level
 
-pytestmark = pytest.mark.conformance
+pytestmark = pytest.mark.dialoginfo
 
 SA_APPEARANCE = f'<sa:appearance xmlns:sa="{SA_NS}">1</sa:appearance>'
 
 
-def _published_then_seen(case, dialogs, hint):
-    user = case.user(hint)
-    case.publish(user, dialogs)
-    sub = case.subscribe(user)
+def _published_then_seen(dialoginfo_case, dialogs, hint):
+    user = dialoginfo_case.user(hint)
+    dialoginfo_case.publish(user, dialogs)
+    sub = dialoginfo_case.subscribe(user)
     return user, sub
 
 
@@ -35,49 +35,55 @@ def _last_dialog(sub, dialog_id):
     return None
 
 
-@pytest.mark.requirement("A04")
-def test_utf8_display_name_survives(case):
+@pytest.mark.dialoginfo_requirement("A04")
+def test_utf8_display_name_survives(dialoginfo_case):
     extra = '<local><identity display="Jürgen Ωmega">sip:j@example.com</identity></local>'
-    user, sub = _published_then_seen(case, [dialog("u8", "confirmed", extra=extra)], "utf8")
+    user, sub = _published_then_seen(
+        dialoginfo_case, [dialog("u8", "confirmed", extra=extra)], "utf8"
+    )
     seen = _last_dialog(sub, "u8")
     display = seen.local.display if seen and seen.local else None
-    case.finding("A04", display == "Jürgen Ωmega", f"display name came back as {display!r}")
-    case.expect_view(sub, user, ["A04"])
+    dialoginfo_case.finding(
+        "A04", display == "Jürgen Ωmega", f"display name came back as {display!r}"
+    )
+    dialoginfo_case.expect_view(sub, user, ["A04"])
 
 
-@pytest.mark.requirement("A12")
-def test_entity_is_the_presentity(case):
-    user, sub = _published_then_seen(case, [dialog("e1", "early")], "entity")
-    case.expect_view(sub, user, ["A12"])  # A12 itself is judged on every body by finish()
+@pytest.mark.dialoginfo_requirement("A12")
+def test_entity_is_the_presentity(dialoginfo_case):
+    user, sub = _published_then_seen(dialoginfo_case, [dialog("e1", "early")], "entity")
+    dialoginfo_case.expect_view(
+        sub, user, ["A12"]
+    )  # A12 itself is judged on every body by finish()
 
 
-@pytest.mark.requirement("A20")
-def test_dialog_id_kept_across_state_changes(case):
-    user = case.user("idkeep")
-    result = case.publish(user, [dialog("keep", "trying")])
-    sub = case.subscribe(user)
+@pytest.mark.dialoginfo_requirement("A20")
+def test_dialog_id_kept_across_state_changes(dialoginfo_case):
+    user = dialoginfo_case.user("idkeep")
+    result = dialoginfo_case.publish(user, [dialog("keep", "trying")])
+    sub = dialoginfo_case.subscribe(user)
     for state in ("early", "confirmed"):
-        result = case.modify(user, result, [dialog("keep", state)])
-        case.expect_view(sub, user, ["A20"])
+        result = dialoginfo_case.modify(user, result, [dialog("keep", state)])
+        dialoginfo_case.expect_view(sub, user, ["A20"])
     ids = {d.id for n in sub.notifies if n.body.strip() for d in _dialogs(n.body)}
-    case.finding(
+    dialoginfo_case.finding(
         "A20", ids <= {"keep"}, f"dialog ids seen over the changes: {sorted(ids)}", level=Level.DEF
     )
 
 
-@pytest.mark.requirement("A23")
+@pytest.mark.dialoginfo_requirement("A23")
 @pytest.mark.parametrize(
     "event", ["cancelled", "rejected", "replaced", "local-bye", "remote-bye", "error", "timeout"]
 )
-def test_terminated_event_passes_through(case, event):
-    user = case.user("ev")
-    doc = case.body(user, [dialog("t", "terminated")]).replace(
+def test_terminated_event_passes_through(dialoginfo_case, event):
+    user = dialoginfo_case.user("ev")
+    doc = dialoginfo_case.body(user, [dialog("t", "terminated")]).replace(
         b"<state>terminated</state>",
         f'<state event="{event}" code="486">terminated</state>'.encode(),
     )
-    case.publish(user, doc)
-    sub = case.subscribe(user, expires=0)
-    case.expect_view(sub, user, ["A23"])
+    dialoginfo_case.publish(user, doc)
+    sub = dialoginfo_case.subscribe(user, expires=0)
+    dialoginfo_case.expect_view(sub, user, ["A23"])
     seen = [
         d
         for n in sub.notifies
@@ -85,90 +91,96 @@ def test_terminated_event_passes_through(case, event):
         for d in _dialogs(n.body)
         if d.state == "terminated"
     ]
-    case.finding(
+    dialoginfo_case.finding(
         "A23",
         any(d.event == event and d.code == "486" for d in seen) or not seen,
         f"terminated dialogs carried event/code {[(d.event, d.code) for d in seen]}",
     )
 
 
-@pytest.mark.requirement("A24")
+@pytest.mark.dialoginfo_requirement("A24")
 @pytest.mark.parametrize("direction", ["initiator", "recipient"])
-def test_direction_kept(case, direction):
-    _, sub = _published_then_seen(case, [dialog("d", "confirmed", direction=direction)], "dir")
+def test_direction_kept(dialoginfo_case, direction):
+    _, sub = _published_then_seen(
+        dialoginfo_case, [dialog("d", "confirmed", direction=direction)], "dir"
+    )
     seen = _last_dialog(sub, "d")
-    case.finding(
+    dialoginfo_case.finding(
         "A24",
         seen is not None and seen.direction == direction,
         f"direction came back as {seen.direction if seen else None!r}",
     )
 
 
-@pytest.mark.requirement("A25")
-def test_half_dialog_gets_no_remote_tag(case):
+@pytest.mark.dialoginfo_requirement("A25")
+def test_half_dialog_gets_no_remote_tag(dialoginfo_case):
     _, sub = _published_then_seen(
-        case, [dialog("half", "trying", call_id="c1@x", local_tag="lt1")], "half"
+        dialoginfo_case, [dialog("half", "trying", call_id="c1@x", local_tag="lt1")], "half"
     )
     seen = _last_dialog(sub, "half")
-    case.finding(
+    dialoginfo_case.finding(
         "A25",
         seen is not None and seen.remote_tag is None,
         f"remote-tag came back as {seen.remote_tag if seen else None!r}",
     )
 
 
-@pytest.mark.requirement("A26")
-def test_quotes_in_call_id_are_escaped(case):
+@pytest.mark.dialoginfo_requirement("A26")
+def test_quotes_in_call_id_are_escaped(dialoginfo_case):
     call_id = "a\"b'c@host"
     _, sub = _published_then_seen(
-        case, [dialog("q", "confirmed", call_id=call_id, local_tag="l", remote_tag="r")], "quote"
+        dialoginfo_case,
+        [dialog("q", "confirmed", call_id=call_id, local_tag="l", remote_tag="r")],
+        "quote",
     )
     seen = _last_dialog(sub, "q")
-    case.finding(
+    dialoginfo_case.finding(
         "A26",
         seen is not None and seen.call_id == call_id,
         f"call-id came back as {seen.call_id if seen else None!r}",
     )
 
 
-@pytest.mark.requirement("A27")
-def test_pval_escaping(case):
+@pytest.mark.dialoginfo_requirement("A27")
+def test_pval_escaping(dialoginfo_case):
     extra = (
         '<local><target uri="sip:x@example.com">'
         '<param pname="description" pval="A &amp; B&apos;s &quot;desk&quot;"/>'
         "</target></local>"
     )
-    _, sub = _published_then_seen(case, [dialog("pv", "confirmed", extra=extra)], "pval")
+    _, sub = _published_then_seen(dialoginfo_case, [dialog("pv", "confirmed", extra=extra)], "pval")
     seen = _last_dialog(sub, "pv")
     params = seen.local.params if seen and seen.local else ()
-    case.finding(
+    dialoginfo_case.finding(
         "A27", params == (("description", 'A & B\'s "desk"'),), f"param came back as {params!r}"
     )
 
 
-@pytest.mark.requirement("A34", "D14")
-def test_extension_after_remote_survives_with_namespace(case):
+@pytest.mark.dialoginfo_requirement("A34", "D14")
+def test_extension_after_remote_survives_with_namespace(dialoginfo_case):
     extra = "<remote><identity>sip:bob@example.com</identity></remote>" + SA_APPEARANCE
-    user, sub = _published_then_seen(case, [dialog("sa", "confirmed", extra=extra)], "sa")
+    user, sub = _published_then_seen(
+        dialoginfo_case, [dialog("sa", "confirmed", extra=extra)], "sa"
+    )
     seen = _last_dialog(sub, "sa")
-    case.finding(
+    dialoginfo_case.finding(
         "D14",
         seen is not None and f"{{{SA_NS}}}appearance" in seen.extensions,
         f"extension children came back as {seen.extensions if seen else None!r}",
     )
-    case.expect_view(sub, user, ["A34"])
+    dialoginfo_case.expect_view(sub, user, ["A34"])
 
 
-@pytest.mark.requirement("A29")
-def test_session_description_not_sent_unrequested(case):
+@pytest.mark.dialoginfo_requirement("A29")
+def test_session_description_not_sent_unrequested(dialoginfo_case):
     extra = (
         "<local><identity>sip:a@example.com</identity>"
         '<session-description type="application/sdp">v=0</session-description></local>'
     )
-    _, sub = _published_then_seen(case, [dialog("sd", "confirmed", extra=extra)], "sdp")
+    _, sub = _published_then_seen(dialoginfo_case, [dialog("sd", "confirmed", extra=extra)], "sdp")
     seen = _last_dialog(sub, "sd")
     leaked = bool(seen and seen.local and seen.local.session_description)
-    case.finding(
+    dialoginfo_case.finding(
         "A29",
         not leaked,
         "session-description sent to a watcher that did not ask"
@@ -177,18 +189,18 @@ def test_session_description_not_sent_unrequested(case):
     )
 
 
-@pytest.mark.requirement("A30")
-def test_notify_rate(case):
-    user = case.user("rate")
-    result = case.publish(user, [dialog("r", "trying")])
-    sub = case.subscribe(user)
+@pytest.mark.dialoginfo_requirement("A30")
+def test_notify_rate(dialoginfo_case):
+    user = dialoginfo_case.user("rate")
+    result = dialoginfo_case.publish(user, [dialog("r", "trying")])
+    sub = dialoginfo_case.subscribe(user)
     start = len(sub.notifies)
     for k, state in enumerate(("proceeding", "early", "confirmed", "early", "confirmed"), 1):
-        result = case.modify(user, result, [dialog(f"r{k}", state)])
-    case.expect_view(sub, user, ["C18"])
+        result = dialoginfo_case.modify(user, result, [dialog(f"r{k}", state)])
+    dialoginfo_case.expect_view(sub, user, ["C18"])
     stamps = [n.timestamp for n in sub.notifies[start:]]
     burst = max((sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps), default=0)
-    case.finding(
+    dialoginfo_case.finding(
         "A30", burst <= 1, f"{burst} NOTIFYs within one second to one watcher", level=Level.INFO
     )
 

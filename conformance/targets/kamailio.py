@@ -137,8 +137,6 @@ class KamailioTarget(Target):
             "empty_form": "dummy-dialog" if mode == "dummy" else "no-body",
             "expiry_timer": float(clean_period),
             "publish_expires_cap": max_expires,
-            "subscribe_expires_cap": max_expires,
-            "sub_min_expires": min_expires,
         }
         super().__init__(host=host, port=port, domain=domain, profile=base.with_overrides(**facts))
         self.mode: Mode = mode

@@ -58,8 +58,6 @@ def reference_profile(flavour: str = "strict", **overrides: Any) -> Profile:
         kamailio = flavour == "kamailio"
         base = base.with_overrides(
             flavour=flavour,
-            tie_break="last" if kamailio else "first",
-            notify_on_refresh_publish=kamailio,
             replaces_on_same_first_id=kamailio,
         )
     return base.with_overrides(**overrides)
@@ -174,17 +172,14 @@ class ReferenceTarget(Target):
         """The ``serve`` command line for this target's profile, flavour and faults."""
         p = self.profile
         cmd = [sys.executable, "-m", "conformance.cli", "serve", "--listen", f"{self.host}:{port}"]
-        cmd += ["--flavour", self.flavour, "--tie-break", p.tie_break]
+        tie = "last" if p.flavour == "kamailio" else "first"  # the flavour decides ties
+        cmd += ["--flavour", self.flavour, "--tie-break", tie]
         cmd += ["--first-version", str(p.first_version), "--empty-form", p.empty_form]
-        cmd += ["--max-expires", str(min(p.publish_expires_cap, p.subscribe_expires_cap) or 3600)]
+        cmd += ["--max-expires", str(p.publish_expires_cap or 3600)]
         if p.single_dialog:
             cmd.append("--single-dialog")
         if p.partial_on_publish:
             cmd.append("--partial-on-publish")
-        if p.notify_on_refresh_publish:
-            cmd.append("--notify-on-refresh")
-        if p.sub_min_expires > 1:
-            cmd += ["--min-expires", str(p.sub_min_expires)]
         for fault in sorted(self.faults):
             cmd += ["--fault", fault]
         return cmd + self._extra

@@ -25,7 +25,7 @@ def run_suite(tmp_path: Path, *args: str, timeout: float = 300) -> tuple[int, st
     tmp_path.mkdir(parents=True, exist_ok=True)
     report = tmp_path / "reports"
     cmd = suite_argv(
-        "-q", f"--conformance-report={report}", "--basetemp", str(tmp_path / "base"), *args
+        "-q", f"--dialoginfo-report={report}", "--basetemp", str(tmp_path / "base"), *args
     )
     proc = subprocess.run(
         cmd, capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
@@ -79,16 +79,18 @@ def processes_mentioning(marker: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("mode", [[], ["--single-dialog"]], ids=["aggregate", "single"])
+@pytest.mark.parametrize("mode", [[], ["--dialoginfo-single-dialog"]], ids=["aggregate", "single"])
 def test_reference_subset_passes_clean(tmp_path, mode):
-    code, out, results = run_suite(tmp_path, "-n", "2", "--strict-conformance", "-k", SUBSET, *mode)
+    code, out, results = run_suite(tmp_path, "-n", "2", "--dialoginfo-strict", "-k", SUBSET, *mode)
     assert code == 0, out[-3000:]
     assert results["cases"], "no case ran"
     assert "requirements covered" in out
 
 
 def test_a_broken_server_fails_the_suite(tmp_path):
-    code, out, results = run_suite(tmp_path, "-n", "2", "--fault", "version-repeats", "-k", SUBSET)
+    code, out, results = run_suite(
+        tmp_path, "-n", "2", "--dialoginfo-fault", "version-repeats", "-k", SUBSET
+    )
     assert code == 1, out[-3000:]
     failed = {
         f["requirement"] for c in results["cases"] for f in c["findings"] if f["verdict"] == "fail"
@@ -102,7 +104,7 @@ def test_kamailio_subset_same_verdicts_with_and_without_xdist(tmp_path):
     for n, workers in enumerate(("0", "2")):
         code, out, results = run_suite(
             tmp_path / str(n),
-            "--target",
+            "--dialoginfo-target",
             "kamailio",
             "-n",
             workers,
@@ -121,7 +123,7 @@ def test_ctrl_c_leaves_no_process_behind(tmp_path):
         "-q",
         "-n",
         "2",
-        f"--conformance-report={tmp_path / 'reports'}",
+        f"--dialoginfo-report={tmp_path / 'reports'}",
         "--basetemp",
         str(base),
     )

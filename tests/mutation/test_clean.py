@@ -1,5 +1,5 @@
 """The unfaulted reference server passes the whole suite with no failure and no warning, in
-both modes, under --strict-conformance: the baseline the fault tests are measured against."""
+both modes, under --dialoginfo-strict: the baseline the fault tests are measured against."""
 
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ def test_reference_server_is_clean(mode, tmp_path):
         "-q",
         "-n",
         "2",
-        "--strict-conformance",
-        "--sip-timeout",
+        "--dialoginfo-strict",
+        "--dialoginfo-sip-timeout",
         "2",
-        f"--conformance-report={tmp_path}",
+        f"--dialoginfo-report={tmp_path}",
     )
     if mode == "single":
-        cmd.append("--single-dialog")
+        cmd.append("--dialoginfo-single-dialog")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:]
     (results,) = tmp_path.glob("*/results.json")

@@ -1,6 +1,6 @@
 """Every fault of the reference server is caught by the suite through its own requirement id.
 
-Each test runs the whole conformance suite (with --strict-conformance) against the reference
+Each test runs the whole conformance suite (with --dialoginfo-strict) against the reference
 server with one fault switched on; opt-in with --run-mutation (CI runs it as its own step).
 A fault whose only symptom is a crash is allowed to be caught by unrelated cases (timeouts), and
 is listed as such by benchmarks/mutation_score.py."""

@@ -9,13 +9,18 @@ from __future__ import annotations
 import pytest
 
 from conformance.oracle.findings import Finding
-from conformance.pytest_plugin import judge
+from conformance.oracle.verdicts import Deviation, judge
 from conformance.targets.profile import Profile
+from tests.plugin.standin import CASES, DEVIATIONS, standin_conftest
 
 pytest_plugins = ["pytester"]
 
 PROFILE = Profile(
-    name="t", deviations={"test_x": {"C07": "ignores Content-Type"}, "*": {"A07": "starts at 1"}}
+    name="t",
+    deviations={
+        "test_x": (Deviation("C07", "ignores Content-Type", observed="200 to text/plain"),),
+        "*": (Deviation("A07", "starts at 1", observed="first version 1"),),
+    },
 )
 
 
@@ -35,8 +40,9 @@ def test_declared_deviation_is_known_and_wildcard_applies():
     f = [Finding("C07", False, "200 to text/plain"), Finding("A07", False, "first version 1")]
     j = judge(f, profile=PROFILE, case_id="test_x", strict=True)
     assert not j.failures
-    assert [k.requirement for k in j.known] == ["C07"]  # only a case's own makes it an xfail
+    assert [f.requirement for f, _ in j.known] == ["C07", "A07"]
     assert [str(v) for _, v, _ in j.findings] == ["known deviation", "known deviation"]
+    assert j.outcome == "known deviation"
 
 
 def test_declared_deviation_that_did_not_happen_fails():
@@ -64,9 +70,9 @@ def test_plugin_is_inert_outside_the_suite(pytester):
 
 
 def test_results_are_written_on_the_controller(pytester):
-    pytester.makeconftest(STANDIN)
+    pytester.makeconftest(standin_conftest())
     pytester.makepyfile(test_cases=CASES)
-    result = pytester.runpytest("-n", "2", "--conformance-report", "out")
+    result = pytester.runpytest("-n", "2", "--dialoginfo-report", "out")
     result.stdout.fnmatch_lines(["report: out/*standin*/report.html"])
     (run,) = (pytester.path / "out").iterdir()
     import json
@@ -83,72 +89,16 @@ def test_results_are_written_on_the_controller(pytester):
 
 def test_bad_option_values_are_usage_errors(pytester):
     pytester.makepyfile("def test_plain():\n    assert True\n")
-    result = pytester.runpytest("--sip-timeout", "abc")
+    result = pytester.runpytest("--dialoginfo-sip-timeout", "abc")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--sip-timeout takes seconds, not 'abc'*"])
-    result = pytester.runpytest("--rfc", "2543")
+    result.stderr.fnmatch_lines(["*--dialoginfo-sip-timeout takes seconds, not 'abc'*"])
+    result = pytester.runpytest("--dialoginfo-rfc", "2543")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-
-
-STANDIN = """
-import pytest
-from conformance.oracle.findings import Finding
-from conformance.targets.profile import Profile
-
-class StandIn:
-    def __init__(self, findings):
-        self.findings = list(findings)
-        self.profile = Profile(name="standin",
-                               deviations={"test_known": {"C07": "declared"}})
-        self.target = self
-        self.waited = 0.0
-        self.timed_out = 0.0
-
-    def finish(self):
-        return self.findings
-
-    def evidence(self):
-        return {"messages": [], "notifies": []}
-
-    def server_agent(self):
-        return "standin/1.0"
-
-    def describe(self):
-        return {"kind": "standin"}
-
-@pytest.fixture
-def case(request):
-    from conformance import pytest_plugin as plugin
-    c = StandIn([])
-    request.node.stash[plugin._case_key] = c
-    return c
-"""
-
-CASES = """
-import pytest
-from conformance.oracle.findings import Finding
-
-@pytest.mark.requirement("A19")
-def test_fails(case):
-    case.findings.append(Finding("A19", False, "duplicate id 1"))
-
-@pytest.mark.requirement("A03")
-def test_warns(case):
-    case.findings.append(Finding("A03", False, "schema"))
-
-@pytest.mark.requirement("C07")
-def test_known(case):
-    case.findings.append(Finding("C07", False, "200 to text/plain"))
-
-@pytest.mark.requirement("C01")
-def test_passes(case):
-    case.findings.append(Finding("C01", True, "489"))
-"""
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]])
 def test_verdicts_reach_the_summary(pytester, xdist):
-    pytester.makeconftest(STANDIN)
+    pytester.makeconftest(standin_conftest())
     pytester.makepyfile(test_cases=CASES)
     result = pytester.runpytest("-rA", *xdist)
     result.assert_outcomes(passed=2, failed=1, xfailed=1)
@@ -161,17 +111,16 @@ def test_verdicts_reach_the_summary(pytester, xdist):
 
 
 def test_strict_turns_warnings_red(pytester):
-    pytester.makeconftest(STANDIN)
+    pytester.makeconftest(standin_conftest())
     pytester.makepyfile(test_cases=CASES)
-    result = pytester.runpytest("--strict-conformance")
+    result = pytester.runpytest("--dialoginfo-strict")
     result.assert_outcomes(passed=1, failed=2, xfailed=1)
 
 
 def test_wildcard_deviation_never_seen_fails_the_run(pytester):
     pytester.makeconftest(
-        STANDIN.replace(
-            'deviations={"test_known": {"C07": "declared"}}',
-            'deviations={"test_known": {"C07": "declared"}, "*": {"C01": "says 400"}}',
+        standin_conftest(
+            DEVIATIONS[:-1] + ', "*": (Deviation("C01", "says 400", observed="400"),)}'
         )
     )
     pytester.makepyfile(test_cases=CASES)

@@ -160,6 +160,7 @@ def case(
         "case": name,
         "requirements": requirements,
         "outcome": outcome,
+        "judged": None,  # as an older run wrote it: the verdict comes from the findings
         "duration": 0.42 + len(findings) * 0.1,
         "longrepr": longrepr,
         "findings": findings,
@@ -188,6 +189,9 @@ def finding(
         "verdict": verdict,
         "reason": reason,
         "evidence": evidence or {},
+        "observed": message,
+        "skipped": verdict == "skipped",
+        "excused_by": {"reason": reason, "observed": message} if reason else None,
     }
 
 

@@ -26,41 +26,43 @@ def test_shipped_profiles_load(name: str) -> None:
 
 def test_kamailio_profile_records_observed_behaviour() -> None:
     p = load_profile("kamailio")
-    assert (p.flavour, p.first_version, p.empty_form, p.tie_break) == (
-        "kamailio",
-        1,
-        "no-body",
-        "last",
-    )
-    assert p.notify_on_refresh_publish and p.replaces_on_same_first_id and p.stale_removal_notify
+    assert (p.flavour, p.first_version, p.empty_form) == ("kamailio", 1, "no-body")
+    assert p.claims_presence_dialoginfo
+    assert p.replaces_on_same_first_id
     assert not p.partial_on_publish
     assert p.expiry_timer == 2.0 and p.timestamp_resolution == 1.0
-    assert p.deviation("test_publish_wrong_content_type_is_rejected", "C07")
+    c07 = p.deviations_for(
+        "test_publish_wrong_content_type_is_rejected",
+        "test_publish_wrong_content_type_is_rejected[text/plain]",
+    )
+    assert [d.requirement for d in c07] == ["C07", "C07"]  # one kind, one aggregate-mode view
+    assert all(d.observed and d.reason for d in c07)
 
 
 def test_opensips_and_reference_differ_where_behaviour_md_says() -> None:
     o, r = load_profile("opensips"), load_profile("reference")
-    assert (o.first_version, o.partial_on_publish, o.empty_form, o.tie_break) == (
+    assert (o.first_version, o.partial_on_publish, o.empty_form, o.flavour) == (
         0,
         True,
         "empty-document",
-        "first",
+        "opensips",
     )
     assert o.settle_time > 0
-    assert r.first_version == 0 and not r.deviations and not r.stale_removal_notify
+    assert r.first_version == 0 and not r.deviations and not r.partial_on_publish
 
 
 def test_user_file_by_path(tmp_path: Path) -> None:
     path = tmp_path / "mine.toml"
     path.write_text(
         'description = "my server"\nfirst_version = 1\nsettle_time = 0.25\n'
-        '[deviations."test_x"]\nC07 = "no content-type check"\n'
+        '[deviations."test_x"]\nC07 = { reason = "no content-type check", observed = "200" }\n'
     )
     p = load_profile(str(path))
     assert p.name == "mine"  # the file stem when the file names none
     assert p.first_version == 1 and p.settle_time == 0.25
-    assert p.deviation("test_x", "C07") == "no content-type check"
-    assert p.deviation("test_x", "C08") is None
+    (c07,) = p.deviations_for("test_x")
+    assert (c07.requirement, c07.reason, c07.observed) == ("C07", "no content-type check", "200")
+    assert p.deviations_for("test_y") == ()
     assert p.rfc == 6665  # unset fields keep the RFC defaults
 
 
@@ -78,7 +80,7 @@ def test_overrides_beat_the_profile_and_none_is_ignored() -> None:
         ({"rfc": 2543}, "rfc = 2543"),
         ({"single_dialog": "yes"}, "true or false"),
         ({"first_version": True}, "first_version = True"),
-        ({"tie_break": "middle"}, "'first', 'last'"),
+        ({"tie_break": "last"}, "unknown key 'tie_break'"),  # the flavour decides ties
         ({"nonsense": 1}, "unknown key 'nonsense'"),
     ],
 )
@@ -99,9 +101,24 @@ def test_bad_overrides_are_usage_errors(kw: dict[str, object], fragment: str) ->
         ("publish_expires_cap = 1.5", "whole number"),
         ("deviations = 3", "table of case ids"),
         ('[deviations]\ntest_x = "C07"', "table of requirement ids"),
-        ('[deviations.test_x]\nZ99 = "why"', "unknown requirement 'Z99'"),
-        ('[deviations.test_x]\nC07 = ""', "one-line reason"),
-        ('[deviations.test_x]\nC07 = "a\\nb"', "one-line reason"),
+        ('[deviations.test_x]\nZ99 = { reason = "why", observed = "x" }', "unknown requirement"),
+        ('[deviations.test_x]\nC07 = "why"', "old format"),
+        ('[deviations.test_x]\nC07 = { reason = "", observed = "x" }', "one-line string"),
+        ('[deviations.test_x]\nC07 = { reason = "a\\nb", observed = "x" }', "one-line string"),
+        ('[deviations.test_x]\nC07 = { reason = "why" }', "exactly one of observed"),
+        (
+            '[deviations.test_x]\nC07 = { reason = "w", observed = "a", observed_re = "a" }',
+            "exactly one of observed",
+        ),
+        ('[deviations.test_x]\nC07 = { reason = "why", observed_re = "2.*" }', "only an exact"),
+        ('[deviations."*"]\nA19 = { reason = "why", observed_re = ".*" }', "only an exact"),
+        ('[deviations.test_x]\nA03 = { reason = "why", observed_re = "(" }', "not a regular"),
+        ('[deviations.test_x]\nA03 = { reason = "w", observed = "x", why = 1 }', "unknown key"),
+        (
+            'claims_presence_dialoginfo = true\n[deviations.t]\nD09 = { reason = "w", '
+            'observed_re = ".*" }',
+            "only an exact",
+        ),
         ("first_version = ", "not valid TOML"),
     ],
 )
@@ -135,15 +152,47 @@ def test_profile_is_frozen_and_pickles() -> None:
     with pytest.raises(AttributeError):
         p.first_version = 0  # type: ignore[misc]
     with pytest.raises(TypeError):
-        p.deviations["x"] = {}  # type: ignore[index]
+        p.deviations["x"] = ()  # type: ignore[index]
     assert pickle.loads(pickle.dumps(p)) == p
-    assert p.to_dict()["deviations"]["test_publish_wrong_content_type_is_rejected"]["C07"]
+    case = "test_publish_wrong_content_type_is_rejected[text/plain]"
+    c07 = p.to_dict()["deviations"][case]["C07"]
+    assert {"reason", "observed"} <= set(c07[0]) and {c.get("mode") for c in c07[1:]} == {
+        "aggregate",
+        "single",
+    }
 
 
 def test_defaults_are_rfc_strict() -> None:
     p = profile_from_dict({})
     assert p == Profile(source="")
     assert p.first_version == 0 and p.empty_form == "empty-document" and not p.deviations
+    assert p.flavour == "strict"  # was Kamailio's
+    assert not (p.replaces_on_same_first_id or p.partial_on_publish)
+    assert not p.claims_presence_dialoginfo
+    assert p.wildcard_deviations() == ()
+
+
+def test_pattern_allowed_below_must_and_fact_deviation_is_exact() -> None:
+    p = profile_from_dict(
+        {"first_version": 1, "deviations": {"*": {"A03": {"reason": "r", "observed_re": "x.*"}}}}
+    )
+    a03, a07 = p.wildcard_deviations()
+    assert a03.observed_re == "x.*"
+    assert (a07.requirement, a07.observed, a07.fact) == ("A07", "first version 1", "first_version")
+
+
+def test_several_observations_for_one_id() -> None:
+    p = profile_from_dict(
+        {
+            "deviations": {
+                "test_x": {
+                    "C16": [{"reason": "a", "observed": "one"}, {"reason": "b", "observed": "two"}]
+                }
+            }
+        }
+    )
+    assert [d.observed for d in p.deviations_for("test_x")] == ["one", "two"]
+    assert pickle.loads(pickle.dumps(p)) == p
 
 
 # --- target specs (pure parts) ------------------------------------------------------------

@@ -114,7 +114,7 @@ def test_readme_example_has_the_builders_shape() -> None:
 def test_json_round_trip_and_types() -> None:
     doc = _built()
     assert json.loads(json.dumps(doc)) == doc
-    assert doc["format_version"] == 1
+    assert doc["format_version"] == 2
     assert doc["label"] == "kamailio-single"
     assert doc["mode"] == "single"
     assert doc["target"]["name"] == "kamailio"
@@ -269,7 +269,8 @@ def test_write_run_without_start_time_uses_now(tmp_path: Path) -> None:
         (b"{not json", "not JSON"),
         (b"[]", "no format_version"),
         (b'{"format_version": 99}', "format 99"),
-        (b'{"format_version": 1, "target": {}, "cases": []}', "'requirements'"),
+        (b'{"format_version": 2, "target": {}, "cases": []}', "'requirements'"),
+        (b'{"format_version": 1, "target": {}, "cases": []}', "results format 1"),
     ],
 )
 def test_load_results_refuses_bad_files(tmp_path: Path, content: bytes, message: str) -> None:

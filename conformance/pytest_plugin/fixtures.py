@@ -1,0 +1,164 @@
+"""The plugin's fixtures, every one named ``dialoginfo_*``.
+
+A project that installs the kit keeps its own ``case``, ``target`` or ``watcher`` fixtures:
+pytest fixture names are global to a session, so the kit's must not be common words.
+``dialoginfo_case`` is the experiment handle a conformance case works with
+(``conformance.testing.Case``); the others build it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.errors import ConformanceError
+from conformance.pytest_plugin.options import Settings, settings, worker
+
+EXIT_TARGET_UNAVAILABLE = 10
+"""``pytest.exit`` code when the target cannot start: none of pytest's own codes (0-5, where 3
+is pytest's internal error), so the ``run`` command can tell it apart and map it to its own
+table (README "Exit codes")."""
+
+case_key = pytest.StashKey[Any]()
+"""Where ``dialoginfo_case`` leaves the case handle on its item, for the judge."""
+
+
+def case_id(item: pytest.Item) -> str:
+    """The id profiles key deviations by: the test function's name, without parameters."""
+    return getattr(item, "originalname", None) or item.name.split("[", 1)[0]
+
+
+@pytest.fixture(scope="session")
+def dialoginfo_settings(pytestconfig: pytest.Config) -> Settings:
+    """The resolved options: target spec, profile with command-line overrides, strictness."""
+    return settings(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def dialoginfo_ports(pytestconfig: pytest.Config) -> Iterator[Any]:
+    """This worker's block of loopback ports, locked for the session."""
+    from conformance.harness.ports import reserve_block
+
+    digits = re.sub(r"\D", "", worker(pytestconfig))
+    block = reserve_block(int(digits) if digits else 0)
+    yield block
+    block.release()
+
+
+@pytest.fixture(scope="session")
+def dialoginfo_target(
+    dialoginfo_settings: Settings, dialoginfo_ports: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """The server under test for this worker: launched here, or the user's external one."""
+    from conformance.harness.sipp import sipp_binary
+    from conformance.targets import make_target
+
+    workdir = tmp_path_factory.mktemp("target")
+    try:
+        sipp_binary()  # every case needs SIPp: say so once, not in every case
+        tgt = make_target(
+            dialoginfo_settings.target,
+            profile=dialoginfo_settings.profile,
+            block=dialoginfo_ports,
+            workdir=workdir,
+            faults=dialoginfo_settings.faults,
+        )
+        tgt.start()
+    except ConformanceError as exc:
+        pytest.exit(
+            f"dialog-info conformance: cannot start target: {exc.message}",
+            returncode=EXIT_TARGET_UNAVAILABLE,
+        )
+    try:
+        yield tgt
+    finally:
+        tgt.stop()
+
+
+@pytest.fixture
+def dialoginfo_presentity(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> str:
+    """A user part unique to this test, worker and run (the suite may share a server)."""
+    from conformance.case import unique_user
+
+    return unique_user(worker(pytestconfig), request.node.name[:12].strip("_[") or "p")
+
+
+@pytest.fixture
+def dialoginfo_publisher(
+    dialoginfo_target: Any, dialoginfo_ports: Any, tmp_path: Path, dialoginfo_settings: Settings
+) -> Any:
+    """Sends PUBLISH through short-lived SIPp processes."""
+    from conformance.harness.peers import Publisher
+
+    return Publisher(
+        server=(dialoginfo_target.host, dialoginfo_target.port),
+        block=dialoginfo_ports,
+        workdir=tmp_path / "publish",
+        domain=dialoginfo_target.domain,
+        timeout=dialoginfo_settings.timeout,
+    )
+
+
+@pytest.fixture
+def dialoginfo_watcher(
+    dialoginfo_target: Any, dialoginfo_ports: Any, tmp_path: Path, dialoginfo_settings: Settings
+) -> Iterator[Any]:
+    """A factory: ``dialoginfo_watcher(user=..., expires=..., accept=..., answer=...)`` -> a
+    started-later SIPp watcher; every watcher it made is closed (unsubscribed, reaped) after
+    the test."""
+    from conformance.harness.peers import Watcher
+
+    made: list[Any] = []
+    counter = iter(range(10_000))
+
+    def make(**kw: Any) -> Any:
+        w = Watcher(
+            server=(dialoginfo_target.host, dialoginfo_target.port),
+            block=dialoginfo_ports,
+            workdir=tmp_path / f"watch-{next(counter)}",
+            domain=dialoginfo_target.domain,
+            timeout=dialoginfo_settings.timeout,
+            **kw,
+        )
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+
+
+@pytest.fixture
+def dialoginfo_case(
+    request: pytest.FixtureRequest,
+    dialoginfo_target: Any,
+    dialoginfo_publisher: Any,
+    dialoginfo_watcher: Any,
+    dialoginfo_settings: Settings,
+    pytestconfig: pytest.Config,
+) -> Iterator[Any]:
+    """The experiment handle: publish, subscribe, expect; findings are judged after the test."""
+    from conformance.case import Case
+
+    c = Case(
+        name=case_id(request.node),
+        target=dialoginfo_target,
+        profile=dialoginfo_settings.profile,
+        publisher=dialoginfo_publisher,
+        new_watcher=dialoginfo_watcher,
+        worker=worker(pytestconfig),
+        timeout=dialoginfo_settings.timeout,
+    )
+    request.node.stash[case_key] = c
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def dialoginfo_expectation(dialoginfo_case: Any, dialoginfo_presentity: str) -> Any:
+    """The oracle over what this test published to ``dialoginfo_presentity``."""
+    return dialoginfo_case.expectation(dialoginfo_presentity)

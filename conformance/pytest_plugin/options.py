@@ -1,0 +1,167 @@
+"""The plugin's command-line options, all prefixed ``--dialoginfo-``, and the settings they
+resolve to.
+
+The plugin loads in every pytest session of an environment where the kit is installed, so it
+registers no name another project could own: a conftest that defines ``--slow`` or ``--target``
+keeps working beside it. The ``dialoginfo-conformance run`` command keeps the short names and
+translates them (``conformance/commands/run.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from conformance.errors import ConformanceError
+
+PREFIX = "--dialoginfo-"
+GROUP = "dialog-info conformance"
+TARGET_OPTION = PREFIX + "target"
+PROFILE_OPTION = PREFIX + "profile"
+SINGLE_OPTION = PREFIX + "single-dialog"
+STRICT_OPTION = PREFIX + "strict"
+RFC_OPTION = PREFIX + "rfc"
+FAULT_OPTION = PREFIX + "fault"
+TIMEOUT_OPTION = PREFIX + "sip-timeout"
+REPORT_OPTION = PREFIX + "report"
+SLOW_OPTION = PREFIX + "slow"
+
+_settings_key = pytest.StashKey["Settings"]()
+
+
+def _timeout(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise pytest.UsageError(f"{TIMEOUT_OPTION} takes seconds, not {value!r}") from None
+    if not 0.1 <= seconds <= 32:
+        raise pytest.UsageError(f"{TIMEOUT_OPTION} must be between 0.1 and 32 s (Timer N)")
+    return seconds
+
+
+def _rfc(value: str) -> int:
+    if value not in ("6665", "3265"):
+        raise pytest.UsageError(f"{RFC_OPTION} takes 6665 or 3265, not {value!r}")
+    return int(value)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup(GROUP, "dialog-info conformance (Event: dialog presence servers)")
+    group.addoption(
+        TARGET_OPTION,
+        default="reference",
+        dest="dialoginfo_target",
+        metavar="TARGET",
+        help="server under test: 'reference' (embedded, default), 'kamailio' "
+        "(launched from /usr/sbin/kamailio), or sip:HOST:PORT (yours)",
+    )
+    group.addoption(
+        PROFILE_OPTION,
+        default=None,
+        dest="dialoginfo_profile",
+        metavar="NAME|FILE",
+        help="target profile: a shipped name (reference, kamailio, opensips, "
+        "generic) or a TOML file; default: the target's own",
+    )
+    group.addoption(
+        SINGLE_OPTION,
+        action="store_true",
+        default=None,
+        dest="dialoginfo_single_dialog",
+        help="the server runs force_single_dialog=1 (launched targets start so)",
+    )
+    group.addoption(
+        STRICT_OPTION,
+        action="store_true",
+        default=False,
+        dest="dialoginfo_strict",
+        help="SHOULD/DEF/IMPL violations fail instead of warn",
+    )
+    group.addoption(
+        RFC_OPTION,
+        type=_rfc,
+        default=None,
+        dest="dialoginfo_rfc",
+        metavar="6665|3265",
+        help="SIP events baseline (overrides the profile)",
+    )
+    group.addoption(
+        FAULT_OPTION,
+        action="append",
+        default=[],
+        dest="dialoginfo_fault",
+        metavar="NAME",
+        help="reference target only: inject a fault (mutation testing)",
+    )
+    group.addoption(
+        TIMEOUT_OPTION,
+        type=_timeout,
+        default=5.0,
+        dest="dialoginfo_sip_timeout",
+        metavar="SECONDS",
+        help="bound of every wait for a SIP message (default 5)",
+    )
+    group.addoption(
+        SLOW_OPTION,
+        action="store_true",
+        default=False,
+        dest="dialoginfo_slow",
+        help="also run the cases marked slow (they wait out timers of more than 30 s)",
+    )
+    group.addoption(
+        REPORT_OPTION,
+        default=None,
+        dest="dialoginfo_report",
+        metavar="DIR",
+        help="write results under DIR (default: reports/ of the working directory)",
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved options: target spec, profile with command-line overrides, strictness."""
+
+    target: str
+    profile: Any  # conformance.targets.profile.Profile, imported late (the plugin stays light)
+    strict: bool
+    faults: tuple[str, ...]
+    timeout: float
+    slow: bool
+    report: str | None
+
+
+def settings(config: pytest.Config) -> Settings:
+    """The session's settings, resolved once; a bad profile or option is a usage error."""
+    if _settings_key not in config.stash:
+        from conformance.targets.profile import load_profile
+
+        opt = config.option
+        target = opt.dialoginfo_target
+        default_profile = {"reference": "reference", "kamailio": "kamailio"}.get(target, "generic")
+        try:
+            profile = load_profile(opt.dialoginfo_profile or default_profile)
+            profile = profile.with_overrides(
+                single_dialog=opt.dialoginfo_single_dialog, rfc=opt.dialoginfo_rfc
+            )
+        except ConformanceError as exc:
+            raise pytest.UsageError(exc.message) from None
+        faults = tuple(opt.dialoginfo_fault)
+        if faults and target != "reference":
+            raise pytest.UsageError(f"{FAULT_OPTION} works only with {TARGET_OPTION} reference")
+        config.stash[_settings_key] = Settings(
+            target=target,
+            profile=profile,
+            strict=opt.dialoginfo_strict,
+            faults=faults,
+            timeout=opt.dialoginfo_sip_timeout,
+            slow=opt.dialoginfo_slow,
+            report=opt.dialoginfo_report,
+        )
+    return config.stash[_settings_key]
+
+
+def worker(config: pytest.Config) -> str:
+    """The xdist worker id (``gw0``...), or ``gw`` without xdist."""
+    return str(getattr(config, "workerinput", {}).get("workerid", "gw"))
