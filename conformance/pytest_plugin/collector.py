@@ -69,7 +69,7 @@ class Collector:
         blobs = [v for k, v in report.user_properties if k == USER_PROPERTY]
         report.user_properties[:] = [p for p in report.user_properties if p[0] != USER_PROPERTY]
         for value in blobs:
-            blob = json.loads(value)
+            blob = json.loads(str(value))
             if blob.get("target") and not self.target:
                 self.target = dict(blob["target"])
             if blob.get("user_agent") and self.target and not self.target.get("user_agent"):

@@ -10,7 +10,7 @@ summarises and writes results (``collector.py``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -172,7 +172,9 @@ def _judge(
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if not is_case(item):
         return report
@@ -211,6 +213,7 @@ def finding_json(f: Finding, verdict: Verdict | None, excuse: Deviation | None) 
 def blob(item: pytest.Item, case: Any, judged: Judged | None, report: pytest.TestReport) -> Any:
     """What the controller needs of one case: findings with verdicts, evidence, the outcome
     the verdict table gives, and the wildcard deviations in force (to tell stale ones)."""
+    rows: Sequence[tuple[Finding, Verdict | None, Deviation | None]]
     if judged is not None:
         rows = judged.findings
     else:
