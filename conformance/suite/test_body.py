@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.errors import BodyError
+from conformance.oracle import checks
 from conformance.oracle.dialoginfo import SA_NS, dialog, parse
 from conformance.oracle.requirements import Level
 
@@ -38,17 +39,28 @@ def _last_dialog(sub, dialog_id):
 @pytest.mark.requirement("A04")
 def test_utf8_display_name_survives(case):
     extra = '<local><identity display="Jürgen Ωmega">sip:j@example.com</identity></local>'
-    user, sub = _published_then_seen(case, [dialog("u8", "confirmed", extra=extra)], "utf8")
+    _, sub = _published_then_seen(case, [dialog("u8", "confirmed", extra=extra)], "utf8")
     seen = _last_dialog(sub, "u8")
     display = seen.local.display if seen and seen.local else None
     case.finding("A04", display == "Jürgen Ωmega", f"display name came back as {display!r}")
-    case.expect_view(sub, user, ["A04"])
 
 
 @pytest.mark.requirement("A12")
 def test_entity_is_the_presentity(case):
-    user, sub = _published_then_seen(case, [dialog("e1", "early")], "entity")
-    case.expect_view(sub, user, ["A12"])  # A12 itself is judged on every body by finish()
+    # An escaped unreserved character in the user part: the entity may keep or decode it, the
+    # AOR is the same (RFC 3261 §19.1.4). Every body's entity is also judged by finish().
+    user = case.user("entity") + "%41"
+    case.publish(user, [dialog("e1", "early")])
+    sub = case.subscribe(user)
+    bodies = [n.body for n in sub.notifies if n.body.strip()]
+    try:
+        entity = parse(bodies[0]).entity if bodies else None
+    except BodyError:  # A02 is judged by the per-NOTIFY checks
+        entity = None
+    if entity is None:
+        case.finding("A12", False, f"no NOTIFY body with an entity ({len(bodies)} bodies)")
+        return
+    case.record(checks.check_entity(entity, case.uri(user), rebuilt=case.profile.entity_rebuilt))
 
 
 @pytest.mark.requirement("A20")
@@ -76,20 +88,10 @@ def test_terminated_event_passes_through(case, event):
         f'<state event="{event}" code="486">terminated</state>'.encode(),
     )
     case.publish(user, doc)
-    sub = case.subscribe(user, expires=0)
-    case.expect_view(sub, user, ["A23"])
-    seen = [
-        d
-        for n in sub.notifies
-        if n.body.strip()
-        for d in _dialogs(n.body)
-        if d.state == "terminated"
-    ]
-    case.finding(
-        "A23",
-        any(d.event == event and d.code == "486" for d in seen) or not seen,
-        f"terminated dialogs carried event/code {[(d.event, d.code) for d in seen]}",
-    )
+    sub = case.subscribe(user, expires=0)  # a fetch: its one NOTIFY is here when this returns
+    # Judged on the bodies: the §4.3 view drops terminated dialogs, so it cannot tell.
+    bodies = [n.body for n in sub.notifies]
+    case.record([checks.check_passthrough(bodies, "t", event=event, code="486")])
 
 
 @pytest.mark.requirement("A24")
@@ -185,12 +187,8 @@ def test_notify_rate(case):
     start = len(sub.notifies)
     for k, state in enumerate(("proceeding", "early", "confirmed", "early", "confirmed"), 1):
         result = case.modify(user, result, [dialog(f"r{k}", state)])
-    case.expect_view(sub, user, ["C18"])
-    stamps = [n.timestamp for n in sub.notifies[start:]]
-    burst = max((sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps), default=0)
-    case.finding(
-        "A30", burst <= 1, f"{burst} NOTIFYs within one second to one watcher", level=Level.INFO
-    )
+    case.expect_view(sub, user, [])  # wait for the final state; C18 is judged elsewhere
+    case.record([checks.check_rate([n.timestamp for n in sub.notifies[start:]])])
 
 
 def _dialogs(body):

@@ -197,6 +197,46 @@ def test_modify_replaces_only_that_publication(case):
     case.expect_view(sub, user, ["C15", "D04"])
 
 
+@pytest.mark.requirement("C14", "C15")
+def test_modify_of_terminated_publication(case):
+    """A modify replaces the publication whatever its dialogs' states: a publication whose
+    dialogs all ended is still state the EPA may replace (RFC 3903 §4.4), and the 200 that
+    accepts the modify names the new entity-tag (§6 step 6)."""
+    user = case.user("modend")
+    ended = case.publish(user, [dialog("gone", "terminated")])
+    modified = case.modify(user, ended, [dialog("next", "confirmed")])
+    case.finding(
+        "C15",
+        _ok(modified),
+        f"modify of a publication whose dialogs are all terminated answered "
+        f"{modified.response.status}",
+    )
+    if not _ok(modified):
+        return
+    fetch = case.subscribe(user, expires=0)  # one NOTIFY, already here: nothing more to wait for
+    seen = case.expect_view(fetch, user, [], timeout=0.0)
+    case.finding(
+        "C15",
+        seen.equal,
+        "after the modify, a fetch shows " + seen.describe(),
+        evidence=seen.evidence(),
+    )
+    again = case.publisher.refresh(user, modified.etag or "", expires=60)
+    case.exchanges.append(again)
+    case.finding(
+        "C14",
+        _ok(again),
+        f"refresh with the SIP-ETag of the modify's 200 answered {again.response.status}",
+    )
+    stale = case.publisher.refresh(user, ended.etag or "", expires=60)
+    case.exchanges.append(stale)
+    case.finding(
+        "C14",
+        stale.response.status == 412,
+        f"refresh with the SIP-ETag the modify replaced answered {stale.response.status}",
+    )
+
+
 @pytest.mark.requirement("C16", "D05", "A15")
 def test_remove_drops_state_and_etag(case):
     user = case.user("rm")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.errors import HarnessError
+from conformance.oracle import checks
 from conformance.oracle.dialoginfo import dialog
 
 pytestmark = pytest.mark.conformance
@@ -33,7 +34,7 @@ def test_subscribe_expires_granted_no_longer_than_requested(case):
     case.subscribe(user, expires=None)
 
 
-@pytest.mark.requirement("B19", "B20", "A08", "A09", "D12")
+@pytest.mark.requirement("B19", "B20", "A14", "A08", "A09", "D12")
 def test_refresh_sends_full_notify_with_next_version(case):
     user = case.user("refresh")
     case.publish(user, [dialog("r1", "confirmed")])
@@ -46,7 +47,14 @@ def test_refresh_sends_full_notify_with_next_version(case):
             f"in-dialog refresh Expires 300 answered {response.status} "
             f"with Expires {response.header('Expires')!r}",
         )
-        case.await_notifies(sub, n, requirement="B20", what=f"the NOTIFY after refresh {n - 1}")
+        got = case.await_notifies(
+            sub, n, requirement="B20", what=f"the NOTIFY after refresh {n - 1}"
+        )
+        if len(got) >= n:
+            # The refresh NOTIFY itself carries the current state, as a full document: a view
+            # comparison could not tell, since an empty partial leaves the view unchanged.
+            expected = case.expectation(user).aggregate()
+            case.record(checks.check_refresh_notify(got[n - 1].body, expected))
     versions = sub.versions()
     case.finding(
         "D12",
@@ -55,7 +63,6 @@ def test_refresh_sends_full_notify_with_next_version(case):
         and versions == list(range(versions[0], versions[0] + 3)),
         f"versions over two refreshes with unchanged state: {versions}",
     )
-    case.expect_view(sub, user, ["B20"])
 
 
 @pytest.mark.requirement("B21", "B10")
@@ -80,7 +87,9 @@ def test_unsubscribe_gets_terminated_notify_and_silence(case):
         )
     seen = len(sub.notifies)
     case.modify(user, first, [dialog("u1", "terminated")])
-    case.expect_no_notify(sub, 2.0, "B21", "NOTIFYs after the subscription ended", since=seen)
+    case.expect_no_notify(
+        sub, checks.SILENCE_SECONDS, "B21", "NOTIFYs after the subscription ended", since=seen
+    )
 
 
 @pytest.mark.requirement("B22")
@@ -131,7 +140,9 @@ def test_unanswered_notify_removes_subscription(case):
     case.wait(1.0)  # the watcher answers the queued retransmissions, too late
     seen = len(sub.notifies)
     case.modify(user, second, [dialog("f1", "confirmed")])
-    case.expect_no_notify(sub, 3.0, "B26", "NOTIFYs after an earlier NOTIFY timed out", since=seen)
+    case.expect_no_notify(
+        sub, checks.SILENCE_SECONDS, "B26", "NOTIFYs after an earlier NOTIFY timed out", since=seen
+    )
 
 
 @pytest.mark.requirement("B16")
@@ -185,7 +196,11 @@ def test_notify_rejected_removes_subscription(case, code):
     seen = len(sub.notifies)
     case.modify(user, second, [dialog("z1", "confirmed")])
     case.expect_no_notify(
-        sub, 3.0, "B25", f"NOTIFYs after a NOTIFY was answered {code}", since=seen
+        sub,
+        checks.SILENCE_SECONDS,
+        "B25",
+        f"NOTIFYs after a NOTIFY was answered {code}",
+        since=seen,
     )
 
 
