@@ -14,6 +14,15 @@ def _ok(result) -> bool:
     return 200 <= result.response.status < 300
 
 
+def _old_etag_refused(case, user, etag, what) -> None:
+    """C14: an entity-tag a later publication replaced is no longer valid (412)."""
+    stale = case.publisher.refresh(user, etag or "", expires=60)
+    case.exchanges.append(stale)
+    case.finding(
+        "C14", stale.response.status == 412, f"refresh with {what} answered {stale.response.status}"
+    )
+
+
 @pytest.mark.requirement("C03", "C04", "C05")
 def test_initial_publish_gets_etag_and_expires(case):
     user = case.user("pub")
@@ -175,13 +184,7 @@ def test_refresh_renews_etag_and_keeps_state(case):
         bool(refreshed.etag) and refreshed.etag != first.etag,
         f"ETag before {first.etag!r}, after refresh {refreshed.etag!r}",
     )
-    stale = case.publisher.refresh(user, first.etag or "", expires=60)
-    case.exchanges.append(stale)
-    case.finding(
-        "C14",
-        stale.response.status == 412,
-        f"refresh with the replaced ETag answered {stale.response.status}",
-    )
+    _old_etag_refused(case, user, first.etag, "the replaced ETag")
     case.wait_past_expiry(first)
     sub = case.subscribe(user, expires=0)
     case.expect_view(sub, user, ["C13", "D05"])
@@ -228,13 +231,7 @@ def test_modify_of_terminated_publication(case):
         _ok(again),
         f"refresh with the SIP-ETag of the modify's 200 answered {again.response.status}",
     )
-    stale = case.publisher.refresh(user, ended.etag or "", expires=60)
-    case.exchanges.append(stale)
-    case.finding(
-        "C14",
-        stale.response.status == 412,
-        f"refresh with the SIP-ETag the modify replaced answered {stale.response.status}",
-    )
+    _old_etag_refused(case, user, ended.etag, "the SIP-ETag the modify replaced")
 
 
 @pytest.mark.requirement("C16", "D05", "A15")
