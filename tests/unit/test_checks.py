@@ -384,3 +384,35 @@ def test_view_comparisons_carry_only_ids_of_rules_about_the_view():
         assert ids <= marked, (
             f"{name} tags a view comparison {sorted(ids - marked)} it does not mark"
         )
+
+
+@pytest.mark.parametrize(
+    ("stored", "statuses", "c15", "c14"),
+    [
+        # Kamailio 5.6.3: the update is skipped; the new ETag was never stored, the old one lives.
+        ([dialog("gone", "terminated")], (412, 200), False, False),
+        # A conforming server: the modify replaced the body; new ETag works, the old one is gone.
+        ([dialog("next", "confirmed")], (200, 412), True, True),
+    ],
+)
+def test_modify_of_terminated_publication_case(stored, statuses, c15, c14):
+    from conformance.suite import test_publish
+
+    case = fake_case()
+    ok = MagicMock(etag="e2")
+    ok.response.status = 200
+    case.modify.side_effect = None
+    case.modify.return_value = ok
+    fetched = WatcherView()
+    fetched.apply(document(PRESENTITY, stored))
+    expected = aggregate_of(dialog("next", "confirmed"))
+    case.expect_view.return_value = checks.compare(
+        checks.expected_view(expected).values(), fetched.dialogs.values()
+    )
+    answers = iter(statuses)
+    case.publisher.refresh.side_effect = lambda *a, **kw: MagicMock(
+        response=Response(headers=(), status=next(answers))
+    )
+    test_publish.test_modify_of_terminated_publication(case)
+    assert verdicts(case.findings, "C15") == [True, c15]
+    assert verdicts(case.findings, "C14") == [c14]
