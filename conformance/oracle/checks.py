@@ -517,24 +517,25 @@ def check_passthrough(bodies: Iterable[bytes], dialog_id: str, **attributes: str
 def idle_form(body: bytes) -> str:
     """What a NOTIFY body shows for a presentity: ``no-body``, ``empty-document`` (a full
     document without dialogs), ``dummy-dialog`` (a full document with one terminated dialog),
-    ``terminated-dialogs``, ``unparsable``, ``partial``, or ``N live dialog(s)``."""
+    ``terminated-dialogs``, ``partial-empty`` (a partial document without live dialogs),
+    ``unparsable``, or ``N live dialog(s)``."""
     if not body.strip():
         return "no-body"
     try:
         doc = dialoginfo.parse(body)
     except BodyError:
         return "unparsable"
-    if doc.state != "full":
-        return f"{doc.state or 'no-state'}"
     live = [d for d in doc.dialogs if d.state_key != "terminated"]
     if live:
         return f"{len(live)} live dialog(s)"
+    if doc.state != "full":
+        return "partial-empty"  # shows nothing; whether it should be full is A14's question
     if not doc.dialogs:
         return "empty-document"
     return "dummy-dialog" if len(doc.dialogs) == 1 else "terminated-dialogs"
 
 
-NEUTRAL_FORMS = ("no-body", "empty-document", "dummy-dialog", "terminated-dialogs")
+NEUTRAL_FORMS = ("no-body", "empty-document", "dummy-dialog", "terminated-dialogs", "partial-empty")
 """Forms that show a §4.3 watcher no dialog: what B27 allows when nothing is published."""
 
 

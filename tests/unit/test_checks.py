@@ -257,7 +257,8 @@ def test_passthrough_judges_bodies_and_fails_when_the_dialog_never_came():
         (document(PRESENTITY, []), (), True),
         (document(PRESENTITY, [dialog("x", "terminated")]), (), True),
         (document(PRESENTITY, [dialog("x", "confirmed")]), (), False),
-        (document(PRESENTITY, [], state="partial"), (), False),
+        (document(PRESENTITY, [], state="partial"), (), True),
+        (document(PRESENTITY, [dialog("x", "early")], state="partial"), (), False),
         (b"<dialog-info", (), False),
         # A neutral body while a live dialog is published is not "no meaningful state".
         (b"", (dialog("a", "early"),), False),
