@@ -59,11 +59,16 @@ class Expectation:
             self.publications.remove(old)
         if granted == 0:
             return  # a remove
-        if body is None:  # a refresh keeps body and place, extends the lifetime
+        if body is None:  # a refresh keeps the body; the flavour says whether it keeps its place
             if old is None:
                 return
-            pub = Publication(
-                old.body, result.etag or old.etag, old.received, now + granted, old.seq
+            pub = aggregator.refreshed(
+                old,
+                etag=result.etag or old.etag,
+                now=now,
+                expires=now + granted,
+                seq=next(self._seq),
+                flavour=self.profile.flavour,
             )
         else:
             if old is None and self.profile.replaces_on_same_first_id:
@@ -349,6 +354,7 @@ class Case:
             granted=int(granted) if granted and granted.isdigit() else None,
             granted_at=started,
             rfc=self.profile.rfc,
+            entity_rebuilt=self.profile.entity_rebuilt,
         )
         sub = Subscription(watcher, ctx, response)
         self.subscriptions.append(sub)

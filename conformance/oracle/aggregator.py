@@ -51,6 +51,7 @@ __all__ = [
     "live",
     "notify_body",
     "priority",
+    "refreshed",
 ]
 
 Flavour = Literal["strict", "opensips", "kamailio"]
@@ -466,6 +467,23 @@ def _dialog_without_sdp(item: Dialog) -> Dialog:
         if parent is not None:  # always: the root is the <dialog>, not a session-description
             parent.remove(element)
     return dialoginfo.dialog_from_element(root)
+
+
+def refreshed(
+    pub: Publication, *, etag: str, now: float, expires: float, seq: int, flavour: Flavour
+) -> Publication:
+    """``pub`` after a body-less refresh PUBLISH stored at ``now``: new ETag and lifetime.
+
+    Where the refreshed publication then sorts is the flavour's business. Kamailio 5.6.3's
+    ``update_presentity`` writes ``received_time`` on every update, a refresh included, so the
+    publication moves to the end of the aggregation order (seen live: A early, B early, refresh
+    A, and the single-dialog tie, which Kamailio gives to the last candidate, goes to A; see
+    BEHAVIOUR.md "Verified since"). OpenSIPS and the strict flavour keep its place; ``seq`` is
+    then ignored. A modify moves to the end in every flavour (it is a new store).
+    """
+    if flavour == "kamailio":
+        return dataclasses.replace(pub, etag=etag, expires=expires, received=now, seq=seq)
+    return dataclasses.replace(pub, etag=etag, expires=expires)
 
 
 def kamailio_replaces(stored: Sequence[Publication], new_body: bytes) -> Publication | None:

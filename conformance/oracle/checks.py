@@ -12,10 +12,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from urllib.parse import unquote
 
 from conformance.errors import BodyError
-from conformance.oracle import schema
-from conformance.oracle.aggregator import Aggregate
+from conformance.oracle import dialoginfo, schema
+from conformance.oracle.aggregator import Aggregate, entity_for
 from conformance.oracle.dialoginfo import CONTENT_TYPE, Dialog
 from conformance.oracle.findings import Finding
 from conformance.oracle.requirements import Level
@@ -24,6 +25,13 @@ from conformance.sip.message import Request, Response, param_of, uri_of, value_o
 
 PROMPT_SECONDS = 2.0
 """REQUIREMENTS.md: "promptly" means within 2 s on loopback."""
+
+SILENCE_SECONDS = 3.0
+"""REQUIREMENTS.md B21 (and B25, B26): after the subscription ended, a state change must
+produce no NOTIFY on that dialog "within 3 s"."""
+
+RATE_WINDOW = 1.0
+"""RFC 4235 §3.10 (A30): not "faster than once every 1 second" to one subscriber."""
 
 TERMINATING_CODES = frozenset({404, 405, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 604})
 """NOTIFY responses after which RFC 6665 §4.2.2 says the subscription MUST be removed (B25)."""
@@ -47,6 +55,10 @@ class Subscription:
     """Expires of the 2xx."""
     granted_at: float | None = None
     rfc: int = 6665
+    entity_rebuilt: bool = False
+    """The profile says the server rebuilds ``entity`` as ``sip:user@host`` (presence_dialoginfo,
+    trap T5): a changed scheme or a dropped port is then the module's documented form (D02), not
+    an A12 failure. Off, the entity must be the presentity by RFC 3261 §19.1.4."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,8 +279,94 @@ def check_notify(captured: Captured, sub: Subscription) -> list[Finding]:
                 observed=f"Content-Type charset {charset!r}",
             )
         )
-        out.extend(_labelled(schema.iter_findings(body, subscribe_uri=sub.presentity), label))
+        out.extend(_labelled(schema.iter_findings(body), label))
+        try:
+            entity = dialoginfo.parse(body).entity
+        except BodyError:  # A02 is reported by the schema findings above
+            entity = None
+        if entity is not None:
+            found = check_entity(entity, sub.presentity, rebuilt=sub.entity_rebuilt)
+            out.extend(_labelled(found, label))
     return out
+
+
+# -- the entity (A12, D02) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Uri:
+    scheme: str
+    user: str
+    host: str
+    port: str | None
+
+
+def _uri(text: str) -> _Uri | None:
+    """Scheme, user (unescaped), host (lower-cased) and port of a SIP URI; parameters and
+    headers dropped. None when ``text`` is not ``scheme:[user@]host``."""
+    text = text.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip()
+    scheme, sep, rest = text.partition(":")
+    if not sep or not scheme or not rest:
+        return None
+    for stop in ";?":
+        rest = rest.split(stop, 1)[0]
+    userinfo, at, hostport = rest.rpartition("@")
+    user = unquote(userinfo.split(":", 1)[0]) if at else ""
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            return None
+        host, port = hostport[: end + 1], hostport[end + 2 :] if hostport[end + 1 :] else ""
+    else:
+        host, _, port = hostport.partition(":")
+    if not host:
+        return None
+    return _Uri(scheme.lower(), user, host.lower(), port or None)
+
+
+def check_entity(entity: str, presentity: str, *, rebuilt: bool = False) -> list[Finding]:
+    """A12: ``entity`` names the presentity. The AOR (user unescaped and case-sensitive, host
+    case-insensitive) must always match. Scheme and port must match too, unless the profile says
+    the server rebuilds the entity (``rebuilt``, trap T5): then a ``sips:`` turned ``sip:`` or a
+    dropped port is judged as D02 (the module's ``"sip:"+user+"@"+domain``) instead."""
+    seen, wanted = _uri(entity), _uri(presentity)
+    if seen is None or wanted is None:
+        return [_f("A12", False, f"entity {entity!r} is not a SIP URI like sip:user@host")]
+    aor = (seen.user, seen.host) == (wanted.user, wanted.host)
+    exact = aor and (seen.scheme, seen.port) == (wanted.scheme, wanted.port)
+    path = "/dialog-info/@entity"
+    if exact:
+        return [_f("A12", True, f"entity {entity!r} is the presentity {presentity!r}", path=path)]
+    if not aor:
+        return [
+            _f("A12", False, f"entity {entity!r} names another AOR than {presentity!r}", path=path)
+        ]
+    changed = "scheme" if seen.scheme != wanted.scheme else "port"
+    if seen.scheme != wanted.scheme and seen.port != wanted.port:
+        changed = "scheme and port"
+    if not rebuilt:
+        return [
+            _f(
+                "A12",
+                False,
+                f"entity {entity!r} has the presentity's AOR but another {changed} than "
+                f"{presentity!r} (the profile does not declare a rebuilt entity, T5)",
+                path=path,
+            )
+        ]
+    module = entity_for(presentity)
+    return [
+        _f("A12", True, f"entity {entity!r} has the AOR of {presentity!r}", path=path),
+        _f(
+            "D02",
+            entity.strip() == module,
+            f"entity {entity!r} for {presentity!r} ({changed} changed); the module writes "
+            f"{module!r}",
+            path=path,
+        ),
+    ]
 
 
 def _labelled(findings: Iterable[Finding], label: str) -> Iterable[Finding]:
@@ -422,8 +520,6 @@ def check_view(
 def check_body(body: bytes, expected: Aggregate, requirements: Sequence[str]) -> list[Finding]:
     """A full NOTIFY body's dialogs against the expected aggregate, as a multiset (terminated
     dialogs included), for rules about what the body itself carries (D08, D10)."""
-    from conformance.oracle import dialoginfo
-
     try:
         doc = dialoginfo.parse(body)
     except BodyError as exc:
@@ -439,3 +535,116 @@ def check_body(body: bytes, expected: Aggregate, requirements: Sequence[str]) ->
         )
         for rid in requirements
     ]
+
+
+def check_refresh_notify(body: bytes, expected: Aggregate) -> list[Finding]:
+    """The NOTIFY a SUBSCRIBE refresh triggers: B20 (it carries the current state, every dialog
+    of the expected aggregate, terminated ones included) and A14 (as a ``state="full"``
+    document). With nothing published, a body that shows nothing is the current state (B27)."""
+    if not body.strip():
+        idle = not expected.dialogs
+        return [
+            _f(
+                "B20",
+                idle,
+                "refresh NOTIFY has no body"
+                + (
+                    "; nothing is published"
+                    if idle
+                    else f" while {len(expected.dialogs)} dialog(s) are published"
+                ),
+            )
+        ]
+    try:
+        doc = dialoginfo.parse(body)
+    except BodyError as exc:
+        return [_f("B20", False, f"refresh NOTIFY body does not parse: {exc.message}")]
+    comparison = compare(expected.dialogs, doc.dialogs)
+    return [
+        _f(
+            "B20",
+            comparison.equal,
+            f"refresh NOTIFY body: {comparison.describe()}",
+            evidence=comparison.evidence(),
+        ),
+        _f("A14", doc.state == "full", f"refresh NOTIFY body state {doc.state!r}"),
+    ]
+
+
+def check_passthrough(bodies: Iterable[bytes], dialog_id: str, **attributes: str) -> Finding:
+    """A23: the terminated dialog ``dialog_id`` reaches the watcher with the ``event``/``code``
+    it was published with. Judged on the bodies, not the §4.3 view (which drops terminated
+    dialogs), and a dialog that never appears in any body fails: nothing passed through."""
+    copies: list[Dialog] = []
+    for body in bodies:
+        if not body.strip():
+            continue
+        try:
+            doc = dialoginfo.parse(body)
+        except BodyError:  # A02 is judged by the per-NOTIFY checks
+            continue
+        copies += [d for d in doc.dialogs if d.id == dialog_id]
+    wanted = {name: value for name, value in sorted(attributes.items())}
+    if not copies:
+        return _f("A23", False, f"dialog {dialog_id!r} ({wanted}) appeared in no NOTIFY body")
+    seen = [{name: getattr(d, name) for name in wanted} for d in copies]
+    return _f(
+        "A23",
+        all(s == wanted for s in seen),
+        f"dialog {dialog_id!r} published with {wanted}, came back as "
+        + ", ".join(str(s) for s in seen),
+    )
+
+
+def idle_form(body: bytes) -> str:
+    """What a NOTIFY body shows for a presentity: ``no-body``, ``empty-document`` (a full
+    document without dialogs), ``dummy-dialog`` (a full document with one terminated dialog),
+    ``terminated-dialogs``, ``partial-empty`` (a partial document without live dialogs),
+    ``unparsable``, or ``N live dialog(s)``."""
+    if not body.strip():
+        return "no-body"
+    try:
+        doc = dialoginfo.parse(body)
+    except BodyError:
+        return "unparsable"
+    live = [d for d in doc.dialogs if d.state_key != "terminated"]
+    if live:
+        return f"{len(live)} live dialog(s)"
+    if doc.state != "full":
+        return "partial-empty"  # shows nothing; whether it should be full is A14's question
+    if not doc.dialogs:
+        return "empty-document"
+    return "dummy-dialog" if len(doc.dialogs) == 1 else "terminated-dialogs"
+
+
+NEUTRAL_FORMS = ("no-body", "empty-document", "dummy-dialog", "terminated-dialogs", "partial-empty")
+"""Forms that show a §4.3 watcher no dialog: what B27 allows when nothing is published."""
+
+
+def check_idle_notify(body: bytes, expected: Aggregate) -> Finding:
+    """B27: with no meaningful state, the NOTIFY is empty or neutral (no body, a full document
+    without dialogs, or one whose dialogs are all terminated). A neutral body while dialogs are
+    published is not "no meaningful state": it fails too."""
+    form = idle_form(body)
+    live = [d for d in expected.dialogs if d.state_key != "terminated"]
+    if live:
+        return _f(
+            "B27",
+            form not in NEUTRAL_FORMS,
+            f"NOTIFY shows {form} while {len(live)} live dialog(s) are published",
+        )
+    return _f("B27", form in NEUTRAL_FORMS, f"idle presentity's NOTIFY: {form}")
+
+
+def check_rate(timestamps: Sequence[float]) -> Finding:
+    """A30: at most one NOTIFY per ``RATE_WINDOW`` to one subscriber (RECOMMENDED, so a burst
+    warns). ``timestamps`` are one subscription's NOTIFY arrival times."""
+    ordered = sorted(timestamps)
+    burst = max((sum(1 for t in ordered if s <= t < s + RATE_WINDOW) for s in ordered), default=0)
+    return _f(
+        "A30",
+        burst <= 1,
+        f"{burst} NOTIFYs within {RATE_WINDOW:.0f} s to one watcher"
+        if burst > 1
+        else f"no two NOTIFYs within {RATE_WINDOW:.0f} s to one watcher",
+    )

@@ -78,16 +78,10 @@ class WatcherView:
 
     def _apply(self, body: bytes | None, label: str) -> list[Finding]:
         if body is None or not bytes(body).strip():
-            # RFC 6665 lets a NOTIFY carry no body when there is nothing to say (B27): it tells
-            # the watcher nothing, so neither the table nor the version moves.
-            return [
-                Finding(
-                    "B27",
-                    True,
-                    f"{label}: empty body accepted as 'no information'",
-                    evidence={"form": "empty"},
-                )
-            ]
+            # An empty body tells the watcher nothing, so neither the table nor the version
+            # moves. Whether it was allowed (B27: only when nothing is published) is not the
+            # view's to say: it does not know the state; checks.check_idle_notify does.
+            return []
         try:
             doc = dialoginfo.parse(bytes(body))
         except BodyError as exc:

@@ -17,6 +17,14 @@ def _ok(result) -> bool:
     return 200 <= result.response.status < 300
 
 
+def _refresh_status(dialoginfo_case, user, etag) -> int:
+    """The status a refresh with ``etag`` gets, the exchange kept as evidence; the expectation
+    is not updated (the callers judge the entity-tag, not the state)."""
+    result = dialoginfo_case.publisher.refresh(user, etag or "", expires=60)
+    dialoginfo_case.exchanges.append(result)
+    return result.response.status
+
+
 @pytest.mark.dialoginfo_requirement("C03", "C04", "C05")
 def test_initial_publish_gets_etag_and_expires(dialoginfo_case):
     user = dialoginfo_case.user("pub")
@@ -195,13 +203,8 @@ def test_refresh_renews_etag_and_keeps_state(dialoginfo_case):
         bool(refreshed.etag) and refreshed.etag != first.etag,
         f"ETag before {first.etag!r}, after refresh {refreshed.etag!r}",
     )
-    stale = dialoginfo_case.publisher.refresh(user, first.etag or "", expires=60)
-    dialoginfo_case.exchanges.append(stale)
-    dialoginfo_case.finding(
-        "C14",
-        stale.response.status == 412,
-        f"refresh with the replaced ETag answered {stale.response.status}",
-    )
+    stale = _refresh_status(dialoginfo_case, user, first.etag)
+    dialoginfo_case.finding("C14", stale == 412, f"refresh with the replaced ETag answered {stale}")
     dialoginfo_case.wait_past_expiry(first)
     sub = dialoginfo_case.subscribe(user, expires=0)
     dialoginfo_case.expect_view(sub, user, ["C13", "D05"])
@@ -217,6 +220,45 @@ def test_modify_replaces_only_that_publication(dialoginfo_case):
         user, a, dialoginfo_case.body(user, [dialog("a2", "early")], state="partial")
     )
     dialoginfo_case.expect_view(sub, user, ["C15", "D04"])
+
+
+@pytest.mark.dialoginfo_requirement("C14", "C15")
+def test_modify_of_terminated_publication(dialoginfo_case):
+    """A modify replaces the publication whatever its dialogs' states: a publication whose
+    dialogs all ended is still state the EPA may replace (RFC 3903 §4.4), and the 200 that
+    accepts the modify names the new entity-tag (§6 step 6)."""
+    user = dialoginfo_case.user("modend")
+    ended = dialoginfo_case.publish(user, [dialog("gone", "terminated")])
+    modified = dialoginfo_case.modify(user, ended, [dialog("next", "confirmed")])
+    dialoginfo_case.finding(
+        "C15",
+        _ok(modified),
+        f"modify of a publication whose dialogs are all terminated answered "
+        f"{modified.response.status}",
+    )
+    if not _ok(modified):
+        return
+    fetch = dialoginfo_case.subscribe(
+        user, expires=0
+    )  # one NOTIFY, already here: nothing more to wait for
+    seen = dialoginfo_case.expect_view(fetch, user, [], timeout=0.0)
+    dialoginfo_case.finding(
+        "C15",
+        seen.equal,
+        "after the modify, a fetch shows " + seen.describe(),
+        evidence=seen.evidence(),
+    )
+    # One finding for both entity-tags: the new one must work and the replaced one must not.
+    new, old = (
+        _refresh_status(dialoginfo_case, user, modified.etag),
+        _refresh_status(dialoginfo_case, user, ended.etag),
+    )
+    dialoginfo_case.finding(
+        "C14",
+        200 <= new < 300 and old == 412,
+        f"refresh with the SIP-ETag of the modify's 200 answered {new}; "
+        f"with the SIP-ETag it replaced, {old}",
+    )
 
 
 @pytest.mark.dialoginfo_requirement("C16", "D05", "A15")

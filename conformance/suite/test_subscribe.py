@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.errors import HarnessError
+from conformance.oracle import checks
 from conformance.oracle.dialoginfo import dialog
 
 pytestmark = pytest.mark.dialoginfo
@@ -33,7 +34,7 @@ def test_subscribe_expires_granted_no_longer_than_requested(dialoginfo_case):
     dialoginfo_case.subscribe(user, expires=None)
 
 
-@pytest.mark.dialoginfo_requirement("B19", "B20", "A08", "A09", "D12")
+@pytest.mark.dialoginfo_requirement("B19", "B20", "A14", "A08", "A09", "D12")
 def test_refresh_sends_full_notify_with_next_version(dialoginfo_case):
     user = dialoginfo_case.user("refresh")
     dialoginfo_case.publish(user, [dialog("r1", "confirmed")])
@@ -46,9 +47,14 @@ def test_refresh_sends_full_notify_with_next_version(dialoginfo_case):
             f"in-dialog refresh Expires 300 answered {response.status} "
             f"with Expires {response.header('Expires')!r}",
         )
-        dialoginfo_case.await_notifies(
+        got = dialoginfo_case.await_notifies(
             sub, n, requirement="B20", what=f"the NOTIFY after refresh {n - 1}"
         )
+        if len(got) >= n:
+            # The refresh NOTIFY itself carries the current state, as a full document: a view
+            # comparison could not tell, since an empty partial leaves the view unchanged.
+            expected = dialoginfo_case.expectation(user).aggregate()
+            dialoginfo_case.record(checks.check_refresh_notify(got[n - 1].body, expected))
     versions = sub.versions()
     dialoginfo_case.finding(
         "D12",
@@ -57,7 +63,6 @@ def test_refresh_sends_full_notify_with_next_version(dialoginfo_case):
         and versions == list(range(versions[0], versions[0] + 3)),
         f"versions over two refreshes with unchanged state: {versions}",
     )
-    dialoginfo_case.expect_view(sub, user, ["B20"])
 
 
 @pytest.mark.dialoginfo_requirement("B21", "B10")
@@ -85,7 +90,7 @@ def test_unsubscribe_gets_terminated_notify_and_silence(dialoginfo_case):
     seen = len(sub.notifies)
     dialoginfo_case.modify(user, first, [dialog("u1", "terminated")])
     dialoginfo_case.expect_no_notify(
-        sub, 2.0, "B21", "NOTIFYs after the subscription ended", since=seen
+        sub, checks.SILENCE_SECONDS, "B21", "NOTIFYs after the subscription ended", since=seen
     )
 
 
@@ -142,7 +147,7 @@ def test_unanswered_notify_removes_subscription(dialoginfo_case):
     seen = len(sub.notifies)
     dialoginfo_case.modify(user, second, [dialog("f1", "confirmed")])
     dialoginfo_case.expect_no_notify(
-        sub, 3.0, "B26", "NOTIFYs after an earlier NOTIFY timed out", since=seen
+        sub, checks.SILENCE_SECONDS, "B26", "NOTIFYs after an earlier NOTIFY timed out", since=seen
     )
 
 
@@ -203,7 +208,11 @@ def test_notify_rejected_removes_subscription(dialoginfo_case, code):
     seen = len(sub.notifies)
     dialoginfo_case.modify(user, second, [dialog("z1", "confirmed")])
     dialoginfo_case.expect_no_notify(
-        sub, 3.0, "B25", f"NOTIFYs after a NOTIFY was answered {code}", since=seen
+        sub,
+        checks.SILENCE_SECONDS,
+        "B25",
+        f"NOTIFYs after a NOTIFY was answered {code}",
+        since=seen,
     )
 
 

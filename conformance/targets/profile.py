@@ -88,6 +88,10 @@ class Profile:
     timestamp_resolution: float = 0.0
     """Granularity of the clock the server orders publications by (Kamailio: whole seconds).
     Order-sensitive steps are spaced by more than this."""
+    entity_rebuilt: bool = False
+    """The server writes ``entity`` as ``sip:user@host`` rebuilt from the Request-URI, as
+    presence_dialoginfo does (trap T5, D02): a ``sips:`` scheme turned ``sip:`` or a dropped
+    port is then judged as D02, not as an A12 failure."""
     deviations: Mapping[str, tuple[Deviation, ...]] = field(default_factory=dict)
     """case id (or ``*`` for every case) -> the deviations declared there, each excusing one
     observation of one requirement."""
@@ -236,6 +240,7 @@ _BOOL = {
     "partial_on_publish",
     "replaces_on_same_first_id",
     "claims_presence_dialoginfo",
+    "entity_rebuilt",
 }
 _SECONDS = {"settle_time", "expiry_timer", "expiry_slack", "timestamp_resolution"}
 _COUNTS = {"publish_expires_cap"}

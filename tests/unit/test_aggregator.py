@@ -23,6 +23,7 @@ from conformance.oracle.aggregator import (
     live,
     notify_body,
     priority,
+    refreshed,
 )
 
 NS = di.NS
@@ -480,3 +481,34 @@ def test_strict_flavour_resolves_duplicates_and_withholds_session_descriptions()
     module = aggregate(pubs, presentity="sip:a@h", now=10.0, flavour="opensips")
     assert [d.id for d in module.dialogs] == ["1", "x", "1"]
     assert module.dialogs[2].local.session_description == "v=0"
+
+
+# --------------------------------------------------------------------------- refresh order
+
+
+@pytest.mark.parametrize(
+    ("flavour", "winner", "order"),
+    [
+        # Kamailio 5.6.3 (seen live): the refresh moves A to the end; its tie goes to the last.
+        ("kamailio", "A", ["B", "A"]),
+        # OpenSIPS and strict keep A's place; their tie goes to the first.
+        ("opensips", "A", ["A", "B"]),
+        ("strict", "A", ["A", "B"]),
+    ],
+)
+def test_refresh_order_per_flavour(flavour: str, winner: str, order: list[str]) -> None:
+    a, b = pubs(body(("A", "early")), body(("B", "early")))
+    a2 = refreshed(a, etag="a2", now=5.0, expires=100.0, seq=9, flavour=flavour)  # type: ignore[arg-type]
+    assert (a2.etag, a2.expires, a2.body) == ("a2", 100.0, a.body)
+    agg = aggregate([a2, b], presentity=PRES, now=6.0, flavour=flavour)  # type: ignore[arg-type]
+    assert [d.id for d in agg.dialogs] == order
+    single = aggregate([a2, b], presentity=PRES, now=6.0, single_dialog=True, flavour=flavour)  # type: ignore[arg-type]
+    assert [d.id for d in single.dialogs] == [winner]
+
+
+def test_kamailio_tie_without_refresh_goes_to_the_newer() -> None:
+    """The same tie without the refresh: Kamailio gives it to B, so the refresh case above is
+    what tells a model that keeps A's place from Kamailio."""
+    a, b = pubs(body(("A", "early")), body(("B", "early")))
+    single = aggregate([a, b], presentity=PRES, now=6.0, single_dialog=True, flavour="kamailio")
+    assert [d.id for d in single.dialogs] == ["B"]

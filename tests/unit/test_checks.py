@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import time
+from pathlib import Path
+from unittest.mock import MagicMock
 
 import pytest
 
+from conformance import suite
 from conformance.oracle import checks
 from conformance.oracle.aggregator import Publication, aggregate
 from conformance.oracle.dialoginfo import CONTENT_TYPE, dialog, document
@@ -156,3 +161,262 @@ def test_view_and_body_against_the_oracle():
     assert not d08.passed
     (d08,) = checks.check_body(single.body(1), single, ["D08"])
     assert d08.passed
+
+
+# -- issue 10 point 5: checks that can fail, with the id of the rule they judge ------------------
+
+
+def aggregate_of(*dialogs):
+    pubs = (
+        [Publication(document(PRESENTITY, list(dialogs)), "e1", 1.0, 100.0, 0)] if dialogs else []
+    )
+    return aggregate(pubs, presentity=PRESENTITY, now=10.0)
+
+
+@pytest.mark.parametrize(
+    ("entity", "presentity", "rebuilt", "a12", "d02"),
+    [
+        # The AOR: user unescaped (case-sensitive), host case-insensitive.
+        ("sip:alice@example.com", "sip:alice@example.com", False, True, None),
+        ("sip:al%69ce@EXAMPLE.com", "sip:alice@example.com", False, True, None),
+        ("sip:Alice@example.com", "sip:alice@example.com", False, False, None),
+        ("sip:bob@example.com", "sip:alice@example.com", True, False, None),
+        ("sip:alice@example.org", "sip:alice@example.com", True, False, None),
+        # Scheme and port: RFC 3261 equality, unless the profile declares the rebuilt entity.
+        ("sip:alice@example.com", "sips:alice@example.com", False, False, None),
+        ("sip:alice@example.com", "sip:alice@example.com:5070", False, False, None),
+        ("sip:alice@example.com", "sips:alice@example.com", True, True, True),
+        ("sip:alice@example.com", "sip:alice@example.com:5070", True, True, True),
+        ("sip:alice@[::1]", "sip:alice@[::1]:5070", True, True, True),
+        # Rebuilt, but not as the module writes it (the port kept, the scheme changed): D02.
+        ("sip:alice@example.com:5070", "sips:alice@example.com:5070", True, True, False),
+        ("nonsense", "sip:alice@example.com", True, False, None),
+    ],
+)
+def test_entity_is_the_aor_and_a_rebuilt_one_is_d02(entity, presentity, rebuilt, a12, d02):
+    found = checks.check_entity(entity, presentity, rebuilt=rebuilt)
+    assert verdicts(found, "A12") == [a12]
+    assert verdicts(found, "D02") == ([] if d02 is None else [d02])
+
+
+def test_notify_entity_follows_the_profile_switch():
+    sips = "sips:alice@example.com"
+    rebuilt = notify(body=document(PRESENTITY, [dialog("d", "early")]))  # sip:alice@example.com
+    strict = checks.Subscription(presentity=sips, call_id="call-1", subscriber_tag="wat")
+    assert verdicts(checks.check_notify(rebuilt, strict), "A12") == [False]
+    module = checks.Subscription(
+        presentity=sips, call_id="call-1", subscriber_tag="wat", entity_rebuilt=True
+    )
+    found = checks.check_notify(rebuilt, module)
+    assert verdicts(found, "A12") == [True] and verdicts(found, "D02") == [True]
+
+
+def test_refresh_notify_must_be_full_and_current():
+    expected = aggregate_of(dialog("a", "confirmed"), dialog("b", "terminated"))
+    good = document(PRESENTITY, [dialog("a", "confirmed"), dialog("b", "terminated")], version=1)
+    assert all(f.passed for f in checks.check_refresh_notify(good, expected))
+    # Full state in a partial document: B20 holds, A14 (SHOULD) does not.
+    partial = document(
+        PRESENTITY,
+        [dialog("a", "confirmed"), dialog("b", "terminated")],
+        version=1,
+        state="partial",
+    )
+    found = checks.check_refresh_notify(partial, expected)
+    assert verdicts(found, "B20") == [True] and verdicts(found, "A14") == [False]
+    # An empty partial document leaves a §4.3 view unchanged but carries no state: B20 fails.
+    empty = document(PRESENTITY, [], version=1, state="partial")
+    assert verdicts(checks.check_refresh_notify(empty, expected), "B20") == [False]
+    assert verdicts(checks.check_refresh_notify(b"", expected), "B20") == [False]
+    assert verdicts(checks.check_refresh_notify(b"", aggregate_of()), "B20") == [True]
+    assert verdicts(checks.check_refresh_notify(b"<dialog-info", expected), "B20") == [False]
+
+
+def terminated_body(event, code="486", dialog_id="t"):
+    return document(PRESENTITY, [dialog(dialog_id, "terminated")]).replace(
+        b"<state>terminated</state>",
+        f'<state event="{event}" code="{code}">terminated</state>'.encode(),
+    )
+
+
+def test_passthrough_judges_bodies_and_fails_when_the_dialog_never_came():
+    wanted = {"event": "rejected", "code": "486"}
+    assert checks.check_passthrough([terminated_body("rejected")], "t", **wanted).passed
+    assert not checks.check_passthrough([terminated_body("cancelled")], "t", **wanted).passed
+    assert not checks.check_passthrough([terminated_body("rejected", "487")], "t", **wanted).passed
+    # The dialog dropped (a §4.3 view would be empty either way), or no body at all: fail.
+    dropped = document(PRESENTITY, [], version=0)
+    assert not checks.check_passthrough([dropped, b""], "t", **wanted).passed
+    assert not checks.check_passthrough([], "t", **wanted).passed
+
+
+@pytest.mark.parametrize(
+    ("body", "published", "passed"),
+    [
+        (b"", (), True),
+        (document(PRESENTITY, []), (), True),
+        (document(PRESENTITY, [dialog("x", "terminated")]), (), True),
+        (document(PRESENTITY, [dialog("x", "confirmed")]), (), False),
+        (document(PRESENTITY, [], state="partial"), (), True),
+        (document(PRESENTITY, [dialog("x", "early")], state="partial"), (), False),
+        (b"<dialog-info", (), False),
+        # A neutral body while a live dialog is published is not "no meaningful state".
+        (b"", (dialog("a", "early"),), False),
+        (document(PRESENTITY, []), (dialog("a", "early"),), False),
+    ],
+)
+def test_idle_notify_is_empty_or_neutral_only_when_nothing_is_published(body, published, passed):
+    assert checks.check_idle_notify(body, aggregate_of(*published)).passed is passed
+
+
+def test_rate_warns_on_a_burst():
+    assert checks.check_rate([0.0, 1.2, 2.5]).passed
+    burst = checks.check_rate([0.0, 0.1, 0.2, 3.0])
+    assert not burst.passed and burst.message.startswith("3 NOTIFYs")
+    # RECOMMENDED in the catalogue: a burst warns (fails under --strict), it is not INFO.
+    assert burst.verdict().value == "warn" and burst.verdict(strict=True).value == "fail"
+
+
+# -- the suite's cases on synthetic observations ------------------------------------------------
+# A recording stand-in for the ``case`` fixture: the real case function runs, its findings are
+# kept, and the NOTIFYs it reads are the synthetic ones given here.
+
+REQUIREMENTS_MD = Path(__file__).resolve().parents[2] / "docs" / "REQUIREMENTS.md"
+SUITE = Path(suite.__file__).resolve().parent
+
+
+def fake_case(notifies=(), *, expected=None, per_modify=()):
+    """``per_modify``: NOTIFYs that arrive one per ``case.modify`` call, in order."""
+    from conformance.oracle.findings import Finding
+
+    case = MagicMock()
+    case.findings = []
+    case.finding.side_effect = lambda rid, ok, msg, **kw: case.findings.append(
+        Finding(rid, ok, msg, **kw)
+    )
+    case.record.side_effect = lambda found: case.findings.extend(found)
+    sub = case.subscribe.return_value
+    sub.notifies = list(notifies)
+    sub.watcher.refresh.return_value = Response(headers=(("Expires", "300"),), status=200)
+    sub.watcher.unsubscribe.return_value = Response(headers=(), status=200)
+    case.await_notifies.side_effect = lambda s, count, **kw: list(sub.notifies)
+    arriving = iter(per_modify)
+    case.modify.side_effect = lambda *a, **kw: sub.notifies.extend(
+        [n] if (n := next(arriving, None)) else []
+    )
+    case.expectation.return_value.aggregate.return_value = expected or aggregate_of()
+    case.profile.entity_rebuilt = False
+    return case
+
+
+def test_a23_case_fails_when_the_terminated_dialog_never_arrives():
+    from conformance.suite import test_body
+
+    case = fake_case([checks.Captured(notify(body=document(PRESENTITY, [])).request, 1.0)])
+    test_body.test_terminated_event_passes_through(case, "rejected")
+    assert verdicts(case.findings, "A23") == [False]
+    body = terminated_body("rejected")
+    case = fake_case([checks.Captured(notify(body=body).request, 1.0)])
+    test_body.test_terminated_event_passes_through(case, "rejected")
+    assert verdicts(case.findings, "A23") == [True]
+
+
+def test_a30_case_warns_as_the_catalogue_says():
+    from conformance.suite import test_body
+
+    burst = [checks.Captured(notify(cseq=k).request, 100.0 + k / 10) for k in range(2, 7)]
+    case = fake_case([checks.Captured(notify().request, 90.0)], per_modify=burst)
+    test_body.test_notify_rate(case)
+    (a30,) = [f for f in case.findings if f.requirement == "A30"]
+    assert not a30.passed and a30.verdict().value == "warn"
+
+
+def test_b20_case_checks_the_refresh_notify_itself():
+    from conformance.suite import test_subscribe
+
+    expected = aggregate_of(dialog("r1", "confirmed"))
+    full = document(PRESENTITY, [dialog("r1", "confirmed")], version=0)
+    empty_partial = document(PRESENTITY, [], version=1, state="partial")
+    seq = [notify(body=full, cseq=1), notify(body=empty_partial, cseq=2), notify(body=full, cseq=3)]
+    case = fake_case(seq, expected=expected)
+    test_subscribe.test_refresh_sends_full_notify_with_next_version(case)
+    assert verdicts(case.findings, "B20") == [False, True]
+    assert verdicts(case.findings, "A14") == [False, True]
+
+
+def test_b21_silence_window_is_the_catalogue_s():
+    from conformance.suite import test_subscribe
+
+    row = next(
+        line for line in REQUIREMENTS_MD.read_text().splitlines() if line.startswith("| B21 ")
+    )
+    window = float(re.search(r"within (\d+(?:\.\d+)?) s", row).group(1))
+    case = fake_case()
+    test_subscribe.test_unsubscribe_gets_terminated_notify_and_silence(case)
+    (call,) = case.expect_no_notify.call_args_list
+    assert call.args[1] >= window == checks.SILENCE_SECONDS
+
+
+# Rules judged on something other than the watcher's dialog table: a view comparison can never
+# be their evidence.
+NOT_VIEW_RULES = {"A04", "A12", "A14", "A23", "A30", "B20", "B27"}
+
+
+def _view_comparisons():
+    for path in sorted(SUITE.glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
+            marked = set()
+            for deco in fn.decorator_list:
+                if (
+                    isinstance(deco, ast.Call)
+                    and getattr(deco.func, "attr", "") == "dialoginfo_requirement"
+                ):
+                    marked |= {a.value for a in deco.args if isinstance(a, ast.Constant)}
+            for call in ast.walk(fn):
+                if isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "expect_view":
+                    ids = call.args[2] if len(call.args) > 2 else None
+                    if isinstance(ids, ast.List):
+                        yield fn.name, marked, {e.value for e in ids.elts}
+
+
+def test_view_comparisons_carry_only_ids_of_rules_about_the_view():
+    found = list(_view_comparisons())
+    assert found, "no expect_view call found: the test would prove nothing"
+    for name, marked, ids in found:
+        assert not ids & NOT_VIEW_RULES, f"{name} tags a view comparison {sorted(ids)}"
+        assert ids <= marked, (
+            f"{name} tags a view comparison {sorted(ids - marked)} it does not mark"
+        )
+
+
+@pytest.mark.parametrize(
+    ("stored", "statuses", "c15", "c14"),
+    [
+        # Kamailio 5.6.3: the update is skipped; the new ETag was never stored, the old one lives.
+        ([dialog("gone", "terminated")], (412, 200), False, False),
+        # A conforming server: the modify replaced the body; new ETag works, the old one is gone.
+        ([dialog("next", "confirmed")], (200, 412), True, True),
+    ],
+)
+def test_modify_of_terminated_publication_case(stored, statuses, c15, c14):
+    from conformance.suite import test_publish
+
+    case = fake_case()
+    ok = MagicMock(etag="e2")
+    ok.response.status = 200
+    case.modify.side_effect = None
+    case.modify.return_value = ok
+    fetched = WatcherView()
+    fetched.apply(document(PRESENTITY, stored))
+    expected = aggregate_of(dialog("next", "confirmed"))
+    case.expect_view.return_value = checks.compare(
+        checks.expected_view(expected).values(), fetched.dialogs.values()
+    )
+    answers = iter(statuses)
+    case.publisher.refresh.side_effect = lambda *a, **kw: MagicMock(
+        response=Response(headers=(), status=next(answers))
+    )
+    test_publish.test_modify_of_terminated_publication(case)
+    assert verdicts(case.findings, "C15") == [True, c15]
+    assert verdicts(case.findings, "C14") == [c14]
