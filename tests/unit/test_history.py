@@ -1,0 +1,295 @@
+"""The history checker on synthetic histories: every NOTIFY judged in its time window.
+
+No sockets: each history is written by hand, shaped like what the SIPp traces record, and each
+fault-shaped history is the exact behaviour a reference-server fault produces (the spec of
+those faults is in the issue-11 note; the suite kills them through the same ids).
+"""
+
+from __future__ import annotations
+
+from conformance.oracle import history as h
+from conformance.oracle.dialoginfo import Item, dialog, document
+from conformance.oracle.history import Checkpoint, History, Observation, Rules, Stimulus
+from conformance.oracle.requirements import Level
+
+URI = "sip:alice@example.com"
+RULES = Rules()
+
+
+def body(*dialogs: Item) -> bytes:
+    return document(URI, dialogs)
+
+
+def notify(
+    version: int, *dialogs: Item, at: float, state: str = "full", cseq: int = 0
+) -> Observation:
+    return Observation(
+        f"NOTIFY v{version}",
+        at,
+        document(URI, dialogs, version=version, state=state),
+        "active",
+        key=("z9hG4bK-n", cseq or version),
+    )
+
+
+def publish(label: str, etag: str, dialogs, sent: float, answered: float, **kw) -> Stimulus:
+    return Stimulus(
+        "publish", label, sent, answered, 200, body(*dialogs), etag=etag, expires=3600, **kw
+    )
+
+
+def modify(label: str, old: str, etag: str, dialogs, sent: float, answered: float) -> Stimulus:
+    return Stimulus(
+        "modify", label, sent, answered, 200, body(*dialogs), etag=etag, replaces=old, expires=3600
+    )
+
+
+def remove(label: str, old: str, sent: float, answered: float, status: int = 200) -> Stimulus:
+    return Stimulus("remove", label, sent, answered, status, None, replaces=old, expires=0)
+
+
+def run(stimuli, notifies, *, end: float = 100.0, rules: Rules = RULES, checkpoints=()):
+    hist = History(URI, tuple(stimuli), tuple(notifies), end=end)
+    return h.check(hist, rules, checkpoints=checkpoints)
+
+
+def failed(result, level: Level | None = None) -> list[tuple[str, Level | None]]:
+    return [(f.requirement, f.level) for f in result.findings if not f.passed]
+
+
+R1 = dialog("r1", "confirmed")
+R2 = dialog("r2", "early")
+
+# -- the six bullets of the issue's Tests section -------------------------------------------------
+
+
+def test_stale_notify_after_the_removes_200_fails_c16():
+    stimuli = [publish("publish r1", "e1", [R1], 1.0, 1.01), remove("remove r1", "e1", 3.0, 3.01)]
+    result = run(stimuli, [notify(0, R1, at=2.0), notify(1, R1, at=3.5), notify(2, at=3.6)])
+    assert failed(result) == [("C16", None)]
+    message = result.findings[0].message
+    assert "remove r1" in message and "NOTIFY v1" in message
+    assert "watcher table: r1:confirmed" in message and "oracle: none" in message
+
+
+def test_the_same_notify_received_before_the_remove_was_sent_passes():
+    stimuli = [publish("publish r1", "e1", [R1], 1.0, 1.01), remove("remove r1", "e1", 3.0, 3.01)]
+    result = run(stimuli, [notify(0, R1, at=2.0), notify(1, R1, at=2.9), notify(2, at=3.02)])
+    assert failed(result) == []
+    assert [j.verdict for j in result.judgements] == ["pass", "pass", "pass", "pass"]
+
+
+def test_a_state_only_a_later_stimulus_could_produce_fails():
+    stimuli = [
+        publish("publish r1", "e1", [R1], 1.0, 1.01),
+        publish("publish r2", "e2", [R2], 5.0, 5.01),
+    ]
+    result = run(stimuli, [notify(0, R1, at=2.0), notify(1, R1, R2, at=4.0)], end=4.5)
+    assert [f.requirement for f in result.findings] == ["B24"]
+    assert "publish r2 (sent after it)" in result.findings[0].message
+
+
+def test_a_notify_within_epsilon_of_the_200_is_info():
+    stimuli = [publish("publish r1", "e1", [R1], 1.0, 1.01), remove("remove r1", "e1", 3.0, 3.010)]
+    # Stale by 4 ms after the 200: only the clock allowance explains it.
+    result = run(stimuli, [notify(0, R1, at=2.0), notify(1, R1, at=3.014), notify(2, at=3.02)])
+    assert failed(result) == [("C16", Level.INFO)]
+    assert result.findings[0].verdict() == "info"
+
+
+def test_an_expiry_window_with_and_without_the_expired_dialog_both_pass():
+    rules = Rules(expiry_timer=2.0, expiry_slack=1.0, timestamp_resolution=1.0)
+    short = Stimulus("publish", "publish r1", 1.0, 1.01, 200, body(R1), etag="e1", expires=3)
+    stays = publish("publish r2", "e2", [R2], 1.1, 1.11)
+    # The expiry window is [1.0 + 3 - 1, 1.01 + 3 + 3] = [3.0, 7.01].
+    for shown in ((R1, R2), (R2,)):
+        result = run(
+            [short, stays],
+            [notify(0, R1, R2, at=1.5), notify(1, *shown, at=5.0)],
+            end=5.5,
+            rules=rules,
+        )
+        assert failed(result) == [], shown
+    # After the window the expired dialog is stale: C17.
+    late = run([short, stays], [notify(0, R1, R2, at=1.5), notify(1, R1, R2, at=7.5)], rules=rules)
+    assert failed(late) == [("C17", None)]
+
+
+def test_a_partial_body_that_leaves_the_table_wrong_fails_a17():
+    """Fault "partial NOTIFY per publication": after a modify the server sends state=partial
+    with only the new body, so the modified-away dialog stays in the watcher's table."""
+    a1, a2 = dialog("a1", "trying"), dialog("a2", "trying")
+    stimuli = [
+        publish("publish a", "ea", [a1, a2], 1.0, 1.01),
+        modify("modify a", "ea", "ea2", [dialog("a2", "early")], 3.0, 3.01),
+    ]
+    notifies = [
+        notify(0, a1, a2, at=2.0),
+        notify(1, dialog("a2", "early"), at=3.005, state="partial"),
+    ]
+    result = run(stimuli, notifies, end=4.0, checkpoints=[Checkpoint(3.9, ("C15", "D04"))])
+    assert ("A17", None) in failed(result)
+    assert ("C15", None) not in failed(result)  # named, but not the rule this fault breaks
+    assert {(f.requirement, f.level) for f in result.findings if f.requirement == "C15"} == {
+        ("C15", Level.INFO)
+    }
+
+
+# -- fault-shaped histories: each rule fails through its own id -----------------------------------
+
+
+def test_fault_stale_expiry_notify_fails_c17():
+    """Fault "stale expiry NOTIFY": the NOTIFY sent when a publication expires is built from the
+    store before the expired publication is dropped, and nothing follows it."""
+    rules = Rules(expiry_timer=0.0, expiry_slack=0.0)
+    gone = Stimulus("publish", "publish gone", 1.0, 1.01, 200, body(R1), etag="e1", expires=2)
+    stays = publish("publish stays", "e2", [R2], 1.1, 1.11)
+    result = run(
+        [gone, stays], [notify(0, R1, R2, at=1.5), notify(1, R1, R2, at=3.1)], end=6, rules=rules
+    )
+    assert failed(result) == [("C17", None)]
+    assert "expiry of publish gone" in result.findings[0].message
+
+
+def test_fault_out_of_order_modify_fails_c15():
+    """Fault "out-of-order modify": the server applies each modify's NOTIFY from the state one
+    modify behind, so the watcher sees v(k-1) after modify k was answered."""
+    stimuli = [publish("publish v", "e0", [dialog("v", "trying")], 1.0, 1.01)]
+    notifies = [notify(0, dialog("v", "trying"), at=1.5)]
+    for k in range(1, 4):
+        stimuli.append(
+            modify(
+                f"modify {k}", f"e{k - 1}", f"e{k}", [dialog(f"v{k}", "early")], 1.0 + k, 1.01 + k
+            )
+        )
+        previous = dialog(f"v{k - 1}", "early") if k > 1 else dialog("v", "trying")
+        notifies.append(notify(k, previous, at=1.02 + k))
+    result = run(stimuli, notifies, end=5.0)
+    assert {f.requirement for f in result.findings} == {"C15"}
+    assert "modify 1" in result.findings[0].message
+
+
+def test_fault_stale_removal_is_predicted_by_the_profile_and_still_c16():
+    rules = Rules(stale_removal_notify=True)
+    stimuli = [publish("publish r1", "e1", [R1], 1.0, 1.01), remove("remove r1", "e1", 3.0, 3.01)]
+    result = run(stimuli, [notify(0, R1, at=2.0), notify(1, R1, at=3.02)], end=8.0, rules=rules)
+    # One fault, one finding: the stale NOTIFY and the table that never converges are the same.
+    assert failed(result) == [("C16", None)]
+    assert "stale_removal_notify" in result.findings[0].message
+
+
+# -- the rest of the rule -------------------------------------------------------------------------
+
+
+def test_error_answered_stimulus_has_no_effect():
+    stimuli = [
+        publish("publish r1", "e1", [R1], 1.0, 1.01),
+        remove("bad remove", "e1", 2.0, 2.01, status=412),
+    ]
+    assert failed(run(stimuli, [notify(0, R1, at=1.5), notify(1, R1, at=2.5)], end=3)) == []
+    # A table without r1 after a rejected remove contradicts the publish.
+    wrong = run(stimuli, [notify(0, R1, at=1.5), notify(1, at=2.5)], end=3)
+    assert [f.requirement for f in wrong.findings] == ["B24"]
+
+
+def test_unanswered_stimulus_may_or_may_not_have_taken_effect():
+    lost = Stimulus("remove", "remove r1", 2.0, None, None, None, replaces="e1", expires=0)
+    stimuli = [publish("publish r1", "e1", [R1], 1.0, 1.01), lost]
+    for shown in ((R1,), ()):
+        result = run(stimuli, [notify(0, R1, at=1.5), notify(1, *shown, at=5.0)], end=6)
+        assert failed(result) == [], shown
+
+
+def test_concurrent_stimuli_in_any_order():
+    # Two publications in flight at once: the NOTIFY may show either, both or none.
+    p1 = publish("publish r1", "e1", [R1], 1.0, 1.5)
+    p2 = publish("publish r2", "e2", [R2], 1.1, 1.6)
+    for shown in ((), (R1,), (R2,), (R1, R2)):
+        assert failed(run([p1, p2], [notify(0, *shown, at=1.3)], end=1.35)) == [], shown
+
+
+def test_retransmission_judged_once():
+    stimuli = [publish("publish r1", "e1", [R1], 1.0, 1.01), remove("remove r1", "e1", 3.0, 3.01)]
+    stale = notify(1, R1, at=3.5)
+    again = Observation(stale.label, 3.6, stale.body, "active", key=stale.key)
+    result = run(stimuli, [notify(0, R1, at=2.0), stale, again, notify(2, at=3.7)])
+    assert len([j for j in result.judgements if j.what == "NOTIFY v1"]) == 1
+
+
+def test_convergence_missing_notify_fails_by_the_unnotified_stimulus():
+    stimuli = [publish("publish r1", "e1", [R1], 1.0, 1.01), remove("remove r1", "e1", 3.0, 3.01)]
+    # The server never tells the watcher about the remove.
+    result = run(stimuli, [notify(0, R1, at=2.0)], end=6.0)
+    assert failed(result) == [("C16", None)]
+    assert "end of the subscription" in result.findings[0].message
+    # Within the prompt bound it is not yet late.
+    assert failed(run(stimuli, [notify(0, R1, at=2.0)], end=4.0)) == []
+
+
+def test_unmatched_without_culprit_is_d03_or_d08_by_mode():
+    stimuli = [publish("publish r1", "e1", [R1], 1.0, 1.01)]
+    odd = [notify(0, R1, dialog("zz", "early"), at=2.0)]
+    assert [f.requirement for f in run(stimuli, odd, end=2.1).findings] == ["D03"]
+    single = run(stimuli, odd, end=2.1, rules=Rules(single_dialog=True))
+    assert [f.requirement for f in single.findings] == ["D08"]
+
+
+def test_no_effect_checkpoint_fails_the_named_ids():
+    """ "Nothing changes" (C07): a PUBLISH that must be rejected but was stored and notified."""
+    good = publish("publish good", "e1", [dialog("good", "confirmed")], 1.0, 1.01)
+    bad = publish("publish bad", "e2", [dialog("bad", "early")], 3.0, 3.01)
+    notifies = [notify(0, dialog("good", "confirmed"), at=2.0)]
+    shown = [*notifies, notify(1, dialog("good", "confirmed"), dialog("bad", "early"), at=3.02)]
+    cp = Checkpoint(3.6, ("C07",), excluded=frozenset({"publish bad"}))
+    result = run([good, bad], shown, end=3.6, checkpoints=[cp])
+    assert failed(result) == [("C07", None)]
+    assert "publish bad" in result.findings[0].message
+    # The same check reads the same verdict however late it looks: NOTIFY v1 is in the history.
+    quiet = run([good, bad], notifies, end=3.6, checkpoints=[cp])
+    assert [(f.requirement, f.passed) for f in quiet.findings if f.requirement == "C07"] == [
+        ("C07", True)
+    ]
+
+
+def test_kamailio_whole_second_order_allows_either_order():
+    rules = Rules(single_dialog=True, flavour="kamailio", timestamp_resolution=1.0)
+    first = publish("publish first", "e1", [dialog("first", "early")], 1.0, 1.01)
+    second = publish("publish second", "e2", [dialog("second", "early")], 1.2, 1.21)
+    for winner in ("first", "second"):
+        shown = [notify(0, dialog(winner, "early"), at=1.5)]
+        assert failed(run([first, second], shown, end=1.6, rules=rules)) == [], winner
+    strict = Rules(single_dialog=True, flavour="kamailio")
+    views = h.possible_views(History(URI, (first, second), (), 2.0), 1.5, 1.5, strict)
+    assert len(views) == 1
+
+
+def test_paused_watcher_judged_from_when_it_stopped_reading():
+    stimuli = [publish("publish r1", "e1", [R1], 1.0, 1.01), remove("remove r1", "e1", 3.0, 3.01)]
+    late = Observation(
+        "NOTIFY v1", 6.0, document(URI, [R1], version=1), "active", ("b", 1), earliest=2.5
+    )
+    assert failed(run(stimuli, [notify(0, R1, at=2.0), late, notify(2, at=6.05)], end=6.1)) == []
+    # Read as if it had arrived when read, it would be stale.
+    exact = Observation(late.label, late.received, late.body, "active", ("b", 1))
+    assert failed(run(stimuli, [notify(0, R1, at=2.0), exact, notify(2, at=6.05)], end=6.1)) == [
+        ("C16", None)
+    ]
+
+
+def test_the_subset_search_is_bounded():
+    many = [
+        publish(f"p{i}", f"e{i}", [dialog(f"d{i}", "early")], 1.0 + i / 100, 9.0) for i in range(12)
+    ]
+    result = run(many, [notify(0, at=5.0)], end=5.0)
+    assert failed(result) == []  # nothing applied is possible: every publication in flight
+    assert len(h.possible_views(History(URI, tuple(many), (), 6), 5.0, 5.0, RULES)) <= h.MAX_STATES
+
+
+def test_fold_is_the_expectations_fold():
+    first = publish("p", "e1", [R1], 1.0, 1.01)
+    store = h.fold((), first, received=1.0, seq=0)
+    refreshed = h.fold(
+        store, Stimulus("refresh", "r", 2, 2.01, 200, None, "e2", "e1", 60), received=2, seq=1
+    )
+    assert [p.etag for p in refreshed] == ["e2"] and refreshed[0].body == store[0].body
+    assert h.fold(refreshed, remove("x", "e2", 3, 3.01), received=3, seq=2) == ()
