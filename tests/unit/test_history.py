@@ -169,13 +169,24 @@ def test_fault_out_of_order_modify_fails_c15():
     assert "modify 1" in result.findings[0].message
 
 
-def test_fault_stale_removal_is_predicted_by_the_profile_and_still_c16():
+def test_stale_removal_predicted_by_the_profile_then_never_corrected_is_c16():
+    """Kamailio (profile ``stale_removal_notify``): the NOTIFY a remove triggers still lists the
+    removed dialogs. The profile predicts that NOTIFY, so it passes; the table it leaves, never
+    corrected, still fails C16 at the end (the declared deviation)."""
     rules = Rules(stale_removal_notify=True)
     stimuli = [publish("publish r1", "e1", [R1], 1.0, 1.01), remove("remove r1", "e1", 3.0, 3.01)]
-    result = run(stimuli, [notify(0, R1, at=2.0), notify(1, R1, at=3.02)], end=8.0, rules=rules)
-    # One fault, one finding: the stale NOTIFY and the table that never converges are the same.
+    notifies = [notify(0, R1, at=2.0), notify(1, R1, at=3.5)]
+    result = run(stimuli, notifies, end=8.0, rules=rules)
+    assert [j.verdict for j in result.judgements] == ["pass", "pass", "fail"]
     assert failed(result) == [("C16", None)]
-    assert "stale_removal_notify" in result.findings[0].message
+    assert "no later NOTIFY corrected it" in result.findings[0].message
+    # Without the profile fact the stale NOTIFY itself fails, once (same fault at the end).
+    plain = run(stimuli, notifies, end=8.0)
+    assert [j.verdict for j in plain.judgements] == ["pass", "fail", "fail"]
+    assert failed(plain) == [("C16", None)]
+    # The prediction covers the NOTIFY the remove triggers, not a second stale one.
+    again = run(stimuli, [*notifies, notify(2, R1, at=3.8)], end=8.0, rules=rules)
+    assert [j.verdict for j in again.judgements] == ["pass", "pass", "fail", "fail"]
 
 
 # -- the rest of the rule -------------------------------------------------------------------------
@@ -295,3 +306,18 @@ def test_fold_is_the_expectations_fold():
     )
     assert [p.etag for p in refreshed] == ["e2"] and refreshed[0].body == store[0].body
     assert h.fold(refreshed, remove("x", "e2", 3, 3.01), received=3, seq=2) == ()
+
+
+def test_convergence_is_judged_when_the_subscription_ended():
+    """A watcher that rejected a NOTIFY (B25): the table it held then is what converged; a
+    server that keeps notifying afterwards is judged NOTIFY by NOTIFY, not at that moment."""
+    z1 = publish("publish z1", "e1", [dialog("z1", "trying")], 1.0, 1.01)
+    m2 = modify("modify 2", "e1", "e2", [dialog("z1", "early")], 2.0, 2.01)
+    m3 = modify("modify 3", "e2", "e3", [dialog("z1", "confirmed")], 3.0, 3.01)
+    notifies = [
+        notify(0, dialog("z1", "trying"), at=1.5),
+        notify(1, dialog("z1", "early"), at=2.02),
+        notify(2, dialog("z1", "confirmed"), at=3.02),
+    ]
+    hist = History(URI, (z1, m2, m3), tuple(notifies), end=2.02, ended=True)
+    assert failed(h.check(hist, RULES)) == []
