@@ -530,6 +530,15 @@ class Case:
             )
         )
 
+    def _listening(self, sub: Subscription) -> bool:
+        """Whether a NOTIFY a stimulus triggered may still be on its way to ``sub``: it is still
+        active and existed when the last stimulus could take effect. A subscription made later
+        got that state in its initial NOTIFY; a fetch or an ended one gets nothing more."""
+        if self.last_stimulus is None or not sub.watcher.active or not sub.notifies:
+            return False
+        started = sub.ctx.granted_at if sub.ctx.granted_at is not None else 0.0
+        return started <= self.last_stimulus + self.profile.settle_time
+
     def quiet(self) -> None:
         """Wait out the quiet window after the last stimulus: ``max(settle_time, 0.5 s)``."""
         if self.last_stimulus is None:
@@ -616,7 +625,7 @@ class Case:
         if self._finished:
             return self.findings
         self._finished = True
-        if any(sub.notifies for sub in self.subscriptions):
+        if any(self._listening(sub) for sub in self.subscriptions):
             self.quiet()
         end = time.time()
         rules = history.Rules.from_profile(self.profile)
