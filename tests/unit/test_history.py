@@ -89,6 +89,20 @@ def test_a_state_only_a_later_stimulus_could_produce_fails():
     assert "publish r2 (sent after it)" in result.findings[0].message
 
 
+def test_a_notify_traced_just_before_its_stimulus_was_sent_is_info():
+    """SIPp stamps a sent PUBLISH after sending it: a fast server's NOTIFY can be traced first."""
+    stimuli = [
+        publish("publish r1", "e1", [R1], 1.0, 1.01),
+        publish("publish r2", "e2", [R2], 3.0, 3.01),
+    ]
+    result = run(stimuli, [notify(0, R1, at=2.0), notify(1, R1, R2, at=2.9993)], end=3.05)
+    assert failed(result) == [("B24", Level.INFO)]
+    # Beyond the allowance it is a failure.
+    assert failed(run(stimuli, [notify(0, R1, at=2.0), notify(1, R1, R2, at=2.98)], end=3.05)) == [
+        ("B24", None)
+    ]
+
+
 def test_a_notify_within_epsilon_of_the_200_is_info():
     stimuli = [publish("publish r1", "e1", [R1], 1.0, 1.01), remove("remove r1", "e1", 3.0, 3.010)]
     # Stale by 4 ms after the 200: only the clock allowance explains it.
