@@ -16,6 +16,7 @@ a server's timer forces one, and its length comes from the target profile.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -643,6 +644,7 @@ class Case:
                 notifies=tuple(sub.observations()),
                 end=ended if ended is not None else end,
                 ended=ended is not None,
+                subscribed=sub.ctx.granted_at if sub.ctx.granted_at is not None else -math.inf,
             )
             self.record(history.check(recorded, rules, checkpoints=sub.checkpoints).findings)
         return self.findings

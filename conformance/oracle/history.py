@@ -21,12 +21,15 @@ order of the stimuli in flight around it explains it.
   The slack is two-sided because both traces can be late: SIPp stamps a message after handling
   it, and on a loaded host a NOTIFY the reference server sent in answer to a PUBLISH was traced
   0.7 ms *before* that PUBLISH's "sent" entry.
-* **Mismatch ids.** A NOTIFY that no possible state explains contradicts a stimulus: the
-  latest one sent before it (else the earliest sent after it) that touches a dialog where the
-  table and the oracle differ. Remove C16, expiry C17, modify C15, refresh C13, publish B24; a
-  ``partial`` document whose dialogs are all right but whose merge leaves the table wrong is
-  A17 (the body is not the fault, the partial form is); with no such stimulus, D03 or D08 by
-  mode. The message names the stimulus, the NOTIFY and both tables.
+* **Mismatch ids.** A NOTIFY that no possible state explains contradicts a stimulus, read off
+  the timeline of states: the first due stimulus whose effect a stale table lacks, the first
+  later one whose effect a premature table shows, or the one whose absence alone explains it.
+  Remove C16, expiry C17, modify C15, refresh C13, publish B24; a ``partial`` document whose
+  dialogs are all right but whose merge leaves the table wrong is A17 (the body is not the
+  fault, the partial form is); with no single stimulus, or a publication stored before the
+  subscription began (the first NOTIFY carries it: aggregation), D03 or D08 by mode. A table
+  that never caught up with a client's stimulus no NOTIFY followed at all is B24. The message
+  names the stimulus, the NOTIFY and both tables.
 * **Convergence.** The table at the end of a subscription (or at a case's checkpoint) must
   equal a state possible within the prompt bound before that moment.
 
@@ -196,6 +199,8 @@ class History:
     """When observation stopped (the watcher was still listening until then)."""
     ended: bool = False
     """The subscription ended within the history (a terminated NOTIFY)."""
+    subscribed: float = -math.inf
+    """When the SUBSCRIBE was sent: what was stored before belongs in the first NOTIFY."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,53 +474,6 @@ def _freshest(
 # -- attribution ----------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1024)
-def _ids(body: bytes | None) -> frozenset[str]:
-    if not body:
-        return frozenset()
-    try:
-        return frozenset(i for i in dialoginfo.parse(body).dialog_ids if i is not None)
-    except BodyError:
-        return frozenset()
-
-
-def _touches(events: Sequence[_Event], stimuli: Sequence[Stimulus]) -> dict[int, frozenset[str]]:
-    """Dialog ids each event's effect can change: its own body's, and the replaced or dropped
-    publication's (followed through the ETag chain)."""
-    body_of: dict[str, bytes] = {}
-    for s in sorted(stimuli, key=lambda s: s.sent):
-        if s.error or s.etag is None:
-            continue
-        body = s.body if s.body is not None else body_of.get(s.replaces or "")
-        if body is not None:
-            body_of[s.etag] = body
-    out: dict[int, frozenset[str]] = {}
-    for e in events:
-        s = e.stimulus
-        if s is None:
-            out[e.index] = _ids(body_of.get(e.drops or ""))
-        else:
-            out[e.index] = _ids(s.body) | _ids(body_of.get(s.replaces or ""))
-    return out
-
-
-def _diff(observed: Sequence[Dialog], expected: Sequence[Dialog]) -> set[str | None]:
-    obs = {d.id: d for d in observed}
-    exp = {d.id: d for d in expected}
-    return {i for i in obs.keys() | exp.keys() if obs.get(i) != exp.get(i)}
-
-
-def _culprit(
-    events: Sequence[_Event], touches: dict[int, frozenset[str]], diff: set[str | None], r: float
-) -> _Event | None:
-    hits = [e for e in events if touches.get(e.index, frozenset()) & diff]
-    past = [e for e in hits if e.start <= r]
-    if past:
-        return max(past, key=lambda e: (e.start, e.index))
-    future = [e for e in hits if e.start > r]
-    return min(future, key=lambda e: (e.start, e.index)) if future else None
-
-
 def _partial_fragment_right(body: bytes, candidates: Iterable[Sequence[Dialog]]) -> bool:
     """A partial document whose every dialog agrees with some possible state: the body is a
     right delta, so a wrong table comes from what the partial form left out (A17)."""
@@ -606,8 +564,13 @@ class _Context:
         self.rules = rules
         self.fallback = fallback
         self.events = _events(history.stimuli, rules, excluded)
-        self.all_events = _events(history.stimuli, rules, frozenset())
-        self.touches = _touches(self.all_events, history.stimuli)
+        self.order = sorted(self.events, key=lambda e: (e.start, e.index))
+        self.timeline = [self._view_key(self.order[:k]) for k in range(len(self.order) + 1)]
+
+    def _view_key(self, applied: Sequence[_Event]) -> ViewKey:
+        store = _store(applied, self.rules)
+        presentity, rules = self.history.presentity, self.rules
+        return _key(_expected(store, presentity, rules.single_dialog, rules.flavour))
 
     def possible(self, lo: float, hi: float, late: frozenset[str] = frozenset()) -> _Views:
         events = self.events
@@ -627,8 +590,50 @@ class _Context:
         )
 
     def culprit(self, table: Sequence[Dialog], at: float) -> _Event | None:
-        fresh = _freshest(self.events, self.history.presentity, at, self.rules)
-        return _culprit(self.all_events, self.touches, _diff(table, fresh), at)
+        """The stimulus the table contradicts, read off the timeline of states (every event in
+        start order): a table some earlier state explains is stale, and the culprit is the
+        first due event whose effect it lacks; one a later state explains shows the first
+        effect it could not yet know. Else one event left out of everything sent explains it
+        (a lost or reordered update). None: no single stimulus explains it (aggregation)."""
+        key = _key(table)
+        keys, order = self.timeline, self.order
+        sent = sum(1 for e in order if e.start <= at)
+        changes = [j for j in range(1, len(keys)) if keys[j] != keys[j - 1]]
+        # Only states reached while the history was observed (not an expiry an hour away).
+        reached = sum(1 for e in order if e.start <= max(at, self.history.end))
+        matches = [k for k, v in enumerate(keys[: reached + 1]) if v == key]
+        past = [k for k in matches if k <= sent]
+        if past:
+            k = max(past)
+            due = [j for j in changes if j > k and order[j - 1].end < at]
+            found = due or [j for j in changes if k < j <= sent]
+            if found:
+                return order[found[0] - 1]
+        elif matches:
+            found = [j for j in changes if sent < j <= min(matches)]
+            if found:
+                return order[found[0] - 1]
+        applied = order[:sent]
+        for e in reversed(applied):
+            if self._view_key([x for x in applied if x is not e]) == key:
+                return e
+        return None
+
+    def requirement(self, culprit: _Event | None, *, converged: bool) -> str:
+        """The id a contradicted stimulus stands for. A publication the subscription's first
+        NOTIFY should already carry is an aggregation failure (D03/D08), not a missed change;
+        a table that stops short of a client's stimulus no NOTIFY followed is B24."""
+        if culprit is None:
+            return self.fallback
+        if culprit.kind == "publish" and culprit.end < self.history.subscribed:
+            return self.fallback
+        if (
+            converged
+            and culprit.stimulus is not None
+            and not any(o.received >= culprit.start for o in self.history.notifies)
+        ):
+            return "B24"
+        return _ID_BY_KIND[culprit.kind]
 
     def judge(
         self,
@@ -663,7 +668,7 @@ class _Context:
         elif body is not None and _partial_fragment_right(body, strict.values()):
             rid = "A17"
         else:
-            rid = _ID_BY_KIND.get(culprit.kind, self.fallback) if culprit else self.fallback
+            rid = self.requirement(culprit, converged=body is None)
         # A search cut short by its bound cannot prove a NOTIFY wrong: it only informs.
         verdict: Verdict = "info" if key in loose or loose.bounded else "fail"
         when = "sent after it" if culprit and culprit.start > hi else "answered around it"

@@ -241,14 +241,24 @@ def test_retransmission_judged_once():
     assert len([j for j in result.judgements if j.what == "NOTIFY v1"]) == 1
 
 
-def test_convergence_missing_notify_fails_by_the_unnotified_stimulus():
+def test_convergence_without_any_notify_after_the_change_is_b24():
     stimuli = [publish("publish r1", "e1", [R1], 1.0, 1.01), remove("remove r1", "e1", 3.0, 3.01)]
-    # The server never tells the watcher about the remove.
+    # The server never tells the watcher about the remove (fault no-notify-on-change).
     result = run(stimuli, [notify(0, R1, at=2.0)], end=6.0)
-    assert failed(result) == [("C16", None)]
+    assert failed(result) == [("B24", None)]
     assert "end of the subscription" in result.findings[0].message
+    assert "remove r1" in result.findings[0].message
     # Within the prompt bound it is not yet late.
     assert failed(run(stimuli, [notify(0, R1, at=2.0)], end=4.0)) == []
+
+
+def test_publications_missing_from_the_first_notify_are_aggregation():
+    """Fault no-aggregation: only the latest publication reaches the body. The publications
+    were stored before the SUBSCRIBE, so this is D03 (D08 in single mode), not a missed NOTIFY."""
+    a = publish("publish a", "e1", [R1], 1.0, 1.01)
+    b = publish("publish b", "e2", [R2], 1.1, 1.11)
+    hist = History(URI, (a, b), (notify(0, R2, at=2.0),), end=3.0, subscribed=1.9)
+    assert failed(h.check(hist, RULES)) == [("D03", None)]
 
 
 def test_unmatched_without_culprit_is_d03_or_d08_by_mode():
