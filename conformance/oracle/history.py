@@ -600,7 +600,8 @@ class _Context:
         sent = sum(1 for e in order if e.start <= at)
         changes = [j for j in range(1, len(keys)) if keys[j] != keys[j - 1]]
         # Only states reached while the history was observed (not an expiry an hour away).
-        reached = sum(1 for e in order if e.start <= max(at, self.history.end))
+        horizon = max(at, self.history.end)
+        reached = sum(1 for e in order if e.stimulus is not None or e.start <= horizon)
         matches = [k for k, v in enumerate(keys[: reached + 1]) if v == key]
         past = [k for k in matches if k <= sent]
         if past:
