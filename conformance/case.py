@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from conformance.errors import BodyError, NotReceivedError
+from conformance.errors import BodyError, NotReceivedError, UsageError
 from conformance.harness.peers import Notify, Publisher, PublishResult, Watcher
 from conformance.oracle import aggregator, checks, dialoginfo, history
 from conformance.oracle.aggregator import Aggregate, Publication
@@ -201,6 +201,8 @@ class Case:
         self.expectations: dict[str, Expectation] = {}
         self.exchanges: list[object] = []
         self._finished = False
+        self._sent: dict[int, Stimulus] = {}
+        """Each PublishResult (by identity) -> the stimulus recorded for it."""
         self.last_stimulus: float | None = None
         """When the last PUBLISH's answer came: the quiet window counts from here."""
         self.waited = 0.0
@@ -352,6 +354,7 @@ class Case:
             expires=0 if kind == "remove" else result.expires,
         )
         expectation.record(stimulus)
+        self._sent[id(result)] = stimulus
         self.last_stimulus = time.time()
         return stimulus
 
@@ -515,12 +518,11 @@ class Case:
         listening for the quiet window, then leave a checkpoint at which the history judges the
         watcher's table as if the server had rejected it. Every NOTIFY in the history is judged
         the same way, so the verdict does not depend on whether its NOTIFY was read in time."""
-        stimulus = next(
-            (s for s in self.expectation(user).stimuli if s.etag == result.etag and s.sent),
-            None,
-        )
-        if stimulus is None:
-            raise ValueError("expect_no_effect: that PUBLISH was not sent through this case")
+        stimulus = self._sent.get(id(result))
+        if stimulus is None or stimulus not in self.expectation(user).stimuli:
+            raise UsageError(
+                f"expect_no_effect: that PUBLISH was not sent for {user!r} through this case"
+            )
         self.quiet()
         sub.checkpoints.append(
             Checkpoint(
