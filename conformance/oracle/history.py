@@ -13,11 +13,12 @@ order of the stimuli in flight around it explains it.
   (``expires`` counted from when it was sent or answered; Kamailio stamps whole seconds).
 * **NOTIFY moment.** A NOTIFY received at r is legal when the §4.3 table after it (the view
   before it, plus its body, through ``view.WatcherView``) equals the oracle's table
-  (``aggregator`` then ``checks.expected_view``) of some store state possible at some t in
-  ``[r - EPSILON, r]``: every stimulus whose interval ended before t applied, any subset of
-  those in flight at t applied in any order the real-time order and the profile's timestamp
-  resolution allow, nothing sent after t. A match that needs the ``EPSILON`` slack on either
-  side, ``[r - EPSILON, r + EPSILON]``, is ``info``: the verdict depends on an ordering within ε.
+  (``aggregator`` then ``checks.expected_view``) of some store state possible at t = r (from
+  ``earliest`` for a NOTIFY read late): every stimulus whose interval ended before t applied,
+  any subset of those in flight at t applied in any order the real-time order and the
+  profile's timestamp resolution allow, nothing sent after t. A table that only some t in
+  ``[r - EPSILON, r + EPSILON]`` explains is ``info``: the verdict depends on an ordering
+  within ε.
   The slack is two-sided because both traces can be late: SIPp stamps a message after handling
   it, and on a loaded host a NOTIFY the reference server sent in answer to a PUBLISH was traced
   0.7 ms *before* that PUBLISH's "sent" entry.
