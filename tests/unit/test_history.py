@@ -345,3 +345,108 @@ def test_convergence_is_judged_when_the_subscription_ended():
     ]
     hist = History(URI, (z1, m2, m3), tuple(notifies), end=2.02, ended=True)
     assert failed(h.check(hist, RULES)) == []
+
+
+# -- wired into the Case: every NOTIFY of every subscription goes through the check ---------------
+
+
+class _Target:
+    def presentity_uri(self, user: str) -> str:
+        return f"sip:{user}@127.0.0.1"
+
+
+class _Publisher:
+    """Returns prepared PublishResults, as the SIPp publisher would after reading its trace."""
+
+    def __init__(self, results) -> None:
+        self.results = list(results)
+
+    def publish(self, *args, **kw):
+        return self.results.pop(0)
+
+    remove = publish
+
+
+class _Watcher:
+    def __init__(self, notifies) -> None:
+        self.notifies = notifies
+        self.active = True
+        self.messages = []
+
+
+def _sip(text: str):
+    from conformance.sip.message import parse
+
+    head, _, body = text.partition("\n\n")
+    data = head.replace("\n", "\r\n").encode() + b"\r\n\r\n" + body.encode()
+    return parse(data)
+
+
+def _result(kind: str, etag: str, sent: float, answered: float, expires: int):
+    from conformance.harness.peers import PublishResult
+    from conformance.sip.message import Stamped
+
+    request = _sip(
+        f"PUBLISH sip:u@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK-{kind}\n"
+        f"Call-ID: {kind}\nCSeq: 1 PUBLISH\nContent-Length: 0\n\n"
+    )
+    response = _sip(
+        f"SIP/2.0 200 OK\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK-{kind}\nCall-ID: {kind}\n"
+        f"CSeq: 1 PUBLISH\nSIP-ETag: {etag}\nExpires: {expires}\nContent-Length: 0\n\n"
+    )
+    exchange = (Stamped(request, sent, "out"), Stamped(response, answered, "in"))
+    return PublishResult(request, response, etag, expires, exchange)
+
+
+def _notify_at(uri: str, version: int, dialogs, at: float, cseq: int):
+    from conformance.harness.peers import Notify
+
+    body = document(uri, dialogs, version=version).decode()
+    request = _sip(
+        f"NOTIFY sip:w@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK-n{cseq}\n"
+        f"Call-ID: w\nCSeq: {cseq} NOTIFY\nSubscription-State: active;expires=600\n"
+        f"Content-Type: application/dialog-info+xml\nContent-Length: {len(body)}\n\n{body}"
+    )
+    return Notify(request, at, request.body, 200, "active", 600, None, None, cseq)
+
+
+def test_case_finish_judges_every_notify_through_the_history():
+    """A stale removal NOTIFY that is followed 3 ms later by a right one still fails C16: the
+    Case judges each captured NOTIFY, not only the view the case waited for."""
+    import time
+
+    from conformance.case import Case, Subscription
+    from conformance.oracle import checks
+    from conformance.targets.profile import Profile
+
+    now = time.time() - 5
+    published = _result("pub", "e1", now, now + 0.01, 3600)
+    removed = _result("rm", "e1", now + 2, now + 2.01, 0)
+    case = Case(
+        name="t",
+        target=_Target(),
+        profile=Profile(),
+        publisher=_Publisher([published, removed]),
+        new_watcher=None,
+        worker="gw0",
+        timeout=1.0,
+    )
+    user = "u"
+    uri = case.uri(user)
+    case.publish(user, [R1])
+    case.remove(user, published)
+    watcher = _Watcher(
+        [
+            _notify_at(uri, 0, [R1], now + 1, 1),
+            _notify_at(uri, 1, [R1], now + 2.5, 2),  # stale: the remove was answered at +2.01
+            _notify_at(uri, 2, [], now + 2.503, 3),
+        ]
+    )
+    ctx = checks.Subscription(presentity=uri, call_id="w", subscriber_tag="x", granted_at=now + 0.5)
+    case.subscriptions.append(Subscription(watcher, ctx, None, user))  # type: ignore[arg-type]
+    case.last_stimulus = now + 2.01  # the quiet window is long over
+    findings = case.finish()
+    assert case.waited == 0.0
+    stale = [f for f in findings if f.requirement == "C16" and not f.passed]
+    assert len(stale) == 1 and "NOTIFY CSeq 2" in stale[0].message
+    assert "remove #2" in stale[0].message
