@@ -89,7 +89,7 @@ MAX_IN_FLIGHT = 6
 in flight at the same moment are taken as applied."""
 MAX_ORDERS = 24
 """At most this many effect orders are tried per applied subset (4! concurrent stimuli)."""
-MAX_STATES = 4096
+MAX_STATES = 512
 """At most this many store states are built per judged moment."""
 DEFAULT_EXPIRES = 3600
 """A 2xx without Expires: the RFC 3903 default lifetime."""
