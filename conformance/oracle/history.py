@@ -545,12 +545,21 @@ def check(
         what = "the table at the end of the subscription"
         j = ctx.judge(last, end - rules.bound, end, what, slack=0.0, prior=prior)
         result.judgements.append(j)
-    reported = _findings(result, history)
+    _findings(result, history)
     for cp in checkpoints:
         for f in _checkpoint(ctx, cp, tables):
-            key = (f.requirement, f.evidence.get("stimulus"))
-            if not f.passed and "stimulus" in f.evidence and key in reported:
-                continue
+            if not f.passed and "stimulus" in f.evidence:
+                # The same fault a NOTIFY judgement already reported: keep the graver one.
+                key = (f.requirement, f.evidence["stimulus"])
+                same = [
+                    i
+                    for i, g in enumerate(result.findings)
+                    if "stimulus" in g.evidence and (g.requirement, g.evidence["stimulus"]) == key
+                ]
+                if same:
+                    if f.level is None and result.findings[same[0]].level is Level.INFO:
+                        result.findings[same[0]] = f
+                    continue
             result.findings.append(f)
     return result
 
@@ -694,15 +703,17 @@ class _Context:
         return Judgement(what, hi, verdict, rid, label, observed, expected, message)
 
 
-def _findings(result: Result, history: History) -> set[tuple[str | None, str | None]]:
-    reported: set[tuple[str | None, str | None]] = set()
+def _findings(result: Result, history: History) -> None:
+    """One finding per (requirement, contradicted stimulus), from its first failing judgement
+    (or its first info one when none failed)."""
+    worst: dict[tuple[str | None, str | None], Judgement] = {}
     for j in result.judgements:
-        if j.verdict == "pass" or (j.requirement, j.stimulus) in reported:
+        if j.verdict == "pass":
             continue
-        reported.add((j.requirement, j.stimulus))
-        assert j.requirement is not None
-        result.findings.append(_failure(j, history))
-    return reported
+        key = (j.requirement, j.stimulus)
+        if key not in worst or (worst[key].verdict == "info" and j.verdict == "fail"):
+            worst[key] = j
+    result.findings.extend(_failure(j, history) for j in worst.values())
 
 
 def _failure(j: Judgement, history: History, level: Level | None = None) -> Finding:

@@ -153,16 +153,25 @@ def test_a_partial_body_that_leaves_the_table_wrong_fails_a17():
 
 
 def test_fault_stale_expiry_notify_fails_c17():
-    """Fault "stale expiry NOTIFY": the NOTIFY sent when a publication expires is built from the
-    store before the expired publication is dropped, and nothing follows it."""
-    rules = Rules(expiry_timer=0.0, expiry_slack=0.0)
+    """Fault "stale expiry NOTIFY": the NOTIFY the expiry timer sends is built from the store
+    before the expired publication is dropped, and nothing follows it. Sent inside the expiry
+    window it is indistinguishable from "not expired yet"; the table it leaves is C17 once the
+    window is over (the suite's checkpoint comes after wait_past_expiry and the case timeout)."""
+    rules = Rules(expiry_timer=0.0, expiry_slack=0.5)  # the reference profile
     gone = Stimulus("publish", "publish gone", 1.0, 1.01, 200, body(R1), etag="e1", expires=2)
     stays = publish("publish stays", "e2", [R2], 1.1, 1.11)
-    result = run(
-        [gone, stays], [notify(0, R1, R2, at=1.5), notify(1, R1, R2, at=3.1)], end=6, rules=rules
-    )
-    assert failed(result) == [("C17", None)]
+    notifies = [notify(0, R1, R2, at=1.5), notify(1, R1, R2, at=3.02)]  # window [3.0, 3.51]
+    inside = run([gone, stays], notifies, end=3.4, rules=rules)
+    assert failed(inside) == []
+    checkpoint = Checkpoint(6.0, ("C17", "D05"))
+    result = run([gone, stays], notifies, end=6.5, rules=rules, checkpoints=[checkpoint])
+    assert {rid for rid, _ in failed(result)} == {"C17", "D05"}
     assert "expiry of publish gone" in result.findings[0].message
+    # Sent after the window, the NOTIFY itself fails.
+    late = [notify(0, R1, R2, at=1.5), notify(1, R1, R2, at=3.6)]
+    judged = run([gone, stays], late, end=3.7, rules=rules)
+    assert failed(judged) == [("C17", None)]
+    assert [j.verdict for j in judged.judgements][1] == "fail"
 
 
 def test_fault_out_of_order_modify_fails_c15():
@@ -177,10 +186,32 @@ def test_fault_out_of_order_modify_fails_c15():
             )
         )
         previous = dialog(f"v{k - 1}", "early") if k > 1 else dialog("v", "trying")
-        notifies.append(notify(k, previous, at=1.02 + k))
+        notifies.append(notify(k, previous, at=1.03 + k))
     result = run(stimuli, notifies, end=5.0)
     assert {f.requirement for f in result.findings} == {"C15"}
     assert "modify 1" in result.findings[0].message
+    # test_modifies_processed_in_order names C18: its checkpoint fails C15, C18 gets info.
+    named = run(stimuli, notifies, end=9.0, checkpoints=[Checkpoint(8.0, ("C18",))])
+    assert {(f.requirement, f.level) for f in named.findings} == {
+        ("C15", None),
+        ("C18", Level.INFO),
+    }
+
+
+def test_fault_partial_notify_per_publication_over_modifies_is_a17():
+    """test_modifies_processed_in_order under fault "partial NOTIFY per publication": each
+    modify's NOTIFY is partial with only the new dialog, so the old ids pile up in the table."""
+    stimuli = [publish("publish v", "e0", [dialog("v", "trying")], 1.0, 1.01)]
+    notifies = [notify(0, dialog("v", "trying"), at=1.5)]
+    for k in range(1, 4):
+        new = dialog(f"v{k}", "early")
+        stimuli.append(modify(f"modify {k}", f"e{k - 1}", f"e{k}", [new], 1.0 + k, 1.01 + k))
+        notifies.append(notify(k, new, at=1.02 + k, state="partial"))
+    result = run(stimuli, notifies, end=9.0, checkpoints=[Checkpoint(8.0, ("C18",))])
+    assert {(f.requirement, f.level) for f in result.findings} == {
+        ("A17", None),
+        ("C18", Level.INFO),
+    }
 
 
 def test_stale_removal_predicted_by_the_profile_then_never_corrected_is_c16():
@@ -231,6 +262,13 @@ def test_concurrent_stimuli_in_any_order():
     p2 = publish("publish r2", "e2", [R2], 1.1, 1.6)
     for shown in ((), (R1,), (R2,), (R1, R2)):
         assert failed(run([p1, p2], [notify(0, *shown, at=1.3)], end=1.35)) == [], shown
+
+
+def test_a_failure_outranks_an_info_for_the_same_stimulus():
+    stimuli = [publish("publish r1", "e1", [R1], 1.0, 1.01), remove("remove r1", "e1", 3.0, 3.01)]
+    # Stale 4 ms after the 200 (info), and the table never corrected (fail): one C16, failed.
+    result = run(stimuli, [notify(0, R1, at=2.0), notify(1, R1, at=3.014)], end=8.0)
+    assert failed(result) == [("C16", None)]
 
 
 def test_retransmission_judged_once():
