@@ -677,7 +677,11 @@ class _Context:
             # The table is what an earlier wrong NOTIFY left: the same fault, the same id.
             rid, label = prior.requirement, prior.stimulus or label
         elif body is not None and _partial_fragment_right(body, strict.values()):
+            # The NOTIFY of the latest stimulus: its partial form left the rest out.
             rid = "A17"
+            sent = [e for e in self.order if e.stimulus is not None and e.start <= hi]
+            culprit = sent[-1] if sent else culprit
+            label = culprit.label if culprit else label
         else:
             rid = self.requirement(culprit, converged=body is None)
         # A search cut short by its bound cannot prove a NOTIFY wrong: it only informs.

@@ -143,6 +143,7 @@ def test_a_partial_body_that_leaves_the_table_wrong_fails_a17():
     ]
     result = run(stimuli, notifies, end=4.0, checkpoints=[Checkpoint(3.9, ("C15", "D04"))])
     assert ("A17", None) in failed(result)
+    assert "contradicted stimulus: modify a" in result.findings[0].message
     assert ("C15", None) not in failed(result)  # named, but not the rule this fault breaks
     assert {(f.requirement, f.level) for f in result.findings if f.requirement == "C15"} == {
         ("C15", Level.INFO)
