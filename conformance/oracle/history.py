@@ -749,14 +749,26 @@ def _checkpoint(
     what = f"the table of {history.presentity} at the case's checkpoint"
     if cp.excluded:
         counter = _Context(history, rules, ctx.fallback, cp.excluded)
-        j = counter.judge(table, lo, cp.at, what)
-        if j.verdict == "pass":
-            return [Finding(rid, True, f"{what}: {j.observed}", level=cp.level) for rid in named]
-        real = ctx.judge(table, lo, cp.at, what)
-        if real.verdict == "pass":
+        since = min((s.sent for s in history.stimuli if s.label in cp.excluded), default=cp.at)
+        # Every NOTIFY from the stimulus to the checkpoint, then the table at the checkpoint:
+        # the first one that only the excluded stimulus explains fails the named ids.
+        moments = [
+            (at, t, f"{j.what} (the table it left)")
+            for at, t, j in tables
+            if j is not None and since - EPSILON <= at <= cp.at
+        ]
+        moments.append((cp.at, table, what))
+        for at, shown, label in moments:
+            first = at if label != what else lo
+            j = counter.judge(shown, first, at, label)
+            if j.verdict == "pass":
+                continue
+            real = ctx.judge(shown, first, at, label)
+            if real.verdict != "pass":
+                break  # wrong either way: judged by the real history's own ids
             labels = ", ".join(sorted(cp.excluded))
             text = (
-                f"{what} shows the effect of {labels}, which must have had none; "
+                f"{label} shows the effect of {labels}, which must have had none; "
                 f"watcher table: {j.observed}; without it: {j.expected}"
             )
             return [
@@ -769,7 +781,12 @@ def _checkpoint(
                 )
                 for rid in named
             ]
-        j = real
+        j = counter.judge(table, lo, cp.at, what)
+        if j.verdict == "pass":
+            return [Finding(rid, True, f"{what}: {j.observed}", level=cp.level) for rid in named]
+        j = ctx.judge(table, lo, cp.at, what, prior=prior)
+        if j.verdict == "pass":  # wrong without the stimulus, right with it: caught above
+            return [Finding(rid, False, j.message, level=cp.level) for rid in named]
     else:
         j = ctx.judge(table, lo, cp.at, what, prior=prior)
         if j.verdict == "pass":

@@ -318,6 +318,11 @@ def test_no_effect_checkpoint_fails_the_named_ids():
     result = run([good, bad], shown, end=3.6, checkpoints=[cp])
     assert failed(result) == [("C07", None)]
     assert "publish bad" in result.findings[0].message
+    # A NOTIFY that showed the effect fails it even when a later one took it back.
+    undone = [*shown, notify(2, dialog("good", "confirmed"), at=3.3)]
+    took_back = run([good, bad], undone, end=3.6, checkpoints=[cp])
+    assert ("C07", None) in failed(took_back)
+    assert "NOTIFY v1" in next(f.message for f in took_back.findings if f.requirement == "C07")
     # The same check reads the same verdict however late it looks: NOTIFY v1 is in the history.
     quiet = run([good, bad], notifies, end=3.6, checkpoints=[cp])
     assert [(f.requirement, f.passed) for f in quiet.findings if f.requirement == "C07"] == [
