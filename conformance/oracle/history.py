@@ -730,6 +730,14 @@ def _failure(j: Judgement, history: History, level: Level | None = None) -> Find
     )
 
 
+def _passed(named: Sequence[str], what: str, j: Judgement, level: Level | None) -> list[Finding]:
+    observed = j.observed  # the canonical observation (Finding.observed once that field lands)
+    return [
+        Finding(rid, True, f"{what}: {observed}", level=level, evidence={"observed": observed})
+        for rid in named
+    ]
+
+
 def _checkpoint(
     ctx: _Context,
     cp: Checkpoint,
@@ -783,14 +791,14 @@ def _checkpoint(
             ]
         j = counter.judge(table, lo, cp.at, what)
         if j.verdict == "pass":
-            return [Finding(rid, True, f"{what}: {j.observed}", level=cp.level) for rid in named]
+            return _passed(named, what, j, cp.level)
         j = ctx.judge(table, lo, cp.at, what, prior=prior)
         if j.verdict == "pass":  # wrong without the stimulus, right with it: caught above
             return [Finding(rid, False, j.message, level=cp.level) for rid in named]
     else:
         j = ctx.judge(table, lo, cp.at, what, prior=prior)
         if j.verdict == "pass":
-            return [Finding(rid, True, f"{what}: {j.observed}", level=cp.level) for rid in named]
+            return _passed(named, what, j, cp.level)
     if j.requirement in named or j.requirement == ctx.fallback:
         level = Level.INFO if j.verdict == "info" else cp.level
         return [
