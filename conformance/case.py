@@ -30,7 +30,6 @@ from conformance.oracle.findings import Finding
 from conformance.oracle.history import Checkpoint, Stimulus
 from conformance.oracle.requirements import Level
 from conformance.oracle.view import WatcherView
-from conformance.sip.message import Request, Response
 from conformance.targets.profile import Profile
 
 QUIET_WINDOW = 0.5
@@ -322,24 +321,8 @@ class Case:
         replaces: str | None = None,
     ) -> Stimulus:
         """Record one PUBLISH with its trace times (request sent, final response received)."""
-        sent = next(
-            (
-                m.timestamp
-                for m in result.exchange
-                if m.direction == "out" and isinstance(m.message, Request)
-            ),
-            time.time(),
-        )
-        answered = next(
-            (
-                m.timestamp
-                for m in result.exchange
-                if m.direction == "in"
-                and isinstance(m.message, Response)
-                and m.message.status >= 200
-            ),
-            None,
-        )
+        sent = result.sent_at if result.sent_at is not None else time.time()
+        answered = result.answered_at
         expectation = self.expectation(user)
         stimulus = Stimulus(
             kind,
