@@ -289,6 +289,10 @@ def test_convergence_without_any_notify_after_the_change_is_b24():
     assert "remove r1" in result.findings[0].message
     # Within the prompt bound it is not yet late.
     assert failed(run(stimuli, [notify(0, R1, at=2.0)], end=4.0)) == []
+    # A NOTIFY traced within the clock allowance before the remove's "sent" entry was its
+    # NOTIFY (Kamailio, seen): the table contradicts the remove, C16.
+    early = run(stimuli, [notify(0, R1, at=2.0), notify(1, R1, at=2.9989)], end=8.0)
+    assert failed(early) == [("C16", None)]
 
 
 def test_publications_missing_from_the_first_notify_are_aggregation():
