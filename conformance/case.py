@@ -3,30 +3,39 @@
 A suite case gets a ``Case`` (the ``case`` fixture) and talks in the language of the rules:
 publish these dialogs, subscribe, expect the view to match the oracle. The Case keeps what was
 published (the ``Expectation`` the oracle reads), every subscription it opened, and the findings.
-When the case function returns, ``finish()`` checks every NOTIFY each watcher captured (headers,
-schema, version sequence) whether or not the case looked at it, so no body goes unchecked.
+When the case function returns, ``finish()`` keeps the watchers listening for a quiet window
+after the last stimulus, then checks every NOTIFY each watcher captured (headers, schema, version
+sequence) and judges each one at its moment against the stimuli around it (``oracle.history``),
+whether or not the case looked at it, so no body goes unchecked and no stale NOTIFY slips by.
 
 Waiting follows events: "expect the view" waits for the next NOTIFY until the view matches or
-the bound runs out; a fixed wait appears only where a server's timer forces one, and its length
-comes from the target profile.
+the bound runs out, and leaves a checkpoint the history judges; a fixed wait appears only where
+a server's timer forces one, and its length comes from the target profile.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from conformance.errors import BodyError, NotReceivedError
+from conformance.errors import BodyError, NotReceivedError, UsageError
 from conformance.harness.peers import Notify, Publisher, PublishResult, Watcher
-from conformance.oracle import aggregator, checks, dialoginfo
+from conformance.oracle import aggregator, checks, dialoginfo, history
 from conformance.oracle.aggregator import Aggregate, Publication
 from conformance.oracle.dialoginfo import CONTENT_TYPE, Item, document
 from conformance.oracle.findings import Finding
+from conformance.oracle.history import Checkpoint, Stimulus
 from conformance.oracle.requirements import Level
 from conformance.oracle.view import WatcherView
 from conformance.targets.profile import Profile
+
+QUIET_WINDOW = 0.5
+"""Seconds every case keeps its watchers listening after its last stimulus (at least the
+profile's settle time): a NOTIFY the stimulus triggered is then read and judged, so a "nothing
+changes" check cannot pass by reading before it arrived."""
 
 _unique = itertools.count(1)
 
@@ -46,37 +55,27 @@ class Expectation:
     presentity: str
     profile: Profile
     publications: list[Publication] = field(default_factory=list)
+    stimuli: list[Stimulus] = field(default_factory=list)
+    """Every PUBLISH sent for this presentity through the case, with its trace times."""
     _seq: itertools.count = field(default_factory=itertools.count, repr=False)
 
-    def record(
-        self, result: PublishResult, body: bytes | None, *, replaces: str | None = None
-    ) -> None:
-        """Fold one successful PUBLISH into the stored state, as RFC 3903 §6 describes."""
+    def record(self, stimulus: Stimulus) -> None:
+        """Fold one stimulus into the stored state, as RFC 3903 §6 describes (the same fold the
+        history check replays, with this host's clock for order and expiry)."""
         now = time.time()
-        granted = result.expires if result.expires is not None else 3600
-        old = next((p for p in self.publications if p.etag == replaces), None) if replaces else None
-        if old is not None:
-            self.publications.remove(old)
-        if granted == 0:
-            return  # a remove
-        if body is None:  # a refresh keeps the body; the flavour says whether it keeps its place
-            if old is None:
-                return
-            pub = aggregator.refreshed(
-                old,
-                etag=result.etag or old.etag,
-                now=now,
-                expires=now + granted,
+        granted = stimulus.expires if stimulus.expires is not None else history.DEFAULT_EXPIRES
+        self.stimuli.append(stimulus)
+        self.publications = list(
+            history.fold(
+                self.publications,
+                stimulus,
+                received=now,
                 seq=next(self._seq),
+                expires_at=now + granted,
+                replaces_on_same_first_id=self.profile.replaces_on_same_first_id,
                 flavour=self.profile.flavour,
             )
-        else:
-            if old is None and self.profile.replaces_on_same_first_id:
-                twin = aggregator.kamailio_replaces(self.publications, body)
-                if twin is not None:
-                    self.publications.remove(twin)
-            pub = Publication(body, result.etag or "", now, now + granted, next(self._seq))
-        self.publications.append(pub)
+        )
 
     def aggregate(self, now: float | None = None) -> Aggregate:
         """The aggregate the oracle expects now, under the profile's mode and flavour."""
@@ -92,11 +91,16 @@ class Expectation:
 class Subscription:
     """A watcher's subscription with the yardstick its NOTIFYs are checked against."""
 
-    def __init__(self, watcher: Watcher, ctx: checks.Subscription, response) -> None:
+    def __init__(
+        self, watcher: Watcher, ctx: checks.Subscription, response, user: str = ""
+    ) -> None:
         self.watcher = watcher
         self.ctx = ctx
         self.response = response
+        self.user = user
         self.paused: list[tuple[float, float]] = []
+        self.checkpoints: list[Checkpoint] = []
+        """Moments the case asked about (``expect_view``); the history judges them."""
 
     @property
     def notifies(self) -> list[Notify]:
@@ -123,6 +127,34 @@ class Subscription:
         if self.paused and self.paused[-1][1] == float("inf"):
             # What queued meanwhile is read within the next second.
             self.paused[-1] = (self.paused[-1][0], time.time() + 1.0)
+
+    def observations(self) -> list[history.Observation]:
+        """The NOTIFYs as the history check reads them: trace time, body, retransmission key;
+        one read late by a paused watcher may have arrived as early as the pause began."""
+        out = []
+        for n in self.notifies:
+            paused = next((a for a, b in self.paused if a <= n.timestamp <= b), None)
+            out.append(
+                history.Observation(
+                    f"NOTIFY CSeq {n.cseq}",
+                    n.timestamp,
+                    n.body,
+                    n.subscription_state,
+                    key=(n.request.branch, n.cseq),
+                    earliest=paused,
+                )
+            )
+        return out
+
+    def ended(self) -> float | None:
+        """When the subscription ended, as far as the watcher can tell: a terminated NOTIFY, a
+        NOTIFY it rejected (B25), or a pause (a server may drop it after Timer F, B26)."""
+        times = [a for a, _ in self.paused]
+        for n in self.notifies:
+            if n.subscription_state == "terminated" or (n.answered or 200) >= 300:
+                times.append(n.timestamp)
+                break
+        return min(times) if times else None
 
     def view(self, notifies: Sequence[Notify] | None = None) -> WatcherView:
         """The §4.3 watcher table after ``notifies`` (default: every NOTIFY so far)."""
@@ -169,6 +201,10 @@ class Case:
         self.expectations: dict[str, Expectation] = {}
         self.exchanges: list[object] = []
         self._finished = False
+        self._sent: dict[int, Stimulus] = {}
+        """Each PublishResult (by identity) -> the stimulus recorded for it."""
+        self.last_stimulus: float | None = None
+        """When the last PUBLISH's answer came: the quiet window counts from here."""
         self.waited = 0.0
         self.timed_out = 0.0
         """Seconds spent waiting out a bound that a deviating server never met."""
@@ -230,8 +266,8 @@ class Case:
         )
         self.exchanges.append(result)
         status = result.response.status
-        if 200 <= status < 300 and body is not None and event == "dialog":
-            self.expectation(user).record(result, body)
+        if event == "dialog" and body is not None:
+            self._stimulus(user, "publish", result, body)
         valid = not isinstance(dialogs, bytes) and dialogs is not None and event == "dialog"
         if valid and content_type == CONTENT_TYPE and not (200 <= status < 300 or status == 423):
             # A well-formed initial PUBLISH may only be accepted (or asked for a longer
@@ -258,27 +294,53 @@ class Case:
         assert body is not None
         result = self.publisher.modify(user, previous.etag or "", body, expires=expires)
         self.exchanges.append(result)
-        if 200 <= result.response.status < 300:
-            self.expectation(user).record(result, body, replaces=previous.etag)
+        self._stimulus(user, "modify", result, body, replaces=previous.etag)
         self.settle()
         return result
 
     def refresh(self, user: str, previous: PublishResult, *, expires: int = 3600) -> PublishResult:
         result = self.publisher.refresh(user, previous.etag or "", expires=expires)
         self.exchanges.append(result)
-        if 200 <= result.response.status < 300:
-            self.expectation(user).record(result, None, replaces=previous.etag)
+        self._stimulus(user, "refresh", result, None, replaces=previous.etag)
         self.settle()
         return result
 
     def remove(self, user: str, previous: PublishResult) -> PublishResult:
         result = self.publisher.remove(user, previous.etag or "")
         self.exchanges.append(result)
-        if 200 <= result.response.status < 300:
-            exp = self.expectation(user)
-            exp.publications = [p for p in exp.publications if p.etag != previous.etag]
+        self._stimulus(user, "remove", result, None, replaces=previous.etag)
         self.settle()
         return result
+
+    def _stimulus(
+        self,
+        user: str,
+        kind: history.Kind,
+        result: PublishResult,
+        body: bytes | None,
+        *,
+        replaces: str | None = None,
+    ) -> Stimulus:
+        """Record one PUBLISH with its trace times (request sent, final response received)."""
+        sent = result.sent_at if result.sent_at is not None else time.time()
+        answered = result.answered_at
+        expectation = self.expectation(user)
+        stimulus = Stimulus(
+            kind,
+            f"{kind} #{len(expectation.stimuli) + 1}"
+            + (f" (If-Match {replaces})" if replaces else ""),
+            sent,
+            answered,
+            result.response.status if answered is not None else None,
+            body,
+            etag=result.etag,
+            replaces=replaces,
+            expires=0 if kind == "remove" else result.expires,
+        )
+        expectation.record(stimulus)
+        self._sent[id(result)] = stimulus
+        self.last_stimulus = time.time()
+        return stimulus
 
     def wait(self, seconds: float) -> None:
         """A wait a server's timer or a rule forces; counted in ``waited``."""
@@ -356,7 +418,7 @@ class Case:
             rfc=self.profile.rfc,
             entity_rebuilt=self.profile.entity_rebuilt,
         )
-        sub = Subscription(watcher, ctx, response)
+        sub = Subscription(watcher, ctx, response, user)
         self.subscriptions.append(sub)
         if wait and 200 <= response.status < 300:
             self.await_notifies(sub, 1, requirement="B05", what="the initial NOTIFY")
@@ -395,15 +457,14 @@ class Case:
         requirements: Sequence[str],
         *,
         timeout: float | None = None,
-        expected: Aggregate | None = None,
         level: Level | None = None,
     ) -> checks.Comparison:
-        """Wait until the watcher's §4.3 view equals the oracle's, then emit findings.
+        """Wait until the watcher's §4.3 view equals the oracle's (or the bound runs out), then
+        leave a checkpoint naming ``requirements``.
 
-        Each new NOTIFY re-evaluates the view; the bound is the case timeout plus the profile's
-        settle time. On timeout the findings fail with the last view and the expected one.
-        ``expected`` replaces the oracle's current aggregate, for rules that say the state must
-        be what it was before a request (a rejected PUBLISH changes nothing)."""
+        This only waits: the history check at ``finish`` judges the table at the checkpoint,
+        and every NOTIFY before and after it, against the states possible at their moments.
+        The bound is the case timeout plus the profile's settle time."""
         started = time.time()
         deadline = started + (timeout if timeout is not None else self.timeout)
         deadline += self.profile.settle_time
@@ -412,7 +473,7 @@ class Case:
             # One snapshot per round: judging one list and waiting past another could wait
             # for a NOTIFY that already came.
             seen = sub.notifies
-            target = expected if expected is not None else expectation.aggregate()
+            target = expectation.aggregate()
             comparison = checks.compare(
                 checks.expected_view(target).values(), sub.view(seen).dialogs.values()
             )
@@ -425,12 +486,54 @@ class Case:
                 continue  # one last comparison, then the loop ends on the deadline
         if not comparison.equal:
             self.timed_out += time.time() - started
-        self.record(
-            checks.check_view(
-                sub.view(seen), target, requirements, label=f"watcher view of {user}", level=level
+        # The checkpoint is the moment of the last NOTIFY looked at, or now if none came.
+        sub.checkpoints.append(Checkpoint(time.time(), tuple(requirements), level=level))
+        return comparison
+
+    def expect_no_effect(
+        self,
+        sub: Subscription,
+        user: str,
+        result: PublishResult,
+        requirements: Sequence[str],
+        *,
+        level: Level | None = None,
+    ) -> None:
+        """A rule says ``result``'s PUBLISH must change nothing (a rejected request): keep
+        listening for the quiet window, then leave a checkpoint at which the history judges the
+        watcher's table as if the server had rejected it. Every NOTIFY in the history is judged
+        the same way, so the verdict does not depend on whether its NOTIFY was read in time."""
+        stimulus = self._sent.get(id(result))
+        if stimulus is None or stimulus not in self.expectation(user).stimuli:
+            raise UsageError(
+                f"expect_no_effect: that PUBLISH was not sent for {user!r} through this case"
+            )
+        self.quiet()
+        sub.checkpoints.append(
+            Checkpoint(
+                time.time(),
+                tuple(requirements),
+                excluded=frozenset({stimulus.label}),
+                level=level,
             )
         )
-        return comparison
+
+    def _listening(self, sub: Subscription) -> bool:
+        """Whether a NOTIFY a stimulus triggered may still be on its way to ``sub``: it is still
+        active and existed when the last stimulus could take effect. A subscription made later
+        got that state in its initial NOTIFY; a fetch or an ended one gets nothing more."""
+        if self.last_stimulus is None or not sub.watcher.active or not sub.notifies:
+            return False
+        started = sub.ctx.granted_at if sub.ctx.granted_at is not None else 0.0
+        return started <= self.last_stimulus + self.profile.settle_time
+
+    def quiet(self) -> None:
+        """Wait out the quiet window after the last stimulus: ``max(settle_time, 0.5 s)``."""
+        if self.last_stimulus is None:
+            return
+        left = self.last_stimulus + max(self.profile.settle_time, QUIET_WINDOW) - time.time()
+        if left > 0:
+            self.wait(left)
 
     def expect_body(self, notify: Notify, user: str, requirements: Sequence[str]) -> None:
         """The dialogs one NOTIFY body carries against the expected aggregate (multiset)."""
@@ -505,15 +608,32 @@ class Case:
     # -- the end -------------------------------------------------------------------------------
 
     def finish(self) -> list[Finding]:
-        """Check every captured NOTIFY of every subscription, then close the watchers."""
+        """After the quiet window, check every captured NOTIFY of every subscription: headers,
+        sequence, and the history (each NOTIFY at its moment, convergence, checkpoints)."""
         if self._finished:
             return self.findings
         self._finished = True
+        if any(self._listening(sub) for sub in self.subscriptions):
+            self.quiet()
+        end = time.time()
+        rules = history.Rules.from_profile(self.profile)
         for sub in self.subscriptions:
             captured = sub.captured()
             for c in captured:
                 self.record(checks.check_notify(c, sub.ctx))
             self.record(checks.check_sequence(captured))
+            if not sub.notifies:
+                continue
+            ended = sub.ended()
+            recorded = history.History(
+                presentity=sub.ctx.presentity,
+                stimuli=tuple(self.expectation(sub.user).stimuli) if sub.user else (),
+                notifies=tuple(sub.observations()),
+                end=ended if ended is not None else end,
+                ended=ended is not None,
+                subscribed=sub.ctx.granted_at if sub.ctx.granted_at is not None else -math.inf,
+            )
+            self.record(history.check(recorded, rules, checkpoints=sub.checkpoints).findings)
         return self.findings
 
     def close(self) -> None:

@@ -126,6 +126,30 @@ class PublishResult:
     def status(self) -> int:
         return self.response.status
 
+    @property
+    def sent_at(self) -> float | None:
+        """Trace time of the request (its first copy): where its effect interval opens."""
+        return next(
+            (
+                m.timestamp
+                for m in self.exchange
+                if m.direction == "out" and isinstance(m.message, Request)
+            ),
+            None,
+        )
+
+    @property
+    def answered_at(self) -> float | None:
+        """Trace time of ``response`` (the first copy): where its effect interval closes."""
+        return next(
+            (
+                m.timestamp
+                for m in self.exchange
+                if m.direction == "in" and m.message is self.response
+            ),
+            None,
+        )
+
 
 @dataclass(frozen=True)
 class Notify:

@@ -83,6 +83,10 @@ class Profile:
     replaces_on_same_first_id: bool = False
     """A new PUBLISH whose first dialog id matches a stored publication replaces it
     (Kamailio)."""
+    stale_removal_notify: bool = False
+    """The NOTIFY triggered by a remove (``Expires: 0``) still contains the removed dialogs
+    (both modules build it before deleting). The history check expects that NOTIFY; the table
+    it leaves is still judged, so C16/D05 stay declared deviations."""
     publish_expires_cap: int = 3600
     """Largest PUBLISH Expires the server grants; larger requests are lowered to it (D15)."""
     timestamp_resolution: float = 0.0
@@ -239,6 +243,7 @@ _BOOL = {
     "single_dialog",
     "partial_on_publish",
     "replaces_on_same_first_id",
+    "stale_removal_notify",
     "claims_presence_dialoginfo",
     "entity_rebuilt",
 }
