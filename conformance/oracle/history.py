@@ -304,21 +304,22 @@ def _events(stimuli: Sequence[Stimulus], rules: Rules, excluded: frozenset[str])
         end = math.inf if s.answered is None else s.answered + rules.settle_time
         events.append(_Event(len(events), s.kind, s.label, s.sent, end, s))
     for e in list(events):
-        s = e.stimulus
-        assert s is not None
-        granted = s.expires if s.expires is not None else DEFAULT_EXPIRES
-        if s.kind == "remove" or granted <= 0 or s.etag is None:
+        made = e.stimulus
+        if made is None:
+            continue
+        granted = made.expires if made.expires is not None else DEFAULT_EXPIRES
+        if made.kind == "remove" or granted <= 0 or made.etag is None:
             continue
         late = rules.expiry_timer + rules.expiry_slack
         events.append(
             _Event(
                 len(events),
                 "expiry",
-                f"expiry of {s.label} (Expires {granted})",
-                s.sent + granted - rules.timestamp_resolution,
+                f"expiry of {made.label} (Expires {granted})",
+                made.sent + granted - rules.timestamp_resolution,
                 e.end + granted + late,
                 None,
-                drops=s.etag,
+                drops=made.etag,
             )
         )
     return events
