@@ -732,6 +732,13 @@ def _findings(result: Result, history: History) -> None:
     result.findings.extend(_failure(j, history) for j in worst.values())
 
 
+def _observation(j: Judgement, *, without: bool = False) -> str:
+    """A judgement's ``Finding.observed``: the tables only, never times, ETags or users, so a
+    profile can declare it and a repeated run observes the same text."""
+    other = "without it" if without else "oracle"
+    return f"watcher table: {j.observed}; {other}: {j.expected}"
+
+
 def _failure(j: Judgement, history: History, level: Level | None = None) -> Finding:
     return Finding(
         j.requirement or "D03",
@@ -739,13 +746,21 @@ def _failure(j: Judgement, history: History, level: Level | None = None) -> Find
         f"history of {history.presentity}: {j.message}",
         level=Level.INFO if j.verdict == "info" else level,
         evidence={"observed": j.observed, "expected": j.expected, "stimulus": j.stimulus},
+        observed=_observation(j),
     )
 
 
 def _passed(named: Sequence[str], what: str, j: Judgement, level: Level | None) -> list[Finding]:
-    observed = j.observed  # the canonical observation (Finding.observed once that field lands)
+    observed = j.observed
     return [
-        Finding(rid, True, f"{what}: {observed}", level=level, evidence={"observed": observed})
+        Finding(
+            rid,
+            True,
+            f"{what}: {observed}",
+            level=level,
+            evidence={"observed": observed},
+            observed=f"watcher table: {observed}",
+        )
         for rid in named
     ]
 
@@ -798,6 +813,7 @@ def _checkpoint(
                     text,
                     level=Level.INFO if j.verdict == "info" else cp.level,
                     evidence={"observed": j.observed, "expected": j.expected},
+                    observed=_observation(j, without=True),
                 )
                 for rid in named
             ]
@@ -806,7 +822,10 @@ def _checkpoint(
             return _passed(named, what, j, cp.level)
         j = ctx.judge(table, lo, cp.at, what, prior=prior)
         if j.verdict == "pass":  # wrong without the stimulus, right with it: caught above
-            return [Finding(rid, False, j.message, level=cp.level) for rid in named]
+            return [
+                Finding(rid, False, j.message, level=cp.level, observed=_observation(j))
+                for rid in named
+            ]
     else:
         j = ctx.judge(table, lo, cp.at, what, prior=prior)
         if j.verdict == "pass":
@@ -820,6 +839,7 @@ def _checkpoint(
                 f"{j.message}",
                 level=level,
                 evidence={"observed": j.observed, "expected": j.expected},
+                observed=_observation(j),
             )
             for rid in named
         ]
@@ -829,6 +849,7 @@ def _checkpoint(
             False,
             f"{what} is wrong, judged under {j.requirement}: {j.message}",
             level=Level.INFO,
+            observed=f"judged under {j.requirement}: {_observation(j)}",
         )
         for rid in named
     ]

@@ -184,9 +184,10 @@ def _rebuild(data: dict[str, Any]) -> Profile:
     return profile_from_dict(data, source=data.get("source", ""))
 
 
-PARTIAL_LEFTOVERS = r"watcher view of .*; missing none; unexpected (?!none$).+"
-"""What a §4.3 watcher shows after partial NOTIFYs replaced a publication: nothing missing, the
-replaced dialogs still there (the A17 observation ``partial_on_publish`` predicts)."""
+PARTIAL_LEFTOVERS = r"watcher table: (?!none;).+; oracle: .+"
+"""What the history check observes after partial NOTIFYs replaced a publication: a §4.3 table
+that still holds dialogs the oracle no longer has (the A17 observation ``partial_on_publish``
+predicts; ``oracle.history`` writes ``watcher table: …; oracle: …``)."""
 
 SHIPPED = ("generic", "kamailio", "opensips", "reference")
 """Profile names that ship with the kit (files in ``conformance/targets/profiles/``)."""
