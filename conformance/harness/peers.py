@@ -80,6 +80,36 @@ def _header_lines(lines: Iterable[str]) -> bytes:
     return "".join(out).encode("utf-8")
 
 
+def publish_header_lines(
+    body: bytes | None,
+    *,
+    expires: int | None,
+    etag: str | None,
+    content_type: str | None,
+    event: str | None,
+    extra_headers: Sequence[str],
+) -> list[str]:
+    """The optional header lines of a PUBLISH (RFC 3903); None drops a header.
+
+    Shared by every publisher so a one-shot and a live PUBLISH carry the same headers.
+    Content-Type goes with a body only; ``extra_headers`` come last, as written (a second
+    SIP-If-Match, a wrong Event...).
+    """
+    if body is not None and not isinstance(body, bytes | bytearray):
+        raise UsageError(f"a PUBLISH body is bytes, not {type(body).__name__}")
+    lines = []
+    if event is not None:
+        lines.append(f"Event: {event}")
+    if expires is not None:
+        lines.append(f"Expires: {expires}")
+    if etag is not None:
+        lines.append(f"SIP-If-Match: {etag}")
+    if body is not None and content_type is not None:
+        lines.append(f"Content-Type: {content_type}")
+    lines.extend(extra_headers)
+    return lines
+
+
 def _final_response(messages: Iterable[Stamped], cseq: tuple[int, str]) -> Response | None:
     for m in messages:
         msg = m.message
@@ -240,18 +270,14 @@ class Publisher:
         extra_headers: Sequence[str] = (),
     ) -> PublishResult:
         """Send one PUBLISH for ``user@domain``; None drops the header (or the body)."""
-        if body is not None and not isinstance(body, bytes | bytearray):
-            raise UsageError(f"a PUBLISH body is bytes, not {type(body).__name__}")
-        lines = []
-        if event is not None:
-            lines.append(f"Event: {event}")
-        if expires is not None:
-            lines.append(f"Expires: {expires}")
-        if etag is not None:
-            lines.append(f"SIP-If-Match: {etag}")
-        if body is not None and content_type is not None:
-            lines.append(f"Content-Type: {content_type}")
-        lines.extend(extra_headers)
+        lines = publish_header_lines(
+            body,
+            expires=expires,
+            etag=etag,
+            content_type=content_type,
+            event=event,
+            extra_headers=extra_headers,
+        )
         prefix = _name("publish", user) + "."
         data = bytes(body or b"")
         if b"\0" in data:
@@ -457,11 +483,19 @@ class _Twin:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buffer = b""
 
-    def command(self, headers: Sequence[tuple[str, str]], deadline: float) -> dict[str, str]:
-        """Send one command and return the ack's headers; None-safe on timeout (raises)."""
+    def command(
+        self, headers: Sequence[tuple[str, str]], deadline: float, body: bytes = b""
+    ) -> dict[str, str]:
+        """Send one command and return the ack's headers; raises TimeoutError past deadline.
+
+        ``body`` follows the blank line, byte for byte; a scenario reads it with
+        ``<ereg search_in="body" regexp="^.*$">`` (any byte but NUL and ESC, the terminator).
+        """
         assert self.sock is not None
+        if b"\x1b" in body or b"\0" in body:
+            raise UsageError("a 3PCC command cannot carry ESC (its terminator) or NUL")
         text = "".join(f"{n}: {v}\r\n" for n, v in headers) + "\r\n"
-        self.sock.sendall(text.encode("utf-8") + b"\x1b")
+        self.sock.sendall(text.encode("utf-8") + body + b"\x1b")
         while b"\x1b" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -495,6 +529,44 @@ class _Twin:
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.sock.close()
             self.sock = None
+
+
+def start_3pcc(
+    scenario: str,
+    *,
+    server: tuple[str, int],
+    block: PortBlock,
+    rundir: Path,
+    keys: dict[str, str],
+    lifetime: float,
+    deadline: float,
+) -> tuple[SippProcess, _Twin, Ports]:
+    """Start a long-lived 3PCC scenario (``-3pcc``, ``-aa``, no ``-m``) and connect to it.
+
+    Retries with fresh ports when SIPp lost a port race; on any other failure the process is
+    reaped and the HarnessError raised. Returns the process, its twin connection and its ports.
+    """
+    for attempt in range(BIND_RETRIES):
+        ports = Ports.take(block)
+        argv, logs = command(
+            scenario_path(scenario),
+            server=server,
+            ports=ports,
+            workdir=rundir,
+            keys=keys,
+            calls=None,
+            timeout=lifetime,
+            extra=("-3pcc", f"127.0.0.1:{ports.twin}", "-aa"),
+        )
+        proc = SippProcess(argv, logs, cwd=rundir).start()
+        try:
+            return proc, _Twin(ports.twin, deadline, proc), ports
+        except HarnessError:
+            proc.wait(0.2)
+            proc.stop(grace=0)
+            if proc.exit is not SippExit.BIND_FAILED or attempt == BIND_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class Watcher:
@@ -545,30 +617,15 @@ class Watcher:
         if self._proc is not None:
             raise UsageError(f"{self.name} is already started")
         self._rundir = _rundir(self.workdir, "watch", self.user)
-        deadline = time.monotonic() + self.timeout
-        for attempt in range(BIND_RETRIES):
-            ports = Ports.take(self.block)
-            argv, logs = command(
-                scenario_path("watch.xml"),
-                server=self.server,
-                ports=ports,
-                workdir=self._rundir,
-                keys={"user": self.user, "domain": self.domain, "watcher": "watcher"},
-                calls=None,
-                timeout=self.lifetime,
-                extra=("-3pcc", f"127.0.0.1:{ports.twin}", "-aa"),
-            )
-            self._proc = SippProcess(argv, logs, cwd=self._rundir).start()
-            try:
-                self._twin = _Twin(ports.twin, deadline, self._proc)
-                break
-            except HarnessError:
-                self._proc.wait(0.2)
-                if self._proc.exit is not SippExit.BIND_FAILED or attempt == BIND_RETRIES - 1:
-                    self.close()
-                    raise
-                self._proc.stop()
-                self._proc = None
+        self._proc, self._twin, _ports = start_3pcc(
+            "watch.xml",
+            server=self.server,
+            block=self.block,
+            rundir=self._rundir,
+            keys={"user": self.user, "domain": self.domain, "watcher": "watcher"},
+            lifetime=self.lifetime,
+            deadline=time.monotonic() + self.timeout,
+        )
         try:
             if self.answer != 200:
                 self._command([("X-Op", f"answer-{self.answer}")], "answer mode")
@@ -838,4 +895,6 @@ __all__ = [
     "Watcher",
     "fetch",
     "notifies_in",
+    "publish_header_lines",
+    "start_3pcc",
 ]
