@@ -402,14 +402,16 @@ RAW = (
 LIVE_METHODS = ("PUBLISH", "OPTIONS", "SUBSCRIBE")
 """Methods live.xml can send: SIPp needs the method literal in the scenario."""
 LIVE_TIMEOUT_MS = 8000
-"""How long live.xml waits for a final response before it acks "timeout". Below SIPp's own
-retransmission give-up (~19.5 s for 7 non-INVITE retransmissions from 500 ms), which would
-abort the call and with it the live peer."""
+"""How long live.xml waits for a final response before it acks "timeout". Its requests are not
+retransmitted: with ``retrans`` SIPp 3.6.1 ignored this timeout while retransmitting (seen:
+retransmissions at 0.5, 1.5, 3.5, 7.5, 11.5 s and no timeout at 8 s) and would at last abort
+the call after its 7th retransmission; a peer that answers "timeout" after 8 s and carries on
+is what a liveness check needs. Loopback UDP loses nothing unless the receiver is overrun."""
 
 
 def live_send(method):
     return f'''  <label id="{method.lower()}"/>
-  <send retrans="500" next="wait">
+  <send next="wait">
     <![CDATA[
       {method} [$req]]]>
   </send>'''
@@ -446,12 +448,13 @@ LIVE = (
                           a blank line and the request body, sent byte for byte (any byte but NUL
                           and ESC). Its Call-ID must be CID (SIPp maps the response to the call
                           by it); Via, CSeq and Content-Length are the controller's to write.
-  The scenario sends the request (UDP retransmissions from 500 ms), waits for a final response
-  and acks "done" ("timeout" after the wait below, "unknown" for an unknown op, "stop" before
-  it exits). The controller waits for each ack before the next command (BEHAVIOUR.md) and reads
-  the response from the -trace_msg message file, matching its CSeq: SIPp itself only matches the
-  status code. Late or duplicate responses that arrive while idle are absorbed by the optional
-  receives of the idle loop; -aa answers NOTIFYs (a SUBSCRIBE with Expires: 0 is a fetch).
+  The scenario sends the request once (no retransmission, see LIVE_TIMEOUT_MS in
+  generate.py), waits up to 8 s for a final response and acks "done" ("timeout" after 8 s,
+  "unknown" for an unknown op, "stop" before it exits). The controller waits for each ack
+  before the next command (BEHAVIOUR.md) and reads the response from the -trace_msg message
+  file, matching its CSeq: SIPp itself only matches the status code. Late or duplicate
+  responses that arrive while idle are absorbed by the optional receives of the idle loop;
+  -aa answers NOTIFYs (a SUBSCRIBE with Expires: 0 is a fetch).
   SIPp ends the request with extra CRLFs when it does not end with one: harmless, a receiver
   reads Content-Length bytes (RFC 3261 §18.3).
 -->
