@@ -6,7 +6,8 @@ For each target (a launched Kamailio, the reference server) this prints:
   a few presentities, bodies of 0.1 to 7 kB with Unicode and CRLF/LF lines): requests/s, p50
   and p90 latency, and reliability: lost (no final response), misordered (a response matched to
   another request's CSeq, i.e. an ack triggered by a stray), body mismatches (the traced request
-  body differs from the one meant), unexpected statuses (not 2xx for a valid operation);
+  body differs from the one meant), unexpected statuses (not 2xx for a valid operation), and how
+  much of each request's time the server took (request to response in SIPp's own trace);
 * one-shot: M PUBLISHes through ``Publisher`` (one SIPp process each), sequential, and through a
   pool of 2 concurrent one-shot processes (the fallback the issue names).
 
@@ -64,6 +65,7 @@ def run_live(target: Target, block: PortBlock, work: Path, n: int, seed: int) ->
     etags: dict[str, str | None] = dict.fromkeys(users)
     lost = misordered = mismatched = unexpected = 0
     latencies: list[float] = []
+    on_wire: list[float] = []
     with LivePeer(
         server=(target.host, target.port), block=block, workdir=work, domain=target.host
     ) as peer:
@@ -91,6 +93,9 @@ def run_live(target: Target, block: PortBlock, work: Path, n: int, seed: int) ->
                 etags[user] = None
                 continue
             latencies.append(time.perf_counter() - t0)
+            sent = next(m.timestamp for m in result.exchange if m.direction == "out")
+            answered = next(m.timestamp for m in result.exchange if m.direction == "in")
+            on_wire.append(answered - sent)
             if result.request.cseq != result.response.cseq:
                 misordered += 1
             if result.request.body != (body or b""):
@@ -107,6 +112,7 @@ def run_live(target: Target, block: PortBlock, work: Path, n: int, seed: int) ->
         "per_second": n / elapsed,
         "p50_ms": statistics.median(latencies) * 1000,
         "p90_ms": _pct(latencies, 0.9),
+        "wire_p50_ms": statistics.median(on_wire) * 1000,
         "lost": lost,
         "misordered": misordered + stray,
         "body_mismatch": mismatched,
@@ -174,6 +180,10 @@ def main() -> None:
             print(
                 f"  live peer   {live['per_second']:7.1f} req/s   p50 {live['p50_ms']:.2f} ms"
                 f"   p90 {live['p90_ms']:.2f} ms   over {live['requests']} requests"
+            )
+            print(
+                f"              of which request->response on the wire (SIPp's trace): "
+                f"p50 {live['wire_p50_ms']:.2f} ms"
             )
             print(
                 f"  reliability lost {live['lost']}   misordered {live['misordered']}"
