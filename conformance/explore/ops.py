@@ -108,54 +108,49 @@ class Publish(Op):
 
 
 @dataclass(frozen=True)
-class Modify(Op):
-    kind: ClassVar[str] = "modify"
+class _OnHandle(Op):
+    """A step on an existing publication or subscription, named by its handle."""
+
+    ending: ClassVar[bool] = False
+    """True when the handle no longer exists after this step."""
     handle: str
-    body: BodySpec
-    expires: int = 3600
 
     def uses(self) -> tuple[str, ...]:
         return (self.handle,)
+
+    def ends(self) -> tuple[str, ...]:
+        return (self.handle,) if self.ending else ()
+
+
+@dataclass(frozen=True)
+class Modify(_OnHandle):
+    kind: ClassVar[str] = "modify"
+    body: BodySpec
+    expires: int = 3600
 
     def simpler(self) -> list[Op]:
         return [dataclasses.replace(self, body=b) for b in self.body.simpler()] + super().simpler()
 
 
 @dataclass(frozen=True)
-class Refresh(Op):
+class Refresh(_OnHandle):
     kind: ClassVar[str] = "refresh"
-    handle: str
     expires: int = 3600
 
-    def uses(self) -> tuple[str, ...]:
-        return (self.handle,)
-
 
 @dataclass(frozen=True)
-class Remove(Op):
+class Remove(_OnHandle):
     kind: ClassVar[str] = "remove"
-    handle: str
-
-    def uses(self) -> tuple[str, ...]:
-        return (self.handle,)
-
-    def ends(self) -> tuple[str, ...]:
-        return (self.handle,)
+    ending: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
-class Expire(Op):
+class Expire(_OnHandle):
     """Let a publication run out: refresh it with a short Expires, then wait past it."""
 
     kind: ClassVar[str] = "expire"
-    handle: str
+    ending: ClassVar[bool] = True
     expires: int = 1
-
-    def uses(self) -> tuple[str, ...]:
-        return (self.handle,)
-
-    def ends(self) -> tuple[str, ...]:
-        return (self.handle,)
 
 
 @dataclass(frozen=True)
@@ -170,25 +165,15 @@ class Subscribe(Op):
 
 
 @dataclass(frozen=True)
-class RefreshSub(Op):
+class RefreshSub(_OnHandle):
     kind: ClassVar[str] = "refresh-sub"
-    handle: str
     expires: int = 600
-
-    def uses(self) -> tuple[str, ...]:
-        return (self.handle,)
 
 
 @dataclass(frozen=True)
-class Unsubscribe(Op):
+class Unsubscribe(_OnHandle):
     kind: ClassVar[str] = "unsubscribe"
-    handle: str
-
-    def uses(self) -> tuple[str, ...]:
-        return (self.handle,)
-
-    def ends(self) -> tuple[str, ...]:
-        return (self.handle,)
+    ending: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)

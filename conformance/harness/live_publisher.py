@@ -37,12 +37,13 @@ from conformance.errors import HarnessError, NotReceivedError, UsageError
 from conformance.harness.peers import (
     Notify,
     PublishResult,
+    PublishVerbs,
     _describe,
     _header_lines,
     _rundir,
     _Twin,
     notifies_in,
-    publish_header_lines,
+    publish_result,
     start_3pcc,
 )
 from conformance.harness.ports import PortBlock
@@ -74,12 +75,12 @@ class Exchange:
     """Command sent to response in the trace, as the controller saw it."""
 
 
-class LivePeer:
+class LivePeer(PublishVerbs):
     """One SIPp under 3PCC control sending PUBLISH, OPTIONS and fetch SUBSCRIBEs on command.
 
-    ``publish``/``refresh``/``modify``/``remove`` return the same ``PublishResult`` as the
-    one-shot ``Publisher``, so either can serve a caller. Not thread-safe: one request at a time
-    is the rule of the 3PCC channel anyway.
+    ``publish`` and the ``PublishVerbs`` (refresh, modify, remove) return the same
+    ``PublishResult`` as the one-shot ``Publisher``, so either can serve a caller. Not
+    thread-safe: one request at a time is the rule of the 3PCC channel anyway.
     """
 
     def __init__(
@@ -158,48 +159,9 @@ class LivePeer:
         return list(self._messages)
 
     # -- PUBLISH ----------------------------------------------------------------------------
-    def publish(
-        self,
-        user: str,
-        body: bytes | None,
-        *,
-        expires: int | None = 3600,
-        etag: str | None = None,
-        content_type: str | None = CONTENT_TYPE,
-        event: str | None = "dialog",
-        extra_headers: Sequence[str] = (),
-    ) -> PublishResult:
-        """One PUBLISH for ``user@domain``, as ``Publisher.publish``; None drops the header."""
-        lines = publish_header_lines(
-            body,
-            expires=expires,
-            etag=etag,
-            content_type=content_type,
-            event=event,
-            extra_headers=extra_headers,
-        )
+    def _send_publish(self, user: str, body: bytes | None, lines: list[str]) -> PublishResult:
         exchange = self.request("PUBLISH", user, lines, bytes(body or b""))
-        response = exchange.response
-        expires_text = response.header("Expires")
-        return PublishResult(
-            request=exchange.request,
-            response=response,
-            etag=response.header("SIP-ETag"),
-            expires=int(expires_text) if expires_text and expires_text.isdigit() else None,
-            exchange=exchange.entries,
-        )
-
-    def refresh(self, user: str, etag: str, *, expires: int = 3600) -> PublishResult:
-        """A refresh (RFC 3903 §4.3): SIP-If-Match, no body."""
-        return self.publish(user, None, expires=expires, etag=etag)
-
-    def modify(self, user: str, etag: str, body: bytes, *, expires: int = 3600) -> PublishResult:
-        """A modify (RFC 3903 §4.4): SIP-If-Match with a new body that replaces the old one."""
-        return self.publish(user, body, expires=expires, etag=etag)
-
-    def remove(self, user: str, etag: str) -> PublishResult:
-        """A removal (RFC 3903 §4.5): SIP-If-Match with Expires: 0 and no body."""
-        return self.publish(user, None, expires=0, etag=etag)
+        return publish_result(exchange.request, exchange.response, exchange.entries)
 
     # -- other requests ---------------------------------------------------------------------
     def options(self, user: str) -> Response:

@@ -239,24 +239,15 @@ def notifies_in(messages: Iterable[Stamped], call_id: str | None = None) -> list
 
 
 # -- Publisher -------------------------------------------------------------------------------
-class Publisher:
-    """An event publication agent: each call is one short SIPp process (publish.xml, raw.xml)."""
+class PublishVerbs:
+    """PUBLISH and its refresh, modify and remove (RFC 3903), written once for every publisher.
 
-    def __init__(
-        self,
-        *,
-        server: tuple[str, int],
-        block: PortBlock,
-        workdir: Path,
-        domain: str,
-        timeout: float = 5.0,
-    ) -> None:
-        self.server = server
-        self.block = block
-        self.workdir = Path(workdir)
-        self.domain = domain
-        self.timeout = timeout
-        self.workdir.mkdir(parents=True, exist_ok=True)
+    A publisher class supplies ``_send_publish``: put these header lines and this body on the
+    wire for ``user@domain`` and return what came back.
+    """
+
+    def _send_publish(self, user: str, body: bytes | None, lines: list[str]) -> PublishResult:
+        raise NotImplementedError
 
     def publish(
         self,
@@ -278,6 +269,55 @@ class Publisher:
             event=event,
             extra_headers=extra_headers,
         )
+        return self._send_publish(user, body, lines)
+
+    def refresh(self, user: str, etag: str, *, expires: int = 3600) -> PublishResult:
+        """A refresh (RFC 3903 §4.3): SIP-If-Match, no body."""
+        return self.publish(user, None, expires=expires, etag=etag)
+
+    def modify(self, user: str, etag: str, body: bytes, *, expires: int = 3600) -> PublishResult:
+        """A modify (RFC 3903 §4.4): SIP-If-Match with a new body that replaces the old one."""
+        return self.publish(user, body, expires=expires, etag=etag)
+
+    def remove(self, user: str, etag: str) -> PublishResult:
+        """A removal (RFC 3903 §4.5): SIP-If-Match with Expires: 0 and no body."""
+        return self.publish(user, None, expires=0, etag=etag)
+
+
+def publish_result(
+    request: Request, response: Response, exchange: tuple[Stamped, ...]
+) -> PublishResult:
+    """A PublishResult read off the response (its SIP-ETag and Expires)."""
+    expires_text = response.header("Expires")
+    return PublishResult(
+        request=request,
+        response=response,
+        etag=response.header("SIP-ETag"),
+        expires=int(expires_text) if expires_text and expires_text.isdigit() else None,
+        exchange=exchange,
+    )
+
+
+class Publisher(PublishVerbs):
+    """An event publication agent: each call is one short SIPp process (publish.xml, raw.xml)."""
+
+    def __init__(
+        self,
+        *,
+        server: tuple[str, int],
+        block: PortBlock,
+        workdir: Path,
+        domain: str,
+        timeout: float = 5.0,
+    ) -> None:
+        self.server = server
+        self.block = block
+        self.workdir = Path(workdir)
+        self.domain = domain
+        self.timeout = timeout
+        self.workdir.mkdir(parents=True, exist_ok=True)
+
+    def _send_publish(self, user: str, body: bytes | None, lines: list[str]) -> PublishResult:
         prefix = _name("publish", user) + "."
         data = bytes(body or b"")
         if b"\0" in data:
@@ -306,26 +346,7 @@ class Publisher:
                 f"(SIPp {result.exit.name}; traced: {_describe(result.messages)}; "
                 f"trace {result.logs['messages']})"
             )
-        expires_text = response.header("Expires")
-        return PublishResult(
-            request=request,
-            response=response,
-            etag=response.header("SIP-ETag"),
-            expires=int(expires_text) if expires_text and expires_text.isdigit() else None,
-            exchange=result.messages,
-        )
-
-    def refresh(self, user: str, etag: str, *, expires: int = 3600) -> PublishResult:
-        """A refresh (RFC 3903 §4.3): SIP-If-Match, no body."""
-        return self.publish(user, None, expires=expires, etag=etag)
-
-    def modify(self, user: str, etag: str, body: bytes, *, expires: int = 3600) -> PublishResult:
-        """A modify (RFC 3903 §4.4): SIP-If-Match with a new body that replaces the old one."""
-        return self.publish(user, body, expires=expires, etag=etag)
-
-    def remove(self, user: str, etag: str) -> PublishResult:
-        """A removal (RFC 3903 §4.5): SIP-If-Match with Expires: 0 and no body."""
-        return self.publish(user, None, expires=0, etag=etag)
+        return publish_result(request, response, result.messages)
 
     def request(self, raw: str | bytes) -> Response:
         """Send ``raw`` (a whole request) as written, return its final response.
@@ -891,10 +912,12 @@ __all__ = [
     "RAW_METHODS",
     "Notify",
     "PublishResult",
+    "PublishVerbs",
     "Publisher",
     "Watcher",
     "fetch",
     "notifies_in",
     "publish_header_lines",
+    "publish_result",
     "start_3pcc",
 ]

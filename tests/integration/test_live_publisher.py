@@ -246,10 +246,19 @@ class _Stub:
             with contextlib.suppress(OSError):
                 self.sock.sendto(b"SIP/2.0 200 OK\r\n" + head + b"Content-Length: 0\r\n\r\n", addr)
 
-    def close(self) -> None:
+    def __enter__(self) -> _Stub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         for timer in self.timers:
             timer.cancel()
         self.sock.close()
+
+
+def _peer(stub: _Stub, block: PortBlock, tmp_path: Path) -> LivePeer:
+    return LivePeer(
+        server=("127.0.0.1", stub.port), block=block, workdir=tmp_path, domain="127.0.0.1"
+    )
 
 
 def test_duplicate_responses_do_not_confuse_the_peer(block: PortBlock, tmp_path: Path) -> None:
@@ -266,21 +275,15 @@ def test_duplicate_responses_do_not_confuse_the_peer(block: PortBlock, tmp_path:
             return [(0.0, 1), (0.2, 2)]
         return [(0.0, cseq)]
 
-    stub = _Stub(block, script)
-    try:
-        with LivePeer(
-            server=("127.0.0.1", stub.port), block=block, workdir=tmp_path, domain="127.0.0.1"
-        ) as peer:
-            first = peer.request("OPTIONS", "u", [])
-            assert first.response.cseq == (1, "OPTIONS")
-            time.sleep(0.15)  # let the duplicate arrive while idle
-            second = peer.request("OPTIONS", "u", [])
-            assert second.response.cseq == (2, "OPTIONS")
-            assert any(m.retransmission for m in second.entries if m.direction == "out")
-            third = peer.request("OPTIONS", "u", [])
-            assert third.response.cseq == (3, "OPTIONS")
-    finally:
-        stub.close()
+    with _Stub(block, script) as stub, _peer(stub, block, tmp_path) as peer:
+        first = peer.request("OPTIONS", "u", [])
+        assert first.response.cseq == (1, "OPTIONS")
+        time.sleep(0.15)  # let the duplicate arrive while idle
+        second = peer.request("OPTIONS", "u", [])
+        assert second.response.cseq == (2, "OPTIONS")
+        assert any(m.retransmission for m in second.entries if m.direction == "out")
+        third = peer.request("OPTIONS", "u", [])
+        assert third.response.cseq == (3, "OPTIONS")
 
 
 def test_a_silent_server_times_out_and_a_late_answer_is_not_taken_for_the_next(
@@ -296,18 +299,12 @@ def test_a_silent_server_times_out_and_a_late_answer_is_not_taken_for_the_next(
             return [(0.0, 1), (0.2, 2)]
         return [(0.0, cseq)]
 
-    stub = _Stub(block, script)
-    try:
-        with LivePeer(
-            server=("127.0.0.1", stub.port), block=block, workdir=tmp_path, domain="127.0.0.1"
-        ) as peer:
-            started = time.monotonic()
-            with pytest.raises(NotReceivedError, match=r"did not arrive within 8\.0 s"):
-                peer.request("OPTIONS", "u", [])
-            assert 7.5 < time.monotonic() - started < SCENARIO_WAIT + 1.5
-            second = peer.request("OPTIONS", "u", [])
-            assert second.response.cseq == (2, "OPTIONS") and peer.stray == 1
-            assert peer.request("OPTIONS", "u", []).response.cseq == (3, "OPTIONS")
-            assert peer.alive()
-    finally:
-        stub.close()
+    with _Stub(block, script) as stub, _peer(stub, block, tmp_path) as peer:
+        started = time.monotonic()
+        with pytest.raises(NotReceivedError, match=r"did not arrive within 8\.0 s"):
+            peer.request("OPTIONS", "u", [])
+        assert 7.5 < time.monotonic() - started < SCENARIO_WAIT + 1.5
+        second = peer.request("OPTIONS", "u", [])
+        assert second.response.cseq == (2, "OPTIONS") and peer.stray == 1
+        assert peer.request("OPTIONS", "u", []).response.cseq == (3, "OPTIONS")
+        assert peer.alive()
