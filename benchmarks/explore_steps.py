@@ -68,13 +68,20 @@ def main() -> None:
                 finally:
                     target.stop()
                 s = summary(records, wall)
-                kinds = sorted({op.kind for op in sequence})
                 print(
                     f"{name:9s} {label:9s} {s['steps']:4.0f} steps in {wall:6.1f} s = "
                     f"{s['steps_per_second']:5.1f} steps/s   NOTIFYs {s['notifies']:.0f}   "
                     f"steps with findings {s['with_findings']:.0f}   skipped {s['skipped']:.0f}"
                 )
-                print(f"          kinds: {', '.join(kinds)}")
+                per_kind: dict[str, list[float]] = {}
+                for r in records:
+                    per_kind.setdefault(r.op.kind, []).append(r.seconds)
+                print(
+                    "          mean s/step: "
+                    + ", ".join(
+                        f"{k} {sum(v) / len(v):.3f} ({len(v)})" for k, v in sorted(per_kind.items())
+                    )
+                )
                 shown = 0
                 for r in records:
                     for f in r.findings:
