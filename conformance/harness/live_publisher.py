@@ -44,7 +44,7 @@ from conformance.harness.peers import (
     _Twin,
     notifies_in,
     publish_result,
-    start_3pcc,
+    start_controlled,
 )
 from conformance.harness.ports import PortBlock
 from conformance.harness.sipp import SippProcess
@@ -119,14 +119,15 @@ class LivePeer(PublishVerbs):
         if self._proc is not None:
             raise UsageError(f"{self.name} peer is already started")
         rundir = _rundir(self.workdir, self.name, "peer")
-        self._proc, self._twin, ports = start_3pcc(
+        self._proc, self._twin, ports = start_controlled(
             "live.xml",
             server=self.server,
             block=self.block,
-            rundir=rundir,
+            workdir=rundir,
             keys={"domain": self.domain},
             lifetime=self.lifetime,
             deadline=time.monotonic() + self.timeout,
+            extra=("-aa",),
         )
         self._port = ports.sip
         return self

@@ -552,20 +552,24 @@ class _Twin:
             self.sock = None
 
 
-def start_3pcc(
+def start_controlled(
     scenario: str,
     *,
     server: tuple[str, int],
     block: PortBlock,
-    rundir: Path,
+    workdir: Path,
     keys: dict[str, str],
     lifetime: float,
     deadline: float,
+    extra: Sequence[str] = (),
 ) -> tuple[SippProcess, _Twin, Ports]:
-    """Start a long-lived 3PCC scenario (``-3pcc``, ``-aa``, no ``-m``) and connect to it.
+    """Start a long-lived SIPp driven over its 3PCC twin socket (watch.xml, live.xml) and
+    connect to that socket; fresh ports when another process won a bind race.
 
-    Retries with fresh ports when SIPp lost a port race; on any other failure the process is
-    reaped and the HarnessError raised. Returns the process, its twin connection and its ports.
+    No ``-m``: the scenario ends itself or the owner stops it. Raises HarnessError (with the
+    command and log tails) when SIPp cannot be started or its socket does not open by
+    ``deadline``; nothing is left running then. (Same name and signature as on main, where
+    the call peers use it too.)
     """
     for attempt in range(BIND_RETRIES):
         ports = Ports.take(block)
@@ -573,13 +577,13 @@ def start_3pcc(
             scenario_path(scenario),
             server=server,
             ports=ports,
-            workdir=rundir,
+            workdir=workdir,
             keys=keys,
             calls=None,
             timeout=lifetime,
-            extra=("-3pcc", f"127.0.0.1:{ports.twin}", "-aa"),
+            extra=("-3pcc", f"127.0.0.1:{ports.twin}", *extra),
         )
-        proc = SippProcess(argv, logs, cwd=rundir).start()
+        proc = SippProcess(argv, logs, cwd=workdir).start()
         try:
             return proc, _Twin(ports.twin, deadline, proc), ports
         except HarnessError:
@@ -587,7 +591,7 @@ def start_3pcc(
             proc.stop(grace=0)
             if proc.exit is not SippExit.BIND_FAILED or attempt == BIND_RETRIES - 1:
                 raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    raise HarnessError(f"{scenario}: no free ports after {BIND_RETRIES} tries")
 
 
 class Watcher:
@@ -638,14 +642,15 @@ class Watcher:
         if self._proc is not None:
             raise UsageError(f"{self.name} is already started")
         self._rundir = _rundir(self.workdir, "watch", self.user)
-        self._proc, self._twin, _ports = start_3pcc(
+        self._proc, self._twin, _ports = start_controlled(
             "watch.xml",
             server=self.server,
             block=self.block,
-            rundir=self._rundir,
+            workdir=self._rundir,
             keys={"user": self.user, "domain": self.domain, "watcher": "watcher"},
             lifetime=self.lifetime,
             deadline=time.monotonic() + self.timeout,
+            extra=("-aa",),
         )
         try:
             if self.answer != 200:
@@ -919,5 +924,5 @@ __all__ = [
     "notifies_in",
     "publish_header_lines",
     "publish_result",
-    "start_3pcc",
+    "start_controlled",
 ]
