@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from conformance.oracle.dialoginfo import CONTENT_TYPE, NS, SA_NS, STATES
@@ -299,8 +299,15 @@ def document_node(
     long: bool,
 ) -> Node:
     root_attrs = [("version", str(version)), ("state", state), ("entity", entity)]
-    kids: list[Node] = [dialog_node(rng, d, s, long=long) for d, s in dialogs]
-    kids.extend(extension(rng) for _ in range(rng.choice((0, 0, 0, 1, 2))))
+    # Each dialog and the root's extensions draw from their own generator, seeded from this
+    # one and the dialog id: a shrinker that removes one dialog leaves the others (and the
+    # root's extensions) exactly as they were.
+    root_rng = random.Random(rng.getrandbits(64))
+    base = rng.getrandbits(64)
+    kids: list[Node] = [
+        dialog_node(random.Random(f"{base}:{d}"), d, s, long=long) for d, s in dialogs
+    ]
+    kids.extend(extension(root_rng) for _ in range(root_rng.choice((0, 0, 0, 1, 2))))
     return Node(NS, "dialog-info", _shuffled(rng, root_attrs), tuple(kids))
 
 
@@ -422,6 +429,57 @@ def _write(
 
 # --------------------------------------------------------------------------- valid bodies
 
+PARTS = (
+    "style",
+    "root-extensions",
+    "dialog-extensions",
+    "participants",
+    "optional-children",
+    "optional-attributes",
+)
+"""Parts of a valid body ``valid(drop=...)`` can leave out: the writing style (prefixes,
+comments, CDATA, indentation, declaration), extension elements under the root or in dialogs
+and participants, <local>/<remote>, the optional dialog children, the optional attributes."""
+_OPTIONAL_CHILDREN = ("duration", "replaces", "referred-by", "route-set")
+
+
+def prune(root: Node, dropped: frozenset[str]) -> Node:
+    """``root`` without the PARTS named in ``dropped``; dialog ids and states are kept."""
+    if not dropped - {"style"}:
+        return root
+    kids = []
+    for child in root.children:
+        if child.ns != NS:
+            if "root-extensions" not in dropped:
+                kids.append(child)
+            continue
+        kids.append(_prune_dialog(child, dropped))
+    return dataclasses.replace(root, children=tuple(kids))
+
+
+def _prune_dialog(dialog: Node, dropped: frozenset[str]) -> Node:
+    kids = []
+    for child in dialog.children:
+        if child.ns != NS:
+            if "dialog-extensions" in dropped:
+                continue
+        elif child.local in ("local", "remote"):
+            if "participants" in dropped:
+                continue
+            if "dialog-extensions" in dropped:
+                child = dataclasses.replace(
+                    child, children=tuple(c for c in child.children if c.ns == NS)
+                )
+        elif child.local in _OPTIONAL_CHILDREN and "optional-children" in dropped:
+            continue
+        elif child.local == "state" and "optional-attributes" in dropped:
+            child = dataclasses.replace(child, attrs=())
+        kids.append(child)
+    attrs = dialog.attrs
+    if "optional-attributes" in dropped:
+        attrs = tuple(a for a in attrs if a[0] == "id")
+    return dataclasses.replace(dialog, attrs=attrs, children=tuple(kids))
+
 
 def valid(
     rng: random.Random,
@@ -432,13 +490,20 @@ def valid(
     dialogs: list[tuple[str, str]] | None = None,
     max_dialogs: int = 6,
     max_bytes: int = UDP_BODY_CAP,
+    drop: Iterable[str] = (),
 ) -> Body:
     """A body the errata schema and every RFC 4235 rule accept.
 
     ``dialogs`` fixes (id, state) pairs (the operation model chooses them); otherwise 0 to
     ``max_dialogs`` fresh ones. ``version``/``state`` None draw them. Dialogs are dropped from
-    the end, then long values shortened, until the body fits ``max_bytes``.
+    the end, then long values shortened, until the body fits ``max_bytes``. ``drop`` names
+    PARTS to leave out after drawing (the shrinker's "smaller bodies"): the same seed with
+    more dropped is the same body with less in it, still valid.
     """
+    dropped = frozenset(drop)
+    unknown = dropped - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown body parts {sorted(unknown)}; known: {', '.join(PARTS)}")
     if version is None:
         version = rng.choice((0, 1, rng.randint(2, 1000), 2**32 - 1))
     if state is None:
@@ -452,12 +517,15 @@ def valid(
                 ids.add(did)
                 dialogs.append((did, rng.choice(STATES)))
     st = style(rng)
+    if "style" in dropped:
+        st = Style("", "sa", "", '"', None, "\n", comments=False, cdata=False)
     long = True
     kept = list(dialogs)
     while True:
         root = document_node(
             rng, entity=entity, version=version, state=state, dialogs=kept, long=long
         )
+        root = prune(root, dropped)
         data = serialize(root, st, rng)
         if len(data) <= max_bytes:
             return Body(data, "valid", dialogs=tuple(kept))
@@ -751,12 +819,14 @@ def body(
 __all__ = [
     "ENTITY_PROBE_CAP",
     "INVALID_KINDS",
+    "PARTS",
     "UDP_BODY_CAP",
     "Body",
     "Node",
     "Style",
     "body",
     "invalid",
+    "prune",
     "serialize",
     "style",
     "valid",

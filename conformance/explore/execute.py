@@ -74,7 +74,7 @@ def make_body(spec: BodySpec, entity: str) -> bodies.Body:
     rng = random.Random(spec.seed)
     if spec.invalid is not None:
         return bodies.invalid(rng, entity=entity, kind=spec.invalid)
-    return bodies.valid(rng, entity=entity, dialogs=list(spec.dialogs))
+    return bodies.valid(rng, entity=entity, dialogs=list(spec.dialogs), drop=spec.drop)
 
 
 class Executor:

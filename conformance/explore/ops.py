@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from conformance.explore.bodies import INVALID_KINDS
+from conformance.explore.bodies import INVALID_KINDS, PARTS
 from conformance.oracle.dialoginfo import STATES
 
 NEMESES = (
@@ -51,12 +51,19 @@ class BodySpec:
     seed: int
     dialogs: tuple[tuple[str, str], ...] = ()
     invalid: str | None = None
+    drop: tuple[str, ...] = ()
+    """Parts of a valid body left out (``bodies.PARTS``): how a body gets smaller."""
 
     def simpler(self) -> list[BodySpec]:
         """Candidate simplifications, most aggressive first."""
         out = []
         if self.invalid is not None:
             out.append(dataclasses.replace(self, invalid=None))
+        left = [p for p in PARTS if p not in self.drop]
+        if left:
+            if len(left) > 1:
+                out.append(dataclasses.replace(self, drop=PARTS))
+            out.extend(dataclasses.replace(self, drop=(*self.drop, p)) for p in left)
         if len(self.dialogs) > 1:
             out.append(dataclasses.replace(self, dialogs=self.dialogs[:1]))
             out.append(dataclasses.replace(self, dialogs=self.dialogs[:-1]))

@@ -10,7 +10,7 @@ The format is plain JSON so a reproducer can be read, diffed and edited by hand:
       "meta": {"target": "kamailio", "finding": "B14", ...},
       "ops": [
         {"op": "publish", "handle": "p1", "publisher": 0, "presentity": 0,
-         "body": {"seed": 5, "dialogs": [["d1", "trying"]], "invalid": null},
+         "body": {"seed": 5, "dialogs": [["d1", "trying"]], "invalid": null, "drop": []},
          "expires": 3600, "gap": 0.0},
         {"op": "fetch", "presentity": 0, "gap": 1.0}
       ]
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.errors import UsageError
+from conformance.explore.bodies import PARTS
 from conformance.explore.ops import OP_TYPES, BodySpec, Limits, Op
 
 FORMAT = "dialoginfo-conformance/explore-replay"
@@ -123,6 +124,7 @@ def _op_json(op: Op) -> dict[str, Any]:
                 "seed": value.seed,
                 "dialogs": [list(d) for d in value.dialogs],
                 "invalid": value.invalid,
+                "drop": list(value.drop),
             }
         out[f.name] = value
     return out
@@ -166,6 +168,9 @@ def _value(hint: Any, value: Any, where: str) -> Any:
             for d in dialogs
         ):
             raise UsageError(f"{where}: dialogs is a list of [id, state] string pairs")
+        unknown = sorted(set(spec.drop) - set(PARTS))
+        if unknown:
+            raise UsageError(f"{where}: unknown body parts {unknown}; known: {', '.join(PARTS)}")
         return dataclasses.replace(spec, dialogs=tuple(tuple(d) for d in dialogs))
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     for option in options:
@@ -180,7 +185,11 @@ def _value(hint: Any, value: Any, where: str) -> Any:
         if option is str and isinstance(value, str):
             return value
         if typing.get_origin(option) is tuple and isinstance(value, list):
-            return value  # checked by the caller (BodySpec.dialogs)
+            if typing.get_args(option) == (str, ...):
+                if all(isinstance(v, str) for v in value):
+                    return tuple(value)
+            else:
+                return value  # checked by the caller (BodySpec.dialogs)
     raise UsageError(f"{where}: {value!r} is not a valid {hint}")
 
 

@@ -184,3 +184,45 @@ def test_oracle_survives_a_non_ascii_prefix_next_to_an_rfc7463_element() -> None
         f"<exclusive xmlns='{SA_NS}'>true</exclusive></ñs:dialog></ñs:dialog-info>"
     ).encode()
     assert [f for f in schema.check(data) if not f.passed] == []
+
+
+def test_dropping_parts_keeps_a_valid_body_with_the_same_dialogs() -> None:
+    for seed in range(60):
+        full = bodies.valid(random.Random(seed), entity=ENTITY)
+        bare = bodies.valid(random.Random(seed), entity=ENTITY, drop=bodies.PARTS)
+        # The full body may have shed dialogs to fit the size cap; the bare one keeps more.
+        assert bare.dialogs[: len(full.dialogs)] == full.dialogs
+        assert len(bare.data) <= len(full.data) or len(bare.dialogs) > len(full.dialogs)
+        assert not [f for f in schema.check(bare.data) if not f.passed], seed
+        root = dialoginfo.parse_tree(bare.data)
+        assert b"<!--" not in bare.data and root.prefix is None
+        assert all(el.tag.startswith(f"{{{NS}}}") for el in root.iter() if isinstance(el.tag, str))
+        assert all(set(d.attrib) == {"id"} for d in root)
+        assert root.find(f".//{{{NS}}}local") is None and root.find(f".//{{{NS}}}duration") is None
+
+
+def test_each_part_drops_only_itself() -> None:
+    def ext_parents(data: bytes) -> set[str]:
+        return {
+            etree.QName(el.getparent()).localname
+            for el in dialoginfo.parse_tree(data).iter()
+            if isinstance(el.tag, str)
+            and not el.tag.startswith(f"{{{NS}}}")
+            and el.getparent() is not None
+            and el.getparent().tag.startswith(f"{{{NS}}}")
+        }
+
+    seen_root = seen_dialog = False
+    for seed in range(120):
+        full = bodies.valid(random.Random(seed), entity=ENTITY)
+        parents = ext_parents(full.data)
+        no_root = bodies.valid(random.Random(seed), entity=ENTITY, drop=["root-extensions"])
+        assert "dialog-info" not in ext_parents(no_root.data)
+        if "dialog-info" in parents:
+            seen_root = True
+            no_dialog = bodies.valid(random.Random(seed), entity=ENTITY, drop=["dialog-extensions"])
+            assert ext_parents(no_dialog.data) <= {"dialog-info"}
+        seen_dialog = seen_dialog or "dialog" in parents
+    assert seen_root and seen_dialog
+    with pytest.raises(ValueError, match="unknown body parts"):
+        bodies.valid(random.Random(1), entity=ENTITY, drop=["everything"])

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from conformance.errors import UsageError
-from conformance.explore import ops, replay
+from conformance.explore import bodies, ops, replay
+from conformance.explore.execute import make_body
 from conformance.explore.ops import (
     BodySpec,
     Fetch,
@@ -29,6 +30,7 @@ from conformance.explore.ops import (
     Unsubscribe,
 )
 from conformance.explore.shrink import shrink
+from conformance.oracle import dialoginfo
 
 # --------------------------------------------------------------------------- generator
 
@@ -168,6 +170,25 @@ def test_an_invalid_body_is_kept_only_when_the_bug_needs_it() -> None:
     assert len(result.ops) == 1 and result.ops[0].body.invalid is None  # type: ignore[attr-defined]
 
 
+def test_bodies_shrink_to_the_part_the_bug_needs() -> None:
+    # Planted bug: a root-level extension element in any published body (what Kamailio and
+    # the reference server mishandle, BEHAVIOUR.md). The shrunk body keeps that part only.
+    def root_extension(spec: BodySpec) -> bool:
+        root = dialoginfo.parse_tree(make_body(spec, "sip:a@example.com").data)
+        return any(isinstance(c.tag, str) and not c.tag.startswith("{urn:ietf") for c in root)
+
+    def fails(seq: Sequence[Op]) -> bool:
+        return any(isinstance(op, Publish) and root_extension(op.body) for op in seq)
+
+    seq = [op for op in ops.generate(2, 300) if isinstance(op, Publish)]
+    assert fails(seq)
+    result = shrink(seq, fails)
+    (only,) = result.ops
+    assert isinstance(only, Publish)
+    assert set(only.body.drop) == set(bodies.PARTS) - {"root-extensions"}
+    assert len(only.body.dialogs) <= 1
+
+
 def test_budget_ends_the_shrink_with_a_still_failing_sequence() -> None:
     bug: list[Op] = [
         Publish("px", 0, 2, BodySpec(7, (("a", "trying"), ("b", "early")))),
@@ -244,6 +265,20 @@ def _file(**changes: object) -> str:
             "dialogs is a list of [id, state] string pairs",
         ),
         (_file(limits={"steps": 3}), "limits: unexpected field(s) steps"),
+        (
+            _file(
+                ops=[
+                    {
+                        "op": "publish",
+                        "handle": "p",
+                        "publisher": 0,
+                        "presentity": 0,
+                        "body": {"seed": 1, "drop": ["all"]},
+                    }
+                ]
+            ),
+            "unknown body parts ['all']",
+        ),
         (_file(meta=[]), "meta must be an object"),
     ],
 )
