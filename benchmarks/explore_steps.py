@@ -18,14 +18,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from live_publisher import make_target  # the benchmark next door: same targets, one place
 
 from conformance.explore import ops
 from conformance.explore.execute import Executor, summary
 from conformance.explore.ops import Expire, Limits
 from conformance.harness.ports import reserve_block
-from conformance.targets.base import Target
-from conformance.targets.kamailio import KamailioTarget
-from conformance.targets.reference import ReferenceTarget
 
 
 def main() -> None:
@@ -43,13 +43,7 @@ def main() -> None:
     with reserve_block(35) as block, tempfile.TemporaryDirectory(prefix="explore-") as tmp:
         for name in args.target.split(","):
             for label, sequence in (("all kinds", everything), ("no expire", no_expire)):
-                target: Target
-                if name == "kamailio":
-                    target = KamailioTarget("aggregate", block=block, workdir=Path(tmp))
-                elif name == "reference":
-                    target = ReferenceTarget(block=block, workdir=Path(tmp))
-                else:
-                    raise SystemExit(f"unknown target {name!r}: kamailio or reference")
+                target = make_target(name, block, Path(tmp))
                 target.start()
                 try:
                     run_id = f"{args.seed}{label[0]}{int(time.time()) % 10000}"

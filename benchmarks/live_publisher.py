@@ -153,6 +153,15 @@ def run_oneshot(target: Target, work: Path, m: int, workers: int) -> float:
     return m / elapsed
 
 
+def make_target(name: str, block: PortBlock, workdir: Path) -> Target:
+    """A launched-to-be Kamailio (aggregate mode) or reference server, by name."""
+    if name == "kamailio":
+        return KamailioTarget("aggregate", block=block, workdir=workdir)
+    if name == "reference":
+        return ReferenceTarget(block=block, workdir=workdir)
+    raise SystemExit(f"unknown target {name!r}: kamailio or reference")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=500, help="requests through the live peer")
@@ -162,13 +171,7 @@ def main() -> None:
     args = parser.parse_args()
     with reserve_block(31) as block, tempfile.TemporaryDirectory(prefix="live-bench-") as tmp:
         for name in args.target.split(","):
-            target: Target
-            if name == "kamailio":
-                target = KamailioTarget("aggregate", block=block, workdir=Path(tmp))
-            elif name == "reference":
-                target = ReferenceTarget(block=block, workdir=Path(tmp))
-            else:
-                raise SystemExit(f"unknown target {name!r}: kamailio or reference")
+            target = make_target(name, block, Path(tmp))
             target.start()
             try:
                 live = run_live(target, block, Path(tmp) / name, args.n, args.seed)
