@@ -797,9 +797,106 @@ CALLEE = (
 )
 
 
+LIVE_METHODS = ("PUBLISH", "OPTIONS", "SUBSCRIBE")
+"""Methods live.xml can send: SIPp needs the method literal in the scenario."""
+LIVE_TIMEOUT_MS = 8000
+"""How long live.xml waits for a final response before it acks "timeout". Its requests are not
+retransmitted: with ``retrans`` SIPp 3.6.1 ignored this timeout while retransmitting (seen:
+retransmissions at 0.5, 1.5, 3.5, 7.5, 11.5 s and no timeout at 8 s) and would at last abort
+the call after its 7th retransmission; a peer that answers "timeout" after 8 s and carries on
+is what a liveness check needs. Loopback UDP loses nothing unless the receiver is overrun."""
+
+
+def live_send(method):
+    return f'''  <label id="{method.lower()}"/>
+  <send next="wait">
+    <![CDATA[
+      {method} [$req]]]>
+  </send>'''
+
+
+def live_cmd_actions(indent="      "):
+    a = [
+        f'{indent}<ereg regexp="[a-z]+" search_in="hdr" header="X-Op:" assign_to="op"/>',
+        # The command's body is the whole request after "METHOD ": "." matches newlines too.
+        f'{indent}<ereg regexp="^.*$" search_in="body" assign_to="req"/>',
+    ]
+    for op in (*(m.lower() for m in LIVE_METHODS), "stop"):
+        a.append(f'{indent}<strcmp assign_to="cmp_{op}" variable="op" value="{op}"/>')
+        a.append(
+            f'{indent}<test assign_to="is_{op}" variable="cmp_{op}" compare="equal" value="0"/>'
+        )
+    return "\n".join(a)
+
+
+LIVE = (
+    HEAD
+    + """<!--
+  live.xml: a long-lived request peer (PUBLISH, OPTIONS, SUBSCRIBE) driven over SIPp's 3PCC twin
+  socket, one request per command, with any headers and any body: no process per request.
+  Part of dialoginfo-conformance; driven by conformance/harness/live_publisher.py.
+
+  Run: sipp SERVER -sf live.xml -3pcc 127.0.0.1:CTRL -aa -nostdin -default_behaviors none ...
+       (no -m: the scenario stops SIPp itself on "stop")
+  A command is header lines ending in CRLF, a blank line, a body, then the byte ESC (0x1b):
+    Call-ID: CID          the same on every command (the first one creates the call)
+    X-Op: publish | options | subscribe | stop
+    <blank line>
+    REQUEST               everything after "METHOD ": Request-URI, SIP/2.0, header lines (CRLF),
+                          a blank line and the request body, sent byte for byte (any byte but NUL
+                          and ESC). Its Call-ID must be CID (SIPp maps the response to the call
+                          by it); Via, CSeq and Content-Length are the controller's to write.
+  The scenario sends the request once (no retransmission, see LIVE_TIMEOUT_MS in
+  generate.py), waits up to 8 s for a final response and acks "done" ("timeout" after 8 s,
+  "unknown" for an unknown op, "stop" before it exits). The controller waits for each ack
+  before the next command (BEHAVIOUR.md) and reads the response from the -trace_msg message
+  file, matching its CSeq: SIPp itself only matches the status code. Late or duplicate
+  responses that arrive while idle are absorbed by the optional receives of the idle loop;
+  -aa answers NOTIFYs (a SUBSCRIBE with Expires: 0 is a fetch).
+  SIPp ends the request with extra CRLFs when it does not end with one: harmless, a receiver
+  reads Content-Length bytes (RFC 3261 §18.3).
+-->
+<scenario name="dialoginfo live peer">
+  <label id="idle"/>
+"""
+    + "\n".join(
+        f'  <recv response="{c}" optional="true" next="idle"/>' for c in (100, 180, 183, *FINAL)
+    )
+    + f"""
+  <recvCmd next="publish" test="is_publish">
+    <action>
+{live_cmd_actions()}
+    </action>
+  </recvCmd>
+  <nop test="is_stop" next="stop"/>
+  <nop test="is_options" next="options"/>
+  <nop test="is_subscribe" next="subscribe"/>
+  <nop next="unknown"/>
+"""
+    + "\n".join(live_send(m) for m in LIVE_METHODS)
+    + """
+  <label id="wait"/>
+"""
+    + responses("done", "timedout", timeout_ms=LIVE_TIMEOUT_MS)
+    + "\n"
+    + ack("done", "done", "idle")
+    + "\n"
+    + ack("timedout", "timeout", "idle")
+    + "\n"
+    + ack("unknown", "unknown", "idle")
+    + "\n"
+    + ack("stop", "stop", "stopping")
+    + """
+  <label id="stopping"/>
+  <nop><action><exec int_cmd="stop_gracefully"/></action></nop>
+</scenario>
+"""
+)
+
+
 def main(out: Path) -> None:
     scenarios = (("publish", PUBLISH), ("fetch", FETCH), ("watch", WATCH), ("raw", RAW))
-    for name, text in (*scenarios, ("caller", CALLER), ("callee", CALLEE)):
+    for name, text in (*scenarios, ("caller", CALLER), ("callee", CALLEE), ("live", LIVE)):
         (out / f"{name}.xml").write_text(text, encoding="iso-8859-1")
 
 

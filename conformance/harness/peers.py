@@ -83,6 +83,36 @@ def _header_lines(lines: Iterable[str]) -> bytes:
     return "".join(out).encode("utf-8")
 
 
+def publish_header_lines(
+    body: bytes | None,
+    *,
+    expires: int | None,
+    etag: str | None,
+    content_type: str | None,
+    event: str | None,
+    extra_headers: Sequence[str],
+) -> list[str]:
+    """The optional header lines of a PUBLISH (RFC 3903); None drops a header.
+
+    Shared by every publisher so a one-shot and a live PUBLISH carry the same headers.
+    Content-Type goes with a body only; ``extra_headers`` come last, as written (a second
+    SIP-If-Match, a wrong Event...).
+    """
+    if body is not None and not isinstance(body, bytes | bytearray):
+        raise UsageError(f"a PUBLISH body is bytes, not {type(body).__name__}")
+    lines = []
+    if event is not None:
+        lines.append(f"Event: {event}")
+    if expires is not None:
+        lines.append(f"Expires: {expires}")
+    if etag is not None:
+        lines.append(f"SIP-If-Match: {etag}")
+    if body is not None and content_type is not None:
+        lines.append(f"Content-Type: {content_type}")
+    lines.extend(extra_headers)
+    return lines
+
+
 def _final_response(messages: Iterable[Stamped], cseq: tuple[int, str]) -> Response | None:
     for m in messages:
         msg = m.message
@@ -236,7 +266,66 @@ def notifies_in(messages: Iterable[Stamped], call_id: str | None = None) -> list
 
 
 # -- Publisher -------------------------------------------------------------------------------
-class Publisher:
+class PublishVerbs:
+    """PUBLISH and its refresh, modify and remove (RFC 3903), written once for every publisher.
+
+    A publisher class supplies ``_send_publish``: put these header lines and this body on the
+    wire for ``user@domain`` and return what came back.
+    """
+
+    def _send_publish(self, user: str, body: bytes | None, lines: list[str]) -> PublishResult:
+        raise NotImplementedError
+
+    def publish(
+        self,
+        user: str,
+        body: bytes | None,
+        *,
+        expires: int | None = 3600,
+        etag: str | None = None,
+        content_type: str | None = CONTENT_TYPE,
+        event: str | None = "dialog",
+        extra_headers: Sequence[str] = (),
+    ) -> PublishResult:
+        """Send one PUBLISH for ``user@domain``; None drops the header (or the body)."""
+        lines = publish_header_lines(
+            body,
+            expires=expires,
+            etag=etag,
+            content_type=content_type,
+            event=event,
+            extra_headers=extra_headers,
+        )
+        return self._send_publish(user, body, lines)
+
+    def refresh(self, user: str, etag: str, *, expires: int = 3600) -> PublishResult:
+        """A refresh (RFC 3903 §4.3): SIP-If-Match, no body."""
+        return self.publish(user, None, expires=expires, etag=etag)
+
+    def modify(self, user: str, etag: str, body: bytes, *, expires: int = 3600) -> PublishResult:
+        """A modify (RFC 3903 §4.4): SIP-If-Match with a new body that replaces the old one."""
+        return self.publish(user, body, expires=expires, etag=etag)
+
+    def remove(self, user: str, etag: str) -> PublishResult:
+        """A removal (RFC 3903 §4.5): SIP-If-Match with Expires: 0 and no body."""
+        return self.publish(user, None, expires=0, etag=etag)
+
+
+def publish_result(
+    request: Request, response: Response, exchange: tuple[Stamped, ...]
+) -> PublishResult:
+    """A PublishResult read off the response (its SIP-ETag and Expires)."""
+    expires_text = response.header("Expires")
+    return PublishResult(
+        request=request,
+        response=response,
+        etag=response.header("SIP-ETag"),
+        expires=int(expires_text) if expires_text and expires_text.isdigit() else None,
+        exchange=exchange,
+    )
+
+
+class Publisher(PublishVerbs):
     """An event publication agent: each call is one short SIPp process (publish.xml, raw.xml)."""
 
     def __init__(
@@ -255,30 +344,7 @@ class Publisher:
         self.timeout = timeout
         self.workdir.mkdir(parents=True, exist_ok=True)
 
-    def publish(
-        self,
-        user: str,
-        body: bytes | None,
-        *,
-        expires: int | None = 3600,
-        etag: str | None = None,
-        content_type: str | None = CONTENT_TYPE,
-        event: str | None = "dialog",
-        extra_headers: Sequence[str] = (),
-    ) -> PublishResult:
-        """Send one PUBLISH for ``user@domain``; None drops the header (or the body)."""
-        if body is not None and not isinstance(body, bytes | bytearray):
-            raise UsageError(f"a PUBLISH body is bytes, not {type(body).__name__}")
-        lines = []
-        if event is not None:
-            lines.append(f"Event: {event}")
-        if expires is not None:
-            lines.append(f"Expires: {expires}")
-        if etag is not None:
-            lines.append(f"SIP-If-Match: {etag}")
-        if body is not None and content_type is not None:
-            lines.append(f"Content-Type: {content_type}")
-        lines.extend(extra_headers)
+    def _send_publish(self, user: str, body: bytes | None, lines: list[str]) -> PublishResult:
         prefix = _name("publish", user) + "."
         data = bytes(body or b"")
         if b"\0" in data:
@@ -307,26 +373,7 @@ class Publisher:
                 f"(SIPp {result.exit.name}; traced: {_describe(result.messages)}; "
                 f"trace {result.logs['messages']})"
             )
-        expires_text = response.header("Expires")
-        return PublishResult(
-            request=request,
-            response=response,
-            etag=response.header("SIP-ETag"),
-            expires=int(expires_text) if expires_text and expires_text.isdigit() else None,
-            exchange=result.messages,
-        )
-
-    def refresh(self, user: str, etag: str, *, expires: int = 3600) -> PublishResult:
-        """A refresh (RFC 3903 §4.3): SIP-If-Match, no body."""
-        return self.publish(user, None, expires=expires, etag=etag)
-
-    def modify(self, user: str, etag: str, body: bytes, *, expires: int = 3600) -> PublishResult:
-        """A modify (RFC 3903 §4.4): SIP-If-Match with a new body that replaces the old one."""
-        return self.publish(user, body, expires=expires, etag=etag)
-
-    def remove(self, user: str, etag: str) -> PublishResult:
-        """A removal (RFC 3903 §4.5): SIP-If-Match with Expires: 0 and no body."""
-        return self.publish(user, None, expires=0, etag=etag)
+        return publish_result(request, response, result.messages)
 
     def request(self, raw: str | bytes) -> Response:
         """Send ``raw`` (a whole request) as written, return its final response.
@@ -484,11 +531,19 @@ class _Twin:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buffer = b""
 
-    def command(self, headers: Sequence[tuple[str, str]], deadline: float) -> dict[str, str]:
-        """Send one command and return the ack's headers; None-safe on timeout (raises)."""
+    def command(
+        self, headers: Sequence[tuple[str, str]], deadline: float, body: bytes = b""
+    ) -> dict[str, str]:
+        """Send one command and return the ack's headers; raises TimeoutError past deadline.
+
+        ``body`` follows the blank line, byte for byte; a scenario reads it with
+        ``<ereg search_in="body" regexp="^.*$">`` (any byte but NUL and ESC, the terminator).
+        """
         assert self.sock is not None
+        if b"\x1b" in body or b"\0" in body:
+            raise UsageError("a 3PCC command cannot carry ESC (its terminator) or NUL")
         text = "".join(f"{n}: {v}\r\n" for n, v in headers) + "\r\n"
-        self.sock.sendall(text.encode("utf-8") + b"\x1b")
+        self.sock.sendall(text.encode("utf-8") + body + b"\x1b")
         while b"\x1b" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -536,7 +591,8 @@ def start_controlled(
     extra: Sequence[str] = (),
 ) -> tuple[SippProcess, _Twin, Ports]:
     """Start a long-lived SIPp driven over its 3PCC twin socket (watch.xml, caller.xml,
-    callee.xml) and connect to that socket; fresh ports when another process won a bind race.
+    callee.xml, live.xml) and connect to that socket; fresh ports when another process won a
+    bind race.
 
     No ``-m``: the scenario ends itself or the owner stops it. Raises HarnessError (with the
     command and log tails) when SIPp cannot be started or its socket does not open by
@@ -896,9 +952,12 @@ __all__ = [
     "RAW_METHODS",
     "Notify",
     "PublishResult",
+    "PublishVerbs",
     "Publisher",
     "Watcher",
     "fetch",
     "notifies_in",
+    "publish_header_lines",
+    "publish_result",
     "start_controlled",
 ]

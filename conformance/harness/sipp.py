@@ -46,8 +46,11 @@ INSTALL_HINT = "apt-get install sip-tester"
 TERM_GRACE = 0.3
 """Seconds between SIGTERM and SIGKILL. SIPp 3.6.1 usually exits ~3 ms after SIGTERM, but
 now and then (a signal landing just after it handled a message) ignores it altogether."""
-PORTS_PER_PROCESS = 4
-"""SIP (-p), control (-cp), media (-mp) and 3PCC twin ports, consecutive in a PortBlock."""
+PORTS_PER_PROCESS = 6
+"""SIP (-p), control (-cp), 3PCC twin, media (-mp) and the two above it, consecutive in a
+PortBlock: SIPp also binds the video RTP port (-mp + 2). With 4-port windows that port lay in
+the next window, and a SIPp started right after another failed to bind its control port (exit
+254; seen with LivePeers and Watchers started in quick succession)."""
 
 
 class SippExit(enum.IntEnum):
@@ -117,7 +120,7 @@ class Ports:
 
     @classmethod
     def take(cls, block: PortBlock) -> Ports:
-        sip, control, twin, media = block.take(PORTS_PER_PROCESS)
+        sip, control, twin, media, _rtcp, _video = block.take(PORTS_PER_PROCESS)
         return cls(sip=sip, control=control, media=media, twin=twin)
 
 

@@ -489,7 +489,10 @@ def _extension(el: etree._Element, path: str) -> Iterator[_Result]:
     if etree.QName(el).namespace != SA_NS:
         return
     schema = _sa_schema()
-    doc = etree.ElementTree(etree.fromstring(etree.tostring(el), _safe_parser()))
+    # UTF-8, not the ASCII default: ASCII turns a non-ASCII prefix in a namespace declaration
+    # into a character reference, which is not XML (found by conformance/explore/bodies.py).
+    data = etree.tostring(el, encoding="utf-8")
+    doc = etree.ElementTree(etree.fromstring(data, _safe_parser()))
     if schema.validate(doc):
         yield "A34"
         return

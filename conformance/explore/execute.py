@@ -1,0 +1,332 @@
+"""Run an operation sequence against a live server through real SIPp peers (a first executor).
+
+Groundwork for the explorer's runner (issue 13), kept apart from judging: it maps each
+``ops.Op`` to SIP traffic (PUBLISH and fetch through ``LivePeer``s, subscriptions through
+``Watcher``s), awaits what the step owes (its final response; after a PUBLISH, one NOTIFY per
+active watcher of that presentity, bounded), and records per step what happened. The checks it
+makes are only the ones that need no model: every NOTIFY body through the schema oracle
+(binding failures), and liveness (an OPTIONS answered after every step). The history checker
+of the "every NOTIFY judged at its moment" issue is meant to replace the per-NOTIFY check.
+
+At the end every publication it made is removed and every subscription ended (``close``), so
+a shared server keeps nothing from it; every SIPp it started is reaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conformance.errors import HarnessError, NotReceivedError
+from conformance.explore import bodies
+from conformance.explore.ops import (
+    BodySpec,
+    Expire,
+    Fetch,
+    Modify,
+    Nemesis,
+    Op,
+    Publish,
+    Refresh,
+    RefreshSub,
+    Remove,
+    Subscribe,
+    Unsubscribe,
+)
+from conformance.harness.live_publisher import LivePeer
+from conformance.harness.peers import PublishResult, Watcher
+from conformance.harness.ports import PortBlock
+from conformance.oracle import schema
+from conformance.oracle.findings import Verdict
+
+NOTIFY_WAIT = 0.5
+"""Seconds a PUBLISH step waits for each active watcher of its presentity to be notified."""
+
+
+@dataclass
+class StepRecord:
+    """What one step did on the wire and what the model-free checks saw."""
+
+    index: int
+    op: Op
+    seconds: float = 0.0
+    statuses: list[int] = field(default_factory=list)
+    notifies: int = 0
+    findings: list[str] = field(default_factory=list)
+    """Binding schema failures of NOTIFYs that arrived during the step, and liveness."""
+    skipped: str | None = None
+    """Why the step sent nothing (its publication was never created, for instance)."""
+
+
+@dataclass
+class _Publication:
+    presentity: int
+    publisher: int
+    etag: str
+
+
+def make_body(spec: BodySpec, entity: str) -> bodies.Body:
+    """The bytes a BodySpec stands for (deterministic from its seed)."""
+    rng = random.Random(spec.seed)
+    if spec.invalid is not None:
+        return bodies.invalid(rng, entity=entity, kind=spec.invalid)
+    return bodies.valid(rng, entity=entity, dialogs=list(spec.dialogs), drop=spec.drop)
+
+
+class Executor:
+    """Runs steps against ``server``; a context manager that cleans up after itself."""
+
+    def __init__(
+        self,
+        *,
+        server: tuple[str, int],
+        domain: str,
+        block: PortBlock,
+        workdir: Path,
+        run_id: str,
+        publishers: int = 2,
+        expiry_wait: float = 2.5,
+        timeout: float = 5.0,
+    ) -> None:
+        self.server = server
+        self.domain = domain
+        self.block = block
+        self.workdir = Path(workdir)
+        self.run_id = run_id
+        self.expiry_wait = expiry_wait
+        """Seconds past a short Expires before the server's expiry timer has surely acted."""
+        self.timeout = timeout
+        self.peers = [self._peer(f"pub{i}") for i in range(publishers)]
+        self.probe = self._peer("probe")
+        self.publications: dict[str, _Publication] = {}
+        self.watchers: dict[str, tuple[int, Watcher]] = {}
+        self._seen: dict[str, int] = {}
+        self.records: list[StepRecord] = []
+
+    def _peer(self, name: str) -> LivePeer:
+        return LivePeer(
+            server=self.server,
+            block=self.block,
+            workdir=self.workdir,
+            domain=self.domain,
+            timeout=self.timeout,
+            name=name,
+        )
+
+    def user(self, presentity: int) -> str:
+        return f"x{self.run_id}-{presentity}"
+
+    def entity(self, presentity: int) -> str:
+        return f"sip:{self.user(presentity)}@{self.domain}"
+
+    # -- life cycle -------------------------------------------------------------------------
+    def __enter__(self) -> Executor:
+        try:
+            for peer in (*self.peers, self.probe):
+                peer.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove every publication, end every subscription, reap every SIPp. Best effort."""
+        for handle, pub in list(self.publications.items()):
+            with contextlib.suppress(HarnessError):
+                self.peers[pub.publisher].remove(self.user(pub.presentity), pub.etag)
+            self.publications.pop(handle, None)
+        for _, watcher in self.watchers.values():
+            watcher.close()
+        self.watchers.clear()
+        for peer in (*self.peers, self.probe):
+            peer.close()
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, ops: Iterable[Op]) -> list[StepRecord]:
+        for op in ops:
+            self.step(op)
+        return self.records
+
+    def step(self, op: Op) -> StepRecord:
+        record = StepRecord(len(self.records) + 1, op)
+        self.records.append(record)
+        if op.gap:
+            time.sleep(op.gap)
+        started = time.monotonic()
+        try:
+            self._do(op, record)
+        except NotReceivedError as exc:
+            record.findings.append(f"no answer: {exc}")
+        record.notifies, failures = self._check_notifies()
+        record.findings.extend(failures)
+        try:
+            status = self.probe.options("liveness").status
+            if not 200 <= status < 300:
+                record.findings.append(f"liveness: OPTIONS answered {status}")
+        except NotReceivedError:
+            record.findings.append(f"liveness: no answer to OPTIONS after step {record.index}")
+        record.seconds = time.monotonic() - started
+        return record
+
+    def _do(self, op: Op, record: StepRecord) -> None:
+        if isinstance(op, Publish):
+            body = make_body(op.body, self.entity(op.presentity))
+            result = self.peers[op.publisher].publish(
+                self.user(op.presentity), body.data, expires=op.expires,
+                content_type=body.content_type,
+            )  # fmt: skip
+            self._note(record, result, op.handle, op.presentity, op.publisher)
+            if 200 <= result.status < 300:
+                self._await_notify(op.presentity, record)
+        elif isinstance(op, Modify | Refresh | Remove | Expire):
+            self._on_publication(op, record)
+        elif isinstance(op, Subscribe):
+            watcher = Watcher(
+                server=self.server,
+                block=self.block,
+                workdir=self.workdir,
+                domain=self.domain,
+                user=self.user(op.presentity),
+                expires=op.expires,
+                timeout=self.timeout,
+            )
+            response = watcher.start()
+            record.statuses.append(response.status)
+            self.watchers[op.handle] = (op.presentity, watcher)
+            self._seen[op.handle] = 0
+            if 200 <= response.status < 300:
+                watcher.wait_notifies(1, timeout=self.timeout)
+        elif isinstance(op, RefreshSub | Unsubscribe):
+            entry = self.watchers.get(op.handle)
+            if entry is None:
+                record.skipped = f"no watcher {op.handle}"
+                return
+            watcher = entry[1]
+            before = len(watcher.notifies)
+            response = (
+                watcher.refresh(op.expires)
+                if isinstance(op, RefreshSub)
+                else (watcher.unsubscribe())
+            )
+            record.statuses.append(response.status)
+            if 200 <= response.status < 300:
+                watcher.wait_notifies(before + 1, timeout=self.timeout)
+        elif isinstance(op, Fetch):
+            response, _ = self.probe.fetch(self.user(op.presentity))
+            record.statuses.append(response.status)
+        elif isinstance(op, Nemesis):
+            self._nemesis(op, record)
+
+    def _on_publication(self, op: Modify | Refresh | Remove | Expire, record: StepRecord) -> None:
+        pub = self.publications.get(op.handle)
+        if pub is None:
+            record.skipped = f"publication {op.handle} does not exist"
+            return
+        peer, user = self.peers[pub.publisher], self.user(pub.presentity)
+        if isinstance(op, Modify):
+            body = make_body(op.body, self.entity(pub.presentity))
+            result = peer.publish(
+                user, body.data, expires=op.expires, etag=pub.etag,
+                content_type=body.content_type,
+            )  # fmt: skip
+        elif isinstance(op, Remove):
+            result = peer.remove(user, pub.etag)
+        else:
+            result = peer.refresh(user, pub.etag, expires=op.expires)
+        self._note(record, result, op.handle, pub.presentity, pub.publisher)
+        if isinstance(op, Remove | Expire):
+            self.publications.pop(op.handle, None)
+        if isinstance(op, Expire):
+            time.sleep(op.expires + self.expiry_wait)
+        # A refresh changes no state: whether it notifies is the profile's business, not awaited.
+        if 200 <= result.status < 300 and not isinstance(op, Refresh):
+            self._await_notify(pub.presentity, record)
+
+    def _nemesis(self, op: Nemesis, record: StepRecord) -> None:
+        user = self.user(op.presentity)
+        if op.what in ("answer-481", "answer-489", "stop-answering"):
+            entry = self.watchers.get(op.target or "")
+            if entry is None:
+                record.skipped = f"no watcher {op.target}"
+                return
+            if op.what == "stop-answering":
+                entry[1].pause()
+            else:
+                entry[1].set_answer(int(op.what.split("-")[1]))
+            return
+        body = make_body(BodySpec(record.index, (("n1", "trying"),)), self.entity(op.presentity))
+        peer = self.peers[0]
+        if op.what == "unknown-etag":
+            result = peer.refresh(user, f"a.{record.index}.0.0.0")
+        elif op.what == "wrong-event":
+            result = peer.publish(user, body.data, event="presence")
+        elif op.what == "two-if-match":
+            pub = self.publications.get(op.target or "")
+            first = pub.etag if pub else "a.1.1.1.1"
+            result = peer.publish(user, None, etag=first, extra_headers=[f"SIP-If-Match: {first}x"])
+        else:  # accept-without-dialog-info
+            response, _ = self.probe.fetch(user, accept="application/pidf+xml")
+            record.statuses.append(response.status)
+            return
+        record.statuses.append(result.status)
+        if 200 <= result.status < 300 and result.etag:
+            # A hostile PUBLISH the server accepted made a publication: remember to remove it.
+            self.publications[f"nemesis{record.index}"] = _Publication(
+                op.presentity, 0, result.etag
+            )
+
+    def _note(
+        self,
+        record: StepRecord,
+        result: PublishResult,
+        handle: str,
+        presentity: int,
+        publisher: int,
+    ) -> None:
+        record.statuses.append(result.status)
+        if 200 <= result.status < 300 and result.etag:
+            self.publications[handle] = _Publication(presentity, publisher, result.etag)
+        elif result.status == 412:
+            self.publications.pop(handle, None)
+
+    def _await_notify(self, presentity: int, record: StepRecord) -> None:
+        for handle, (p, watcher) in self.watchers.items():
+            if p == presentity and watcher.active:
+                with contextlib.suppress(NotReceivedError):  # judged by the checks, not here
+                    watcher.wait_notifies(self._seen.get(handle, 0) + 1, timeout=NOTIFY_WAIT)
+
+    def _check_notifies(self) -> tuple[int, list[str]]:
+        count, failures = 0, []
+        for handle, (presentity, watcher) in self.watchers.items():
+            found = watcher.notifies
+            new = found[self._seen.get(handle, 0) :]
+            self._seen[handle] = len(found)
+            count += len(new)
+            for notify in new:
+                if not notify.body:
+                    continue
+                for f in schema.iter_findings(notify.body, subscribe_uri=self.entity(presentity)):
+                    if f.verdict() is Verdict.FAIL:
+                        failures.append(f"{f.requirement} {notify.summary()}: {f.message}")
+        return count, failures
+
+
+def summary(records: Sequence[StepRecord], wall: float) -> dict[str, float]:
+    """Steps, steps/s, steps with findings, skipped steps."""
+    return {
+        "steps": len(records),
+        "steps_per_second": len(records) / wall if wall > 0 else 0.0,
+        "with_findings": sum(1 for r in records if r.findings),
+        "skipped": sum(1 for r in records if r.skipped),
+        "notifies": sum(r.notifies for r in records),
+    }
+
+
+__all__ = ["Executor", "StepRecord", "make_body", "summary"]

@@ -1,0 +1,425 @@
+"""The explorer's operation model: what a step does, and a seeded generator of step sequences.
+
+A step is one operation on the server, through its last awaited response or NOTIFY (the
+runner's business). Operations are frozen dataclasses so that a sequence is a value: it can be
+hashed (the shrinker caches verdicts), compared, and written to a replay file (replay.py) and
+read back equal.
+
+Publications and subscriptions are named by handles (``p3``, ``w1``) that the generator hands
+out: a modify names the publication it modifies, not an ETag, because the ETag only exists when
+the sequence runs. A sequence is *well-formed* when every handle is introduced before it is used
+and not used after it is gone; ``normalize`` drops the steps that break this, which lets the
+shrinker delete any subset of steps and still run something meaningful.
+
+Pure and deterministic: everything is drawn from the ``random.Random`` the caller passes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from conformance.explore.bodies import INVALID_KINDS, PARTS
+from conformance.oracle.dialoginfo import STATES
+
+NEMESES = (
+    "answer-481",
+    "answer-489",
+    "stop-answering",
+    "unknown-etag",
+    "wrong-event",
+    "two-if-match",
+    "accept-without-dialog-info",
+)
+"""Hostile steps (issue 13): a watcher that answers NOTIFYs with 481 or 489 or stops answering;
+a PUBLISH with an unknown ETag, a wrong Event or two SIP-If-Match; a SUBSCRIBE whose Accept
+lacks application/dialog-info+xml."""
+
+
+@dataclass(frozen=True)
+class BodySpec:
+    """What a PUBLISH carries: the dialogs the model tracks, and the seed that draws the rest.
+
+    The bytes come from ``bodies.valid(random.Random(seed), dialogs=...)`` or, with
+    ``invalid``, from ``bodies.invalid(..., kind=invalid)``: the spec stays small in a replay
+    file and the shrinker can simplify it (fewer dialogs, valid instead of invalid).
+    """
+
+    seed: int
+    dialogs: tuple[tuple[str, str], ...] = ()
+    invalid: str | None = None
+    drop: tuple[str, ...] = ()
+    """Parts of a valid body left out (``bodies.PARTS``): how a body gets smaller."""
+
+    def simpler(self) -> list[BodySpec]:
+        """Candidate simplifications, most aggressive first."""
+        out = []
+        if self.invalid is not None:
+            out.append(dataclasses.replace(self, invalid=None))
+        left = [p for p in PARTS if p not in self.drop]
+        if left:
+            if len(left) > 1:
+                out.append(dataclasses.replace(self, drop=PARTS))
+            out.extend(dataclasses.replace(self, drop=(*self.drop, p)) for p in left)
+        if len(self.dialogs) > 1:
+            out.append(dataclasses.replace(self, dialogs=self.dialogs[:1]))
+            out.append(dataclasses.replace(self, dialogs=self.dialogs[:-1]))
+        if self.seed != 0:
+            out.append(dataclasses.replace(self, seed=0))
+        return out
+
+
+@dataclass(frozen=True)
+class Op:
+    """Base of every operation. ``gap`` is the pause in seconds before the step starts."""
+
+    kind: ClassVar[str] = ""
+    gap: float = field(default=0.0, kw_only=True)
+
+    def uses(self) -> tuple[str, ...]:
+        """Handles this step needs to exist already."""
+        return ()
+
+    def introduces(self) -> tuple[str, ...]:
+        """Handles that exist after this step."""
+        return ()
+
+    def ends(self) -> tuple[str, ...]:
+        """Handles that no longer exist after this step."""
+        return ()
+
+    def simpler(self) -> list[Op]:
+        """Candidate simplifications of this one step (the shrinker's second phase)."""
+        return [dataclasses.replace(self, gap=0.0)] if self.gap else []
+
+
+@dataclass(frozen=True)
+class Publish(Op):
+    """An initial PUBLISH (new ETag) by ``publisher`` for ``presentity``."""
+
+    kind: ClassVar[str] = "publish"
+    handle: str
+    publisher: int
+    presentity: int
+    body: BodySpec
+    expires: int = 3600
+
+    def introduces(self) -> tuple[str, ...]:
+        return (self.handle,) if self.body.invalid is None else ()
+
+    def simpler(self) -> list[Op]:
+        return [dataclasses.replace(self, body=b) for b in self.body.simpler()] + super().simpler()
+
+
+@dataclass(frozen=True)
+class _OnHandle(Op):
+    """A step on an existing publication or subscription, named by its handle."""
+
+    ending: ClassVar[bool] = False
+    """True when the handle no longer exists after this step."""
+    handle: str
+
+    def uses(self) -> tuple[str, ...]:
+        return (self.handle,)
+
+    def ends(self) -> tuple[str, ...]:
+        return (self.handle,) if self.ending else ()
+
+
+@dataclass(frozen=True)
+class Modify(_OnHandle):
+    kind: ClassVar[str] = "modify"
+    body: BodySpec
+    expires: int = 3600
+
+    def simpler(self) -> list[Op]:
+        return [dataclasses.replace(self, body=b) for b in self.body.simpler()] + super().simpler()
+
+
+@dataclass(frozen=True)
+class Refresh(_OnHandle):
+    kind: ClassVar[str] = "refresh"
+    expires: int = 3600
+
+
+@dataclass(frozen=True)
+class Remove(_OnHandle):
+    kind: ClassVar[str] = "remove"
+    ending: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class Expire(_OnHandle):
+    """Let a publication run out: refresh it with a short Expires, then wait past it."""
+
+    kind: ClassVar[str] = "expire"
+    ending: ClassVar[bool] = True
+    expires: int = 1
+
+
+@dataclass(frozen=True)
+class Subscribe(Op):
+    kind: ClassVar[str] = "subscribe"
+    handle: str
+    presentity: int
+    expires: int = 600
+
+    def introduces(self) -> tuple[str, ...]:
+        return (self.handle,)
+
+
+@dataclass(frozen=True)
+class RefreshSub(_OnHandle):
+    kind: ClassVar[str] = "refresh-sub"
+    expires: int = 600
+
+
+@dataclass(frozen=True)
+class Unsubscribe(_OnHandle):
+    kind: ClassVar[str] = "unsubscribe"
+    ending: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class Fetch(Op):
+    kind: ClassVar[str] = "fetch"
+    presentity: int
+
+
+@dataclass(frozen=True)
+class Nemesis(Op):
+    """A hostile step (NEMESES). ``target`` is a watcher handle for the answer modes, a
+    publication handle for the PUBLISH ones (or None: a fresh one), None for the Accept one."""
+
+    kind: ClassVar[str] = "nemesis"
+    what: str
+    presentity: int
+    target: str | None = None
+
+    def uses(self) -> tuple[str, ...]:
+        return (self.target,) if self.target else ()
+
+    def ends(self) -> tuple[str, ...]:
+        # A watcher answering 481 (or silent) loses its subscription: treat it as gone.
+        if self.target and self.what in ("answer-481", "stop-answering"):
+            return (self.target,)
+        return ()
+
+
+OP_TYPES: dict[str, type[Op]] = {
+    t.kind: t
+    for t in (
+        Publish,
+        Modify,
+        Refresh,
+        Remove,
+        Expire,
+        Subscribe,
+        RefreshSub,
+        Unsubscribe,
+        Fetch,
+        Nemesis,
+    )
+}
+
+
+def normalize(ops: Iterable[Op]) -> list[Op]:
+    """Drop every step that uses a handle not introduced yet or already gone."""
+    live: set[str] = set()
+    out: list[Op] = []
+    for op in ops:
+        if not all(h in live for h in op.uses()):
+            continue
+        if any(h in live for h in op.introduces()):
+            continue  # a handle introduced twice (a shrink kept a later copy): skip
+        out.append(op)
+        live.difference_update(op.ends())
+        live.update(op.introduces())
+    return out
+
+
+# --------------------------------------------------------------------------- generator
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the target's profile allows (issue 13: "spacing varies within what it allows")."""
+
+    presentities: int = 3
+    publishers: int = 2
+    watchers: int = 3
+    min_gap: float = 0.0
+    """Least pause between steps (Kamailio orders publications by whole seconds: 1.0 there
+    when ordering matters)."""
+    max_gap: float = 0.0
+    short_expires: int = 2
+    """The Expires an ``expire`` step uses; the runner waits past it plus the expiry timer."""
+    invalid_ratio: float = 0.1
+    nemesis_ratio: float = 0.08
+    max_dialogs: int = 4
+
+
+WEIGHTS = {
+    "publish": 6,
+    "modify": 5,
+    "refresh": 2,
+    "remove": 2,
+    "expire": 1,
+    "subscribe": 3,
+    "refresh-sub": 1,
+    "unsubscribe": 1,
+    "fetch": 2,
+}
+
+
+@dataclass
+class _State:
+    publications: dict[str, int] = field(default_factory=dict)
+    """Live publication handle -> presentity."""
+    watchers: dict[str, int] = field(default_factory=dict)
+    counter: int = 0
+    ids: list[str] = field(default_factory=list)
+    """Dialog ids handed out so far: reused now and then across publications (duplicates)."""
+
+    def handle(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+
+def _dialogs(rng: random.Random, state: _State, limits: Limits) -> tuple[tuple[str, str], ...]:
+    out: dict[str, str] = {}
+    for _ in range(rng.randint(1, limits.max_dialogs)):
+        if state.ids and rng.random() < 0.2:
+            did = rng.choice(state.ids)
+        else:
+            did = f"d{len(state.ids) + 1}"
+            state.ids.append(did)
+        out[did] = rng.choice(STATES)
+    return tuple(out.items())
+
+
+def _body(rng: random.Random, state: _State, limits: Limits) -> BodySpec:
+    invalid = None
+    if rng.random() < limits.invalid_ratio:
+        invalid = rng.choice(sorted(k for k in INVALID_KINDS if k != "wrong-content-type"))
+    return BodySpec(rng.randrange(2**31), _dialogs(rng, state, limits), invalid)
+
+
+def _gap(rng: random.Random, limits: Limits) -> float:
+    if limits.max_gap <= limits.min_gap:
+        return limits.min_gap
+    return round(rng.uniform(limits.min_gap, limits.max_gap), 3)
+
+
+def step(rng: random.Random, state: _State, limits: Limits) -> Op:
+    """One operation enabled in ``state``; updates ``state`` as the model expects."""
+    gap = _gap(rng, limits)
+    if rng.random() < limits.nemesis_ratio:
+        return _nemesis(rng, state, limits, gap)
+    enabled = {"publish", "subscribe", "fetch"}
+    if state.publications:
+        enabled |= {"modify", "refresh", "remove", "expire"}
+    if state.watchers:
+        enabled |= {"refresh-sub", "unsubscribe"}
+    kinds = sorted(enabled)
+    kind = rng.choices(kinds, weights=[WEIGHTS[k] for k in kinds])[0]
+    presentity = rng.randrange(limits.presentities)
+    if kind == "publish":
+        body = _body(rng, state, limits)
+        op: Op = Publish(
+            state.handle("p"),
+            publisher=rng.randrange(limits.publishers),
+            presentity=presentity,
+            body=body,
+            expires=rng.choice((60, 600, 3600)),
+            gap=gap,
+        )
+        if body.invalid is None:
+            state.publications[op.handle] = presentity  # type: ignore[attr-defined]
+        return op
+    if kind == "subscribe":
+        handle = state.handle("w")
+        state.watchers[handle] = presentity
+        return Subscribe(handle, presentity, expires=rng.choice((60, 600)), gap=gap)
+    if kind == "fetch":
+        return Fetch(presentity, gap=gap)
+    if kind in ("modify", "refresh", "remove", "expire"):
+        handle = rng.choice(sorted(state.publications))
+        if kind == "modify":
+            body = _body(rng, state, limits)
+            if body.invalid is not None:
+                state.publications.pop(handle)  # a rejected modify may or may not keep it
+            return Modify(handle, body, expires=rng.choice((60, 600, 3600)), gap=gap)
+        if kind == "refresh":
+            return Refresh(handle, expires=rng.choice((60, 600, 3600)), gap=gap)
+        state.publications.pop(handle)
+        if kind == "remove":
+            return Remove(handle, gap=gap)
+        return Expire(handle, expires=limits.short_expires, gap=gap)
+    handle = rng.choice(sorted(state.watchers))
+    if kind == "refresh-sub":
+        return RefreshSub(handle, expires=rng.choice((60, 600)), gap=gap)
+    state.watchers.pop(handle)
+    return Unsubscribe(handle, gap=gap)
+
+
+def _nemesis(rng: random.Random, state: _State, limits: Limits, gap: float) -> Op:
+    choices = ["unknown-etag", "wrong-event", "two-if-match", "accept-without-dialog-info"]
+    if state.watchers:
+        choices += ["answer-481", "answer-489", "stop-answering"]
+    what = rng.choice(choices)
+    presentity = rng.randrange(limits.presentities)
+    target: str | None = None
+    if what.startswith("answer-") or what == "stop-answering":
+        target = rng.choice(sorted(state.watchers))
+        presentity = state.watchers[target]
+        if what in ("answer-481", "stop-answering"):
+            state.watchers.pop(target)
+    elif what == "two-if-match" and state.publications:
+        target = rng.choice(sorted(state.publications))
+        presentity = state.publications[target]
+    return Nemesis(what, presentity, target, gap=gap)
+
+
+def generate(seed: int, steps: int, limits: Limits | None = None) -> list[Op]:
+    """``steps`` operations drawn from ``seed``: the same seed always gives the same list."""
+    rng = random.Random(seed)
+    limits = limits or Limits()
+    state = _State()
+    return [step(rng, state, limits) for _ in range(steps)]
+
+
+def describe(ops: Sequence[Op]) -> str:
+    """One line per step, for reports and failure messages."""
+    lines = []
+    for i, op in enumerate(ops, 1):
+        fields = ", ".join(
+            f"{f.name}={getattr(op, f.name)!r}" for f in dataclasses.fields(op) if f.name != "gap"
+        )
+        lines.append(f"{i:3d}. {op.kind}({fields})" + (f" after {op.gap}s" if op.gap else ""))
+    return "\n".join(lines)
+
+
+__all__ = [
+    "NEMESES",
+    "OP_TYPES",
+    "BodySpec",
+    "Expire",
+    "Fetch",
+    "Limits",
+    "Modify",
+    "Nemesis",
+    "Op",
+    "Publish",
+    "Refresh",
+    "RefreshSub",
+    "Remove",
+    "Subscribe",
+    "Unsubscribe",
+    "describe",
+    "generate",
+    "normalize",
+]
