@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from conformance.errors import BodyError, NotReceivedError, UsageError
@@ -40,6 +40,19 @@ changes" check cannot pass by reading before it arrived."""
 _unique = itertools.count(1)
 
 
+@dataclass(frozen=True)
+class Clock:
+    """The time a case's verdicts depend on (order of stimuli, quiet windows, expiry waits),
+    passed in so unit tests can drive a case without waiting. Wall-clock seconds, because the
+    history check compares them with SIPp's trace timestamps."""
+
+    now: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+
+SYSTEM_CLOCK = Clock()
+
+
 def unique_user(worker: str, hint: str = "p") -> str:
     """A user part no other case, worker or earlier run uses (runs may share an external
     server, and a stale subscription from an earlier run must never see this run's state)."""
@@ -54,6 +67,7 @@ class Expectation:
 
     presentity: str
     profile: Profile
+    clock: Clock = SYSTEM_CLOCK
     publications: list[Publication] = field(default_factory=list)
     stimuli: list[Stimulus] = field(default_factory=list)
     """Every PUBLISH sent for this presentity through the case, with its trace times."""
@@ -62,7 +76,7 @@ class Expectation:
     def record(self, stimulus: Stimulus) -> None:
         """Fold one stimulus into the stored state, as RFC 3903 §6 describes (the same fold the
         history check replays, with this host's clock for order and expiry)."""
-        now = time.time()
+        now = self.clock.now()
         granted = stimulus.expires if stimulus.expires is not None else history.DEFAULT_EXPIRES
         self.stimuli.append(stimulus)
         self.publications = list(
@@ -82,7 +96,7 @@ class Expectation:
         return aggregator.aggregate(
             self.publications,
             presentity=self.presentity,
-            now=time.time() if now is None else now,
+            now=self.clock.now() if now is None else now,
             single_dialog=self.profile.single_dialog,
             flavour=self.profile.flavour,
         )
@@ -92,8 +106,14 @@ class Subscription:
     """A watcher's subscription with the yardstick its NOTIFYs are checked against."""
 
     def __init__(
-        self, watcher: Watcher, ctx: checks.Subscription, response, user: str = ""
+        self,
+        watcher: Watcher,
+        ctx: checks.Subscription,
+        response,
+        user: str = "",
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.watcher = watcher
         self.ctx = ctx
         self.response = response
@@ -120,13 +140,13 @@ class Subscription:
     def pause(self) -> None:
         """The watcher stops answering (a hung phone) until ``resume``."""
         self.watcher.pause()
-        self.paused.append((time.time(), float("inf")))
+        self.paused.append((self.clock.now(), float("inf")))
 
     def resume(self) -> None:
         self.watcher.resume()
         if self.paused and self.paused[-1][1] == float("inf"):
             # What queued meanwhile is read within the next second.
-            self.paused[-1] = (self.paused[-1][0], time.time() + 1.0)
+            self.paused[-1] = (self.paused[-1][0], self.clock.now() + 1.0)
 
     def observations(self) -> list[history.Observation]:
         """The NOTIFYs as the history check reads them: trace time, body, retransmission key;
@@ -188,7 +208,9 @@ class Case:
         new_watcher,
         worker: str,
         timeout: float,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.name = name
         self.target = target
         self.profile = profile
@@ -222,7 +244,7 @@ class Case:
 
     def expectation(self, user: str) -> Expectation:
         if user not in self.expectations:
-            self.expectations[user] = Expectation(self.uri(user), self.profile)
+            self.expectations[user] = Expectation(self.uri(user), self.profile, self.clock)
         return self.expectations[user]
 
     # -- findings ------------------------------------------------------------------------------
@@ -322,7 +344,7 @@ class Case:
         replaces: str | None = None,
     ) -> Stimulus:
         """Record one PUBLISH with its trace times (request sent, final response received)."""
-        sent = result.sent_at if result.sent_at is not None else time.time()
+        sent = result.sent_at if result.sent_at is not None else self.clock.now()
         answered = result.answered_at
         expectation = self.expectation(user)
         stimulus = Stimulus(
@@ -339,13 +361,13 @@ class Case:
         )
         expectation.record(stimulus)
         self._sent[id(result)] = stimulus
-        self.last_stimulus = time.time()
+        self.last_stimulus = self.clock.now()
         return stimulus
 
     def wait(self, seconds: float) -> None:
         """A wait a server's timer or a rule forces; counted in ``waited``."""
         self.waited += seconds
-        time.sleep(seconds)
+        self.clock.sleep(seconds)
 
     def settle(self) -> None:
         """The profile's settle time: some servers answer 200 before the state is stored."""
@@ -358,9 +380,11 @@ class Case:
         if isinstance(publication, Publication):
             expires_at = publication.expires
         else:
-            stamp = publication.exchange[-1].timestamp if publication.exchange else time.time()
+            stamp = publication.exchange[-1].timestamp if publication.exchange else self.clock.now()
             expires_at = stamp + (publication.expires or 0)
-        delay = expires_at - time.time() + self.profile.expiry_timer + self.profile.expiry_slack
+        delay = (
+            expires_at - self.clock.now() + self.profile.expiry_timer + self.profile.expiry_slack
+        )
         if delay > 0:
             self.wait(delay + 0.5)
 
@@ -397,7 +421,7 @@ class Case:
         watcher = self._new_watcher(
             user=user, expires=expires, accept=accept, event=event, answer=answer
         )
-        started = time.time()
+        started = self.clock.now()
         response = watcher.start()
         acceptable = event == "dialog" and (accept is None or CONTENT_TYPE in accept)
         self.record(
@@ -418,7 +442,7 @@ class Case:
             rfc=self.profile.rfc,
             entity_rebuilt=self.profile.entity_rebuilt,
         )
-        sub = Subscription(watcher, ctx, response, user)
+        sub = Subscription(watcher, ctx, response, user, self.clock)
         self.subscriptions.append(sub)
         if wait and 200 <= response.status < 300:
             self.await_notifies(sub, 1, requirement="B05", what="the initial NOTIFY")
@@ -435,11 +459,11 @@ class Case:
     ) -> list[Notify]:
         """Wait for ``count`` NOTIFYs in all; a timeout becomes a failed finding naming ``what``."""
         bound = timeout if timeout is not None else self.timeout
-        before = time.time()
+        before = self.clock.now()
         try:
             got = sub.watcher.wait_notifies(count, timeout=bound)
         except NotReceivedError as exc:
-            self.timed_out += time.time() - before
+            self.timed_out += self.clock.now() - before
             self.finding(requirement, False, f"{what} did not arrive: {exc.message}")
             return sub.notifies
         late = got[count - 1].timestamp - before if len(got) >= count else 0.0
@@ -465,7 +489,7 @@ class Case:
         This only waits: the history check at ``finish`` judges the table at the checkpoint,
         and every NOTIFY before and after it, against the states possible at their moments.
         The bound is the case timeout plus the profile's settle time."""
-        started = time.time()
+        started = self.clock.now()
         deadline = started + (timeout if timeout is not None else self.timeout)
         deadline += self.profile.settle_time
         expectation = self.expectation(user)
@@ -477,7 +501,7 @@ class Case:
             comparison = checks.compare(
                 checks.expected_view(target).values(), sub.view(seen).dialogs.values()
             )
-            remaining = deadline - time.time()
+            remaining = deadline - self.clock.now()
             if comparison.equal or remaining <= 0:
                 break
             try:
@@ -485,9 +509,9 @@ class Case:
             except NotReceivedError:
                 continue  # one last comparison, then the loop ends on the deadline
         if not comparison.equal:
-            self.timed_out += time.time() - started
+            self.timed_out += self.clock.now() - started
         # The checkpoint is the moment of the last NOTIFY looked at, or now if none came.
-        sub.checkpoints.append(Checkpoint(time.time(), tuple(requirements), level=level))
+        sub.checkpoints.append(Checkpoint(self.clock.now(), tuple(requirements), level=level))
         return comparison
 
     def expect_no_effect(
@@ -511,7 +535,7 @@ class Case:
         self.quiet()
         sub.checkpoints.append(
             Checkpoint(
-                time.time(),
+                self.clock.now(),
                 tuple(requirements),
                 excluded=frozenset({stimulus.label}),
                 level=level,
@@ -531,7 +555,7 @@ class Case:
         """Wait out the quiet window after the last stimulus: ``max(settle_time, 0.5 s)``."""
         if self.last_stimulus is None:
             return
-        left = self.last_stimulus + max(self.profile.settle_time, QUIET_WINDOW) - time.time()
+        left = self.last_stimulus + max(self.profile.settle_time, QUIET_WINDOW) - self.clock.now()
         if left > 0:
             self.wait(left)
 
@@ -615,7 +639,7 @@ class Case:
         self._finished = True
         if any(self._listening(sub) for sub in self.subscriptions):
             self.quiet()
-        end = time.time()
+        end = self.clock.now()
         rules = history.Rules.from_profile(self.profile)
         for sub in self.subscriptions:
             captured = sub.captured()
