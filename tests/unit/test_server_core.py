@@ -15,7 +15,7 @@ import pytest
 from conformance.errors import UsageError
 from conformance.oracle import dialoginfo as di
 from conformance.server.core import PresenceCore, ServerConfig
-from conformance.server.faults import FAULTS, check_names
+from conformance.server.faults import FAULTS, check_names, hooks_for
 from conformance.sip import message as sipmsg
 from conformance.sip.message import Request, Response, param_of
 
@@ -36,8 +36,8 @@ def doc(*dialogs: tuple[str, str], extra: str = "", ct_ns: str = di.NS) -> bytes
 class Net:
     """A fake network and clock around one core."""
 
-    def __init__(self, **config: object) -> None:
-        self.core = PresenceCore(ServerConfig(**config))  # type: ignore[arg-type]
+    def __init__(self, *, faults: frozenset[str] = frozenset(), **config: object) -> None:
+        self.core = PresenceCore(ServerConfig(**config), hooks=hooks_for(faults))  # type: ignore[arg-type]
         self.now = 1000.0
         self.responses: list[Response] = []
         self.notifies: list[Request] = []
@@ -701,7 +701,7 @@ def test_config_rejects_bad_values() -> None:
     with pytest.raises(UsageError):
         ServerConfig(flavour="nonsense")  # type: ignore[arg-type]
     with pytest.raises(UsageError):
-        ServerConfig(faults=frozenset({"no-such-fault"}))
+        hooks_for(["no-such-fault"])
     with pytest.raises(UsageError):
         ServerConfig(publish_expires_min=10, publish_expires_max=5)
 
