@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from lxml import etree
 
@@ -65,19 +65,6 @@ _FORBIDDEN_MARKUP = (b"<!DOCTYPE", b"<!ENTITY")
 
 
 @dataclass(frozen=True, slots=True)
-class Publication:
-    """One stored publication, as the server keeps it."""
-
-    body: bytes
-    etag: str
-    received: float
-    """When it was stored or last modified: the aggregation order (then ``seq``)."""
-    expires: float
-    """Absolute expiry; the publication counts while ``expires > now``."""
-    seq: int = 0
-
-
-@dataclass(frozen=True, slots=True)
 class Built:
     """What the builder made of the store: root children, or why there is no document."""
 
@@ -87,6 +74,19 @@ class Built:
     failure: str = ""
     """Non-empty when the modules would produce no document (a body not well-formed, D13, or
     single-dialog mode finding no candidate)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One stored publication, as the server keeps it. Aggregation order is ``stored_at``, then
+    ``arrival`` (a counter, so equal clock readings still give one order); it counts while
+    ``expires_at > now``."""
+
+    body: bytes
+    etag: str
+    stored_at: float
+    expires_at: float
+    arrival: int = 0
 
 
 # ---- reading published XML -------------------------------------------------------------------
@@ -181,12 +181,9 @@ def write_document(
     entity: str, version: int | str, state: str, items: Sequence[etree._Element]
 ) -> bytes:
     """A new ``dialog-info`` root in the default namespace holding copies of ``items`` (D02)."""
-    root = etree.Element(ROOT, nsmap={None: DIALOG_INFO_NS})
-    root.set("version", str(version))
-    root.set("state", state)
-    root.set("entity", entity)
-    for item in items:
-        root.append(_detached(item))
+    attributes = {"version": str(version), "state": state, "entity": entity}
+    root = etree.Element(ROOT, attrib=attributes, nsmap={None: DIALOG_INFO_NS})
+    root.extend(_detached(item) for item in items)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
@@ -211,21 +208,21 @@ def _local_name(tag: str) -> str:
     return tag.partition("}")[2] if tag.startswith("{") else tag
 
 
-@dataclass(frozen=True, slots=True)
-class _Node:
-    """A root child element as the single-dialog loops see it."""
+class _Node(NamedTuple):
+    """A root child element as the single-dialog loops see it: ``dialog`` when it is named
+    ``dialog`` in any namespace and any ASCII case (the modules' test), ``ident`` the first
+    attribute whose local name is ``id``, ``state`` the ``<state>`` content the loop reads for
+    it (see ``_states``)."""
 
     element: etree._Element
     dialog: bool
-    """Named ``dialog`` in any namespace and any ASCII case: the modules' test."""
     ident: str | None
-    """The first attribute whose local name is ``id``."""
     state: str | None
-    """The ``<state>`` content the loop reads for this node (see ``_states``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Body:
+class _Body(NamedTuple):
+    """The nodes of one publication and the id of its first dialog (Kamailio's replace key)."""
+
     nodes: tuple[_Node, ...]
     first_dialog_id: str | None
 
@@ -345,7 +342,7 @@ class BodyBuilder:
         self.hooks = hooks or BodyHooks()
 
     def build(self, publications: Sequence[Publication], now: float) -> Built:
-        live = sorted((p for p in publications if p.expires > now), key=_age)
+        live = sorted((p for p in publications if p.expires_at > now), key=_age)
         if self.flavour == "strict":
             live = _newest_ids_only(live)
         chosen = list(self.hooks.publications(live))
@@ -393,7 +390,7 @@ class BodyBuilder:
 
 
 def _age(pub: Publication) -> tuple[float, int]:
-    return (pub.received, pub.seq)
+    return (pub.stored_at, pub.arrival)
 
 
 def _newest_ids_only(live: list[Publication]) -> list[Publication]:
@@ -429,23 +426,28 @@ def _newest_ids_only(live: list[Publication]) -> list[Publication]:
     return out
 
 
+def _in_dialog_context(bodies: Sequence[_Body]) -> Iterator[tuple[_Node, str | None, bool]]:
+    """Each node with what Kamailio's loops remember when they reach it: the id of the last
+    ``<dialog>`` read (across publications; an id-less dialog resets it to None), and whether
+    the last dialog *with* an id lies in this node's own publication."""
+    ident: str | None = None
+    owner = -1
+    flat = ((index, node) for index, body in enumerate(bodies) for node in body.nodes)
+    for index, node in flat:
+        if node.dialog:
+            ident = node.ident
+            owner = owner if ident is None else index
+        yield node, ident, owner == index
+
+
 def _kamailio_weights(bodies: Sequence[_Body]) -> dict[str, int]:
     """``check_relevant_state`` for every id: the weights of the states of every node that
     follows a dialog with that id (the dialog included) in the dialog's own publication."""
     sums: dict[str, int] = {}
-    ident: str | None = None
-    owner = -1
-    for index, body in enumerate(bodies):
-        for node in body.nodes:
-            if node.dialog:
-                ident = node.ident
-                owner = index if node.ident is not None else owner
-            if ident is None or owner != index or node.state is None:
-                continue
-            weight = KAMAILIO_WEIGHT.get(_lower(node.state), 0)
-            if weight:
-                key = _lower(ident)
-                sums[key] = sums.get(key, 0) + weight
+    for node, ident, own in _in_dialog_context(bodies):
+        if ident is not None and own and node.state is not None:
+            key = _lower(ident)
+            sums[key] = sums.get(key, 0) + KAMAILIO_WEIGHT.get(_lower(node.state), 0)
     return sums
 
 
@@ -458,21 +460,15 @@ def _kamailio_pick(bodies: Sequence[_Body]) -> _Node | None:
     sums = _kamailio_weights(bodies)
     kept: dict[str, _Node] = {}
     winner: _Node | None = None
-    ident: str | None = None
-    owner = -1
-    for index, body in enumerate(bodies):
-        for node in body.nodes:
-            if node.dialog:
-                ident = node.ident
-                owner = index if node.ident is not None else owner
-            if node.state is None:
-                continue
-            state = _lower(node.state)
-            relevance = sums.get(_lower(ident), 0) if ident is not None else 0
-            if state == "terminated" or (
-                state in _KAMAILIO_LIMIT and owner == index and relevance < _KAMAILIO_LIMIT[state]
-            ):
-                kept[state] = node
-            present = [kept[c] for c in KAMAILIO_CLASSES if c in kept]
-            winner = present[0] if present else node
+    for node, ident, own in _in_dialog_context(bodies):
+        if node.state is None:
+            continue
+        state = _lower(node.state)
+        relevance = sums.get(_lower(ident), 0) if ident is not None else 0
+        if state == "terminated" or (
+            state in _KAMAILIO_LIMIT and own and relevance < _KAMAILIO_LIMIT[state]
+        ):
+            kept[state] = node
+        present = [kept[c] for c in KAMAILIO_CLASSES if c in kept]
+        winner = present[0] if present else node
     return winner

@@ -253,10 +253,10 @@ class PresenceCore:
         if self._halted:
             return None
         times = [
-            p.expires
+            p.expires_at
             for pres in self._presentities.values()
             for p in pres.publications
-            if math.isfinite(p.expires)
+            if math.isfinite(p.expires_at)
         ]
         times.extend(s.expires_at for s in self._subscriptions.values())
         for t in self._client.values():
@@ -413,7 +413,11 @@ class PresenceCore:
             return ok, f"etag={new_etag} removed"
         expires_at = self.hooks.publication_expires(now + expires)
         publication = Publication(
-            body=body, etag=new_etag, received=now, expires=expires_at, seq=next(self._seq)
+            body=body,
+            etag=new_etag,
+            stored_at=now,
+            expires_at=expires_at,
+            arrival=next(self._seq),
         )
         if stored is None:
             kind = "new"
@@ -426,7 +430,7 @@ class PresenceCore:
             kind = "refresh"
             index = pres.publications.index(stored)
             pres.publications[index] = dataclasses.replace(
-                stored, etag=new_etag, expires=expires_at
+                stored, etag=new_etag, expires_at=expires_at
             )
         else:
             kind = "modify"
@@ -459,7 +463,7 @@ class PresenceCore:
     def _expire_publications(self, now: float) -> None:
         for presentity, pres in list(self._presentities.items()):
             before = len(pres.publications)
-            pres.publications = [p for p in pres.publications if p.expires > now]
+            pres.publications = [p for p in pres.publications if p.expires_at > now]
             if len(pres.publications) != before:
                 self._notify_presentity(presentity, now, trigger="publication-expiry")
         watched = {s.presentity for s in self._subscriptions.values()}
@@ -637,7 +641,7 @@ class PresenceCore:
         """The presentity's aggregate. One build serves every watcher notified for the same
         change; only the version differs per watcher (as in the modules)."""
         pubs = self._presentities[presentity].publications
-        key = (presentity, now, tuple((p.etag, p.expires) for p in pubs if p.expires > now))
+        key = (presentity, now, tuple((p.etag, p.expires_at) for p in pubs if p.expires_at > now))
         if self._last_aggregate is not None and self._last_aggregate[0] == key:
             return self._last_aggregate[1]
         built = self.builder.build(pubs, now)
