@@ -172,6 +172,8 @@ class _Subscription:
     addr: Address
     event: str
     expires_at: float
+    accept: tuple[str, ...] = ()
+    """The SUBSCRIBE's Accept header values (none: the package default)."""
     cseq: int = 0
     bodies: int = 0
     """Bodies sent so far: the version of the next one is ``first_version + bodies``."""
@@ -378,7 +380,7 @@ class PresenceCore:
         pres = self._presentities.get(presentity) or _Presentity()
         # Step 3: the entity-tag.
         tags = [t.strip() for v in req.header_all("SIP-If-Match") for t in v.split(",")]
-        if len(tags) > 1:
+        if not self.hooks.etag_count_ok(len(tags) <= 1):
             return self._response(req, 400, "Multiple Entity-Tags"), ""
         if tags and not tags[0]:
             return self._response(req, 400, "Empty SIP-If-Match"), ""
@@ -392,6 +394,8 @@ class PresenceCore:
         expires = self._expires(req, "publish")
         if isinstance(expires, Response):
             return expires, ""
+        if expires:
+            expires = self.hooks.publication_granted(expires)
         # Step 5: the body.
         body = req.body
         if etag is None and not body:
@@ -412,6 +416,8 @@ class PresenceCore:
                 self._notify_presentity(presentity, now, trigger="remove")
             return ok, f"etag={new_etag} removed"
         expires_at = self.hooks.publication_expires(now + expires)
+        if stored is not None and body:
+            body = self.hooks.modified_body(body, stored, now)
         publication = Publication(
             body=body,
             etag=new_etag,
@@ -430,11 +436,14 @@ class PresenceCore:
             kind = "refresh"
             index = pres.publications.index(stored)
             pres.publications[index] = dataclasses.replace(
-                stored, etag=new_etag, expires_at=expires_at
+                stored,
+                etag=new_etag,
+                expires_at=self.hooks.refreshed_expires(expires_at, stored.expires_at),
             )
         else:
             kind = "modify"
-            pres.publications.remove(stored)
+            if self.hooks.modify_replaces(True):
+                pres.publications.remove(stored)
             pres.publications.append(publication)  # a modify moves to the end (BEHAVIOUR.md)
         if kind != "refresh":
             self._notify_presentity(presentity, now, trigger="publish", published=body)
@@ -497,7 +506,7 @@ class PresenceCore:
         expires = self._expires(req, "subscribe")
         if isinstance(expires, Response):
             return expires, ""
-        expires = self.hooks.subscription_expires(expires)
+        expires = self.hooks.subscription_expires(expires, bool(req.to_tag))
         to_tag = req.to_tag
         if to_tag:  # in-dialog: refresh or unsubscribe
             sub = self._subscriptions.get((req.call_id or "", to_tag, from_tag))
@@ -530,6 +539,7 @@ class PresenceCore:
             addr=addr,
             event=req.header("Event") or EVENT_PACKAGE,
             expires_at=now + expires,
+            accept=tuple(req.header_all("Accept")),
         )
         ok = self._response(req, 200, "OK", to_tag=local_tag, extra=self._sub_extra(sub, expires))
         self._presentities.setdefault(presentity, _Presentity())
@@ -595,6 +605,7 @@ class PresenceCore:
         if body is not None:
             headers.append(("Content-Type", bodies.MEDIA_TYPE))
         request = Request(method="NOTIFY", uri=sub.target, headers=tuple(headers), body=body or b"")
+        request = self.hooks.notify_request(request, sub.accept)
         data = bytes(request)
         self._out.append((data, sub.addr))
         detail = f"version={version}" if version is not None else "no-body"
@@ -630,6 +641,8 @@ class PresenceCore:
             items = built.items
             if built.publications == 0 and self.config.empty_form == "dummy-dialog":
                 items = (bodies.idle_dialog(),)
+            if built.publications == 0:
+                items = tuple(self.builder.hooks.idle(list(items)))
         written = self.builder.finish(items)
         index = sub.bodies
         sub.bodies += 1
@@ -675,7 +688,7 @@ class PresenceCore:
         if not m:
             return self._response(req, 400, "Bad Expires")
         value = int(m.group(1))
-        low = int(getattr(cfg, f"{kind}_expires_min"))
+        low = self.hooks.expires_minimum(int(getattr(cfg, f"{kind}_expires_min")), kind)
         if 0 < value < low:
             return self._response(
                 req, 423, "Interval Too Brief", extra=(("Min-Expires", str(low)),)

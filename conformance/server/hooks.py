@@ -61,6 +61,8 @@ class CoreHooks:
     """PUBLISH names the ``dialog`` package (else 489, C01)."""
     etag_ok: Callable[[bool], bool] = _same
     """SIP-If-Match names a stored publication (else 412, C11)."""
+    etag_count_ok: Callable[[bool], bool] = _same
+    """SIP-If-Match carries at most one entity-tag (else 400, C12)."""
     media_type_ok: Callable[[bool], bool] = _same
     """The PUBLISH Content-Type is dialog-info (else 415, C07)."""
     root_ok: Callable[[bool], bool] = _same
@@ -71,10 +73,20 @@ class CoreHooks:
     """The entity-tag a successful PUBLISH returns: fresh, given the one it replaces (C14)."""
     removal_applies: Callable[[bool], bool] = _same
     """A remove (Expires: 0) of a stored publication deletes it (C16)."""
+    expires_minimum: Callable[[int, str], int] = _same
+    """The smallest non-zero Expires taken without 423, for ``publish`` or ``subscribe``."""
+    publication_granted: Callable[[int], int] = _same
+    """The Expires a PUBLISH is granted, already capped (C05, C06)."""
     publication_expires: Callable[[float], float] = _same
     """The absolute time a stored or refreshed publication expires (C17)."""
-    subscription_expires: Callable[[int], int] = _same
-    """The Expires a SUBSCRIBE is granted, already capped (B03)."""
+    refreshed_expires: Callable[[float, float], float] = _same
+    """A refresh's new expiry, given the one it replaces (C13)."""
+    modify_replaces: Callable[[bool], bool] = _same
+    """A modify replaces the publication it names (C15)."""
+    modified_body: Callable[[bytes, Publication, float], bytes] = _same
+    """The body a modify stores, given the stored publication and the time (C18)."""
+    subscription_expires: Callable[[int, bool], int] = _same
+    """The Expires a SUBSCRIBE is granted, already capped; True for a refresh (B03, B19)."""
     response: Callable[[Response, Request], Response] = _same
     """Every response the core builds to a request it could read (B02, C19)."""
     notifies: Callable[[bool, Trigger], bool] = _same
@@ -83,6 +95,8 @@ class CoreHooks:
     """The Subscription-State header value (B09, B21)."""
     document_state: Callable[[str, Trigger], str] = _same
     """The body's ``state`` attribute (A14)."""
+    notify_request: Callable[[Request, tuple[str, ...]], Request] = _same
+    """The NOTIFY about to be sent, given the SUBSCRIBE's Accept values (A01, B06-B14)."""
     next_cseq: Callable[[int, int], int] = _same
     """The CSeq of a subscription's next NOTIFY, given the previous one (B12)."""
     version: Callable[[int, int, str], int | str] = _same
@@ -105,6 +119,8 @@ class BodyHooks:
     """Single-dialog tie rule (D09)."""
     single_dialog_applies: Callable[[bool, int], bool] = _same
     """Single-dialog mode trims this many publications (D10: only from two on)."""
+    idle: Callable[[list[etree._Element]], list[etree._Element]] = _same
+    """The root children sent when nothing is published (B27, D11)."""
     items: Callable[[list[etree._Element]], list[etree._Element]] = _same
     """The root children of the document about to be written (A19, A34)."""
     document: Callable[[bytes], bytes] = _same

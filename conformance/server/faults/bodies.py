@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from lxml import etree
 
@@ -93,6 +94,93 @@ def _body_not_well_formed(h: Hooks) -> None:
     h.bodies.document = truncated
 
 
+def _each_dialog(edit: Callable[[etree._Element], None]) -> Callable[[Hooks], None]:
+    """An items fault that edits a copy of every ``<dialog>`` of the document."""
+
+    def install(h: Hooks) -> None:
+        previous = h.bodies.items
+
+        def edited(items: list[etree._Element]) -> list[etree._Element]:
+            out = []
+            for item in previous(items):
+                if item.tag == DIALOG:
+                    item = copy.deepcopy(item)
+                    edit(item)
+                out.append(item)
+            return out
+
+        h.bodies.items = edited
+
+    return install
+
+
+def _q(local: str) -> str:
+    return f"{{{DIALOG_INFO_NS}}}{local}"
+
+
+def _drop_id(dialog: etree._Element) -> None:
+    dialog.attrib.pop("id", None)
+
+
+def _state_last(dialog: etree._Element) -> None:
+    state = dialog.find(_q("state"))
+    if state is not None and len(dialog) > 1:
+        dialog.remove(state)
+        dialog.append(state)
+
+
+def _state_upper(dialog: etree._Element) -> None:
+    state = dialog.find(_q("state"))
+    if state is not None and state.text:
+        state.text = state.text.upper()
+
+
+def _event_unknown(dialog: etree._Element) -> None:
+    state = dialog.find(_q("state"))
+    if state is not None and state.get("event") is not None:
+        state.set("event", "hangup")
+
+
+def _direction_receiver(dialog: etree._Element) -> None:
+    if dialog.get("direction") == "recipient":
+        dialog.set("direction", "receiver")
+
+
+def _pval_escaped_twice(dialog: etree._Element) -> None:
+    for param in dialog.iter(_q("param")):
+        value = param.get("pval")
+        if value is not None:
+            param.set("pval", value.replace("&", "&amp;"))
+
+
+def _participant_reversed(dialog: etree._Element) -> None:
+    for side in ("local", "remote"):
+        part = dialog.find(_q(side))
+        if part is not None and len(part) > 1:
+            children = list(part)
+            for child in children:
+                part.remove(child)
+            part.extend(reversed(children))
+
+
+def _document_edit(edit: Callable[[bytes], bytes]) -> Callable[[Hooks], None]:
+    def install(h: Hooks) -> None:
+        previous = h.bodies.document
+        h.bodies.document = lambda body: edit(previous(body))
+
+    return install
+
+
+def _idle_confirmed(h: Hooks) -> None:
+    def busy(items: list[etree._Element]) -> list[etree._Element]:
+        dialog = etree.Element(DIALOG, nsmap={None: DIALOG_INFO_NS})
+        dialog.set("id", "idle")
+        etree.SubElement(dialog, _q("state")).text = "confirmed"
+        return [dialog]
+
+    h.bodies.idle = busy
+
+
 FAULTS = (
     Fault(
         "no-aggregation",
@@ -142,6 +230,63 @@ FAULTS = (
         "NOTIFY bodies lose their closing root tag",
         ("A02",),
         _body_not_well_formed,
+    ),
+    Fault(
+        "entity-names-the-server",
+        "the root's entity is the server's own URI, not the presentity",
+        ("A12",),
+        _document_edit(
+            lambda body: re.sub(rb' entity="[^"]*"', b' entity="sip:presence@localhost"', body)
+        ),
+    ),
+    Fault(
+        "document-state-complete",
+        "the root's state attribute says complete instead of full",
+        ("A13",),
+        _document_edit(lambda body: body.replace(b' state="full"', b' state="complete"', 1)),
+    ),
+    Fault("dialog-id-dropped", "dialogs lose their id attribute", ("A18",), _each_dialog(_drop_id)),
+    Fault(
+        "state-not-first",
+        "<state> is written after the other children of a dialog",
+        ("A21",),
+        _each_dialog(_state_last),
+    ),
+    Fault(
+        "state-upper-case",
+        "dialog states are written in upper case (EARLY)",
+        ("A22",),
+        _each_dialog(_state_upper),
+    ),
+    Fault(
+        "event-unknown",
+        "a terminated dialog's event attribute is rewritten to a made-up value",
+        ("A23",),
+        _each_dialog(_event_unknown),
+    ),
+    Fault(
+        "direction-receiver",
+        "direction recipient is written as receiver (the RFC's own example's typo)",
+        ("A24",),
+        _each_dialog(_direction_receiver),
+    ),
+    Fault(
+        "pval-escaped-twice",
+        "target param values are XML-escaped twice (A &amp;amp; B)",
+        ("A27",),
+        _each_dialog(_pval_escaped_twice),
+    ),
+    Fault(
+        "participant-order-reversed",
+        "the children of <local> and <remote> are written in reverse order",
+        ("A28",),
+        _each_dialog(_participant_reversed),
+    ),
+    Fault(
+        "idle-body-busy",
+        "an idle presentity's NOTIFY carries a confirmed dialog",
+        ("B27",),
+        _idle_confirmed,
     ),
 )
 """Body-builder faults, in catalogue order."""

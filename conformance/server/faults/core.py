@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from collections.abc import Callable
 
+from conformance.server.bodies import Publication
 from conformance.server.faults.base import Fault
 from conformance.server.hooks import CHANGE_TRIGGERS, Hooks, Trigger
 from conformance.sip.message import Request, Response
@@ -124,11 +127,108 @@ def _kept_after(final: Callable[[int | None], bool]) -> Callable[[Hooks], None]:
 
 
 def _expires_lengthened(h: Hooks) -> None:
-    h.core.subscription_expires = lambda granted: granted + 60 if granted else granted
+    h.core.subscription_expires = lambda granted, refresh: granted + 60 if granted else granted
 
 
 def _crash_after_two_dialogs(h: Hooks) -> None:
     h.core.halts = lambda halts, dialogs: halts or dialogs >= 2
+
+
+def _headers(
+    headers: tuple[tuple[str, str], ...], name: str, edit: Callable[[str], str | None]
+) -> tuple[tuple[str, str], ...]:
+    """``headers`` with every ``name`` field's value edited (``None`` removes the field)."""
+    out: list[tuple[str, str]] = []
+    for field, value in headers:
+        if field == name:
+            edited = edit(value)
+            if edited is None:
+                continue
+            value = edited
+        out.append((field, value))
+    return tuple(out)
+
+
+def _notify_header(
+    name: str, edit: Callable[[str, tuple[str, ...]], str | None]
+) -> Callable[[Hooks], None]:
+    """A NOTIFY fault editing one header field, given the SUBSCRIBE's Accept values."""
+
+    def install(h: Hooks) -> None:
+        previous = h.core.notify_request
+
+        def notify(request: Request, accept: tuple[str, ...]) -> Request:
+            request = previous(request, accept)
+            edited = _headers(request.headers, name, lambda value: edit(value, accept))
+            return dataclasses.replace(request, headers=edited)
+
+        h.core.notify_request = notify
+
+    return install
+
+
+def _response_header(
+    method: str, status: int, name: str, edit: Callable[[str, Request], str | None]
+) -> Callable[[Hooks], None]:
+    """A fault editing one header field of the ``status`` responses to ``method``."""
+
+    def rewrite(resp: Response, req: Request) -> Response:
+        if req.method != method or resp.status != status:
+            return resp
+        edited = _headers(resp.headers, name, lambda value: edit(value, req))
+        return dataclasses.replace(resp, headers=edited)
+
+    return _rewrite_response(rewrite)
+
+
+def _etag_twice(resp: Response, req: Request) -> Response:
+    if req.method != "PUBLISH" or resp.status != 200:
+        return resp
+    etags = tuple((n, v) for n, v in resp.headers if n == "SIP-ETag")
+    return dataclasses.replace(resp, headers=resp.headers + etags)
+
+
+def _subscribe_423_no_min_expires(h: Hooks) -> None:
+    previous = h.core.expires_minimum
+    h.core.expires_minimum = lambda low, kind: 2 if kind == "subscribe" else previous(low, kind)
+    _response_header("SUBSCRIBE", 423, "Min-Expires", lambda value, req: None)(h)
+
+
+def _refresh_lengthened(h: Hooks) -> None:
+    previous = h.core.subscription_expires
+
+    def granted(value: int, refresh: bool) -> int:
+        value = previous(value, refresh)
+        return value + 60 if refresh and value else value
+
+    h.core.subscription_expires = granted
+
+
+def _granted(edit: Callable[[int], int]) -> Callable[[Hooks], None]:
+    def install(h: Hooks) -> None:
+        previous = h.core.publication_granted
+        h.core.publication_granted = lambda value: edit(previous(value))
+
+    return install
+
+
+def _refresh_not_extended(h: Hooks) -> None:
+    h.core.refreshed_expires = lambda new, old: old
+
+
+def _modify_appends(h: Hooks) -> None:
+    h.core.modify_replaces = lambda replaces: False
+
+
+def _quick_modify_lost(h: Hooks) -> None:
+    def body(new: bytes, stored: Publication, now: float) -> bytes:
+        return stored.body if now - stored.stored_at < QUICK_MODIFY else new
+
+    h.core.modified_body = body
+
+
+QUICK_MODIFY = 0.5
+"""Seconds within which the ``quick-modify-lost`` fault drops a modify's body."""
 
 
 FAULTS = (
@@ -275,6 +375,139 @@ FAULTS = (
         "the server stops answering after its first NOTIFY carrying two dialogs",
         ("B05", "B24"),
         _crash_after_two_dialogs,
+    ),
+    Fault(
+        "notify-type-generic-xml",
+        "NOTIFY bodies are labelled application/xml",
+        ("A01",),
+        _notify_header("Content-Type", lambda value, accept: "application/xml"),
+    ),
+    Fault(
+        "notify-charset-latin1",
+        "NOTIFY Content-Type declares charset=ISO-8859-1",
+        ("A04",),
+        _notify_header("Content-Type", lambda value, accept: f"{value};charset=ISO-8859-1"),
+    ),
+    Fault(
+        "notify-from-tag-changed",
+        "NOTIFY From-tag differs from the To-tag of the SUBSCRIBE 200",
+        ("B06",),
+        _notify_header("From", lambda value, accept: re.sub(r";tag=", ";tag=x", value)),
+    ),
+    Fault(
+        "notify-event-wrong",
+        "NOTIFY says Event: presence",
+        ("B07",),
+        _notify_header("Event", lambda value, accept: "presence"),
+    ),
+    Fault(
+        "subscription-state-unknown",
+        "Subscription-State says open instead of active",
+        ("B08",),
+        _state_fault(lambda value, trig: re.sub(r"^active", "open", value)),
+    ),
+    Fault(
+        "notify-contact-two-uris",
+        "NOTIFY Contact lists two URIs",
+        ("B11",),
+        _notify_header("Contact", lambda value, accept: f"{value}, <sip:backup@invalid>"),
+    ),
+    Fault(
+        "notify-content-type-missing",
+        "NOTIFYs with a body carry no Content-Type",
+        ("B13",),
+        _notify_header("Content-Type", lambda value, accept: None),
+    ),
+    Fault(
+        "notify-type-ignores-accept",
+        "with an Accept header, NOTIFY bodies are labelled application/pidf+xml",
+        ("B14",),
+        _notify_header(
+            "Content-Type", lambda value, accept: "application/pidf+xml" if accept else value
+        ),
+    ),
+    Fault(
+        "subscribe-423-no-min-expires",
+        "SUBSCRIBE Expires: 1 gets a 423 without Min-Expires",
+        ("B18",),
+        _subscribe_423_no_min_expires,
+    ),
+    Fault(
+        "refresh-lengthened",
+        "a refresh SUBSCRIBE is granted 60 s more than requested",
+        ("B19",),
+        _refresh_lengthened,
+    ),
+    Fault(
+        "no-notify-on-refresh",
+        "a refresh SUBSCRIBE gets no NOTIFY",
+        ("B20",),
+        _silence(frozenset({"resubscribe"})),
+    ),
+    Fault(
+        "fetch-no-notify",
+        "a fetch (SUBSCRIBE Expires: 0) gets no NOTIFY",
+        ("B22",),
+        _silence(frozenset({"fetch"})),
+    ),
+    Fault(
+        "initial-publish-no-etag",
+        "the 200 to an initial PUBLISH carries no SIP-ETag",
+        ("C03",),
+        _response_header(
+            "PUBLISH",
+            200,
+            "SIP-ETag",
+            lambda value, req: value if req.header("SIP-If-Match") else None,
+        ),
+    ),
+    Fault(
+        "publish-etag-twice",
+        "the 200 to a PUBLISH carries its SIP-ETag twice",
+        ("C04",),
+        _rewrite_response(_etag_twice),
+    ),
+    Fault(
+        "publish-expires-grace",
+        "PUBLISH is granted 10% more than the Expires it asked for",
+        ("C05",),
+        _granted(lambda value: value + value // 10),
+    ),
+    Fault(
+        "publish-minimum-silent",
+        "PUBLISH Expires: 1 is granted 2 s (a minimum without 423)",
+        ("C06",),
+        _granted(lambda value: max(value, 2)),
+    ),
+    Fault(
+        "415-without-accept",
+        "the 415 to a PUBLISH of the wrong type carries no Accept",
+        ("C08",),
+        _response_header("PUBLISH", 415, "Accept", lambda value, req: None),
+    ),
+    Fault(
+        "multiple-etags-accepted",
+        "a PUBLISH with two SIP-If-Match entity-tags uses the first (no 400)",
+        ("C12",),
+        _waive("etag_count_ok"),
+    ),
+    Fault(
+        "refresh-not-extended",
+        "a refresh PUBLISH answers 200 but keeps the old expiry",
+        ("C13",),
+        _refresh_not_extended,
+    ),
+    Fault(
+        "modify-appends",
+        "a modify PUBLISH adds the new body beside the old one",
+        ("C15",),
+        _modify_appends,
+    ),
+    Fault(
+        "quick-modify-lost",
+        "a modify within 0.5 s of the previous store keeps the old body (answered 200)",
+        ("C18",),
+        _quick_modify_lost,
     ),
 )
 """Protocol-core faults, in catalogue order."""
