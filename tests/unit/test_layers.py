@@ -150,6 +150,15 @@ def test_server_core_imports_nothing_from_its_faults():
         assert not bad, f"server/{name} imports {sorted(bad)}"
 
 
+def test_server_core_is_sans_io_with_an_injected_clock():
+    """The core, its body builder and its hooks take ``now`` from the caller: no clock, socket
+    or event loop of their own, so unit tests drive them with a fake clock."""
+    for name in ("core.py", "bodies.py", "hooks.py"):
+        names = imported_modules(PACKAGE / "server" / name)
+        bad = {n for n in names if _matches(n, IO_MODULES | {"time", "datetime"})}
+        assert not bad, f"server/{name} imports {sorted(bad)}"
+
+
 def test_server_imports_nothing_from_the_oracle():
     """The reference server builds its bodies with its own code: were it the oracle's, a bug in
     the oracle would pass the clean run and every mutant alike (issue 12)."""

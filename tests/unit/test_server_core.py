@@ -1020,10 +1020,10 @@ def test_fault_pval_escaped_twice() -> None:
     assert local is not None and local.params == (("d", "A &amp; B"),)
 
 
-def test_fault_participant_order_reversed() -> None:
-    notify = _one_dialog("participant-order-reversed", ("d", "early"), extra=PARTICIPANTS)
-    local = di.parse_tree(notify.body)[0].find(f"{{{di.NS}}}local")
-    assert [c.tag.split("}")[1] for c in local] == ["target", "identity"]
+def test_fault_target_uri_dropped() -> None:
+    notify = _one_dialog("target-uri-dropped", ("d", "early"), extra=PARTICIPANTS)
+    local = info(notify).dialogs[0].local
+    assert local is not None and local.target is None and local.params == (("d", "A & B"),)
 
 
 def test_fault_idle_body_busy() -> None:

@@ -153,14 +153,9 @@ def _pval_escaped_twice(dialog: etree._Element) -> None:
             param.set("pval", value.replace("&", "&amp;"))
 
 
-def _participant_reversed(dialog: etree._Element) -> None:
-    for side in ("local", "remote"):
-        part = dialog.find(_q(side))
-        if part is not None and len(part) > 1:
-            children = list(part)
-            for child in children:
-                part.remove(child)
-            part.extend(reversed(children))
+def _target_uri_dropped(dialog: etree._Element) -> None:
+    for target in dialog.iter(_q("target")):
+        target.attrib.pop("uri", None)
 
 
 def _document_edit(edit: Callable[[bytes], bytes]) -> Callable[[Hooks], None]:
@@ -277,10 +272,10 @@ FAULTS = (
         _each_dialog(_pval_escaped_twice),
     ),
     Fault(
-        "participant-order-reversed",
-        "the children of <local> and <remote> are written in reverse order",
+        "target-uri-dropped",
+        "a participant's <target> loses its uri attribute",
         ("A28",),
-        _each_dialog(_participant_reversed),
+        _each_dialog(_target_uri_dropped),
     ),
     Fault(
         "idle-body-busy",
