@@ -157,11 +157,50 @@ def test_server_builder_agrees_with_the_oracle(store):
         assert_agree(store, flavour, single)
 
 
-REGRESSIONS: list[tuple[str, list[tuple[bytes, float, float]]]] = []
-"""Shrunk disagreements the differential test found, kept so they never come back."""
+def _store(*bodies_: str) -> list[tuple[bytes, float, float]]:
+    wrap = (
+        f'<dialog-info xmlns="{di.NS}" version="0" state="full" entity="sip:e@h">{{}}</dialog-info>'
+    )
+    return [(wrap.format(b).encode(), float(n), LIVE) for n, b in enumerate(bodies_)]
 
 
-@pytest.mark.parametrize(("name", "store"), REGRESSIONS or [pytest.param("none", [], id="none")])
+REGRESSIONS: list[tuple[str, list[tuple[bytes, float, float]]]] = [
+    # Hand-picked corners where the modules' loops are least obvious; the generated run found no
+    # disagreement so far (a shrunk one goes here, named after what it showed).
+    (
+        "kamailio-latest-state",
+        _store(
+            '<dialog id="D"><state>early</state></dialog>',
+            '<dialog id="X"><state>terminated</state></dialog>'
+            '<dialog id="D"><state>confirmed</state></dialog>',
+        ),
+    ),
+    (
+        "same-id-same-state-twice",
+        _store(
+            '<dialog id="a"><state>early</state></dialog>',
+            '<dialog id="A"><state>EARLY</state></dialog>',
+        ),
+    ),
+    (
+        "extension-borrows-the-next-state",
+        _store(
+            f'<x:note xmlns:x="{EXT}">n</x:note><dialog id="b"><state>early</state></dialog>',
+            '<dialog id="c"><state>early</state></dialog>',
+        ),
+    ),
+    (
+        "id-less-dialog-after-another-publication",
+        _store(
+            '<dialog id="a"><state>trying</state></dialog>',
+            "<dialog><state>early</state></dialog>",
+        ),
+    ),
+]
+"""Shrunk disagreements of the differential test, and corners it must keep agreeing on."""
+
+
+@pytest.mark.parametrize(("name", "store"), REGRESSIONS, ids=[n for n, _ in REGRESSIONS])
 def test_regressions(name, store):
     for flavour, single in MODES:
         assert_agree(store, flavour, single)
