@@ -356,9 +356,9 @@ class BodyBuilder:
         trims = self.hooks.single_dialog_applies(len(bodies) >= 2, len(bodies))
         if not (self.single_dialog and trims):
             return Built(tuple(_detached(n.element) for n in nodes), len(bodies))
-        rule: WinnerRule = {"opensips": "first", "kamailio": "kamailio"}.get(
-            self.flavour, self.tie_break
-        )  # type: ignore[assignment]
+        rule: WinnerRule = self.tie_break
+        if self.flavour != "strict":
+            rule = "kamailio" if self.flavour == "kamailio" else "first"
         rule = self.hooks.winner_rule(rule)
         winner = _kamailio_pick(bodies) if rule == "kamailio" else self._pick(nodes, rule)
         if winner is None:
