@@ -6,6 +6,13 @@ whose id is one the fault breaks; a fault that only makes unrelated cases fail (
 by a timeout) is reported as killed by unrelated cases. The suite runs in a child pytest with
 ``--dialoginfo-strict``, so a broken SHOULD fails too. Shared by ``tests/mutation`` and
 ``benchmarks/mutation_score.py``.
+
+Fault runs spend most of their time waiting on SIP timers, so ``run_faults`` runs a few at once
+(``CONCURRENCY``); each is its own suite process on its own port blocks.
+
+This module stays in ``commands/`` rather than next to ``server/faults/``: it drives whole suite
+runs through ``commands.run.suite_argv``, and ``server/`` is an edge layer that may import
+nothing from ``commands/``.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,9 +30,11 @@ from conformance.errors import HarnessError
 from conformance.server.faults import FAULTS
 
 SINGLE_MODE_FAULTS = frozenset({"priority-wrong", "tie-wrong", "single-dialog-one-publication"})
+"""Faults that exist only in force_single_dialog mode; the others are run in aggregate mode."""
 SLOW_FAULTS = frozenset({"subscription-kept-after-timeout"})
 """Faults only a slow case (a 32 s timer) can see; their runs add --slow."""
-"""Faults that exist only in force_single_dialog mode; the others are run in aggregate mode."""
+CONCURRENCY = 3
+"""Fault runs at once: they wait on SIP timers far more than they compute (2 cores here)."""
 
 
 @dataclass(frozen=True)
@@ -135,3 +146,26 @@ def run_fault(
         tuple(kills),
         time.monotonic() - started,
     )
+
+
+def run_faults(
+    faults: Iterable[str],
+    workdir: Path,
+    *,
+    concurrency: int = CONCURRENCY,
+    workers: str = "2",
+) -> Iterator[tuple[str, MutationResult | HarnessError]]:
+    """Run every fault, ``concurrency`` at a time; yields ``(fault, result or error)`` as each
+    finishes, so a caller can report progress. Unknown names raise before anything runs."""
+    names = list(dict.fromkeys(faults))
+    unknown = [f for f in names if f not in FAULTS]
+    if unknown:
+        raise HarnessError(f"unknown fault(s): {', '.join(unknown)}")
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        futures = {pool.submit(run_fault, f, workdir, workers=workers): f for f in names}
+        for future in as_completed(futures):
+            fault = futures[future]
+            try:
+                yield fault, future.result()
+            except HarnessError as exc:
+                yield fault, exc

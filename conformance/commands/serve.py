@@ -21,7 +21,7 @@ from conformance.commands.addresses import parse_listen
 from conformance.errors import UsageError
 from conformance.oracle.aggregator import EMPTY_FORMS, FLAVOURS
 from conformance.server.core import ServerConfig
-from conformance.server.faults import FAULTS, check_names
+from conformance.server.faults import FAULTS, check_names, hooks_for
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace) -> ServerConfig:
-    faults = check_names(tuple(args.fault))
+    check_names(args.fault)
     if args.min_expires < 1 or args.max_expires < args.min_expires:
         raise UsageError(
             f"--min-expires {args.min_expires} / --max-expires {args.max_expires}: "
@@ -115,7 +115,6 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         partial_on_publish=args.partial_on_publish,
         first_version=args.first_version,
         empty_form=args.empty_form,
-        faults=faults,
         publish_expires_max=args.max_expires,
         publish_expires_min=args.min_expires,
         subscribe_expires_max=args.max_expires,
@@ -130,17 +129,22 @@ def run(args: argparse.Namespace) -> int:
         return 0
     host, port = parse_listen(args.listen, allow_remote=args.allow_remote)
     config = config_from(args)
-    return asyncio.run(_serve(host, port, config, quiet=args.quiet))
+    faults = check_names(args.fault)
+    return asyncio.run(_serve(host, port, config, faults, quiet=args.quiet))
 
 
-async def _serve(host: str, port: int, config: ServerConfig, *, quiet: bool) -> int:
+async def _serve(
+    host: str, port: int, config: ServerConfig, faults: frozenset[str], *, quiet: bool
+) -> int:
     from conformance.server.protocol import serve
 
     def log(record: object) -> None:
         print(record, file=sys.stderr, flush=True)
 
     try:
-        server = await serve(host, port, config=config, on_log=None if quiet else log)
+        server = await serve(
+            host, port, config=config, on_log=None if quiet else log, hooks=hooks_for(faults)
+        )
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     stop = asyncio.Event()
@@ -150,8 +154,8 @@ async def _serve(host: str, port: int, config: ServerConfig, *, quiet: bool) -> 
     bound_host, bound_port = server.address
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     extras = []
-    if config.faults:
-        extras.append("faults=" + ",".join(sorted(config.faults)))
+    if faults:
+        extras.append("faults=" + ",".join(sorted(faults)))
     if config.single_dialog:
         extras.append("single-dialog")
     extras.append(f"flavour={config.flavour}")

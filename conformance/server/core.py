@@ -14,7 +14,15 @@ What it implements, for ``Event: dialog`` only:
 * RFC 6665 SUBSCRIBE/NOTIFY as a notifier: 200 (never 202), immediate NOTIFY with the full
   state, refresh, unsubscribe, fetch, 481/489/406, expiry, removal on the NOTIFY error codes of
   §4.2.2, NOTIFY retransmission over UDP (RFC 3261 Timer E/F, non-INVITE client transaction).
-* RFC 4235 bodies built by ``conformance.oracle.aggregator`` with per-subscription versions.
+* RFC 4235 bodies built by the server's own ``bodies.BodyBuilder`` (written from the rules,
+  independently of the oracle that judges it), with per-subscription versions.
+
+Every decision a fault may bend goes through a named hook (``hooks.py``) whose default is the
+strict answer; the faults layer (``faults/``) installs the bent ones. This module imports
+nothing from it, so it reads as the RFC-strict server.
+
+The clock is injected: every entry point takes ``now`` (seconds, any monotonic origin), and
+``get_timer`` says when the core next needs ``handle_timer``; tests drive it with a fake clock.
 
 The default is RFC-strict. Where presence_dialoginfo breaks an RFC rule the strict core does
 not follow it: duplicate dialog ids across publications (A19) are resolved in favour of the
@@ -43,10 +51,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from lxml import etree
+
 from conformance.errors import BodyError, SipParseError, UsageError
-from conformance.oracle import aggregator
-from conformance.oracle import dialoginfo as di
-from conformance.server.faults import check_names
+from conformance.server import bodies
+from conformance.server.bodies import Publication
+from conformance.server.hooks import Hooks, Trigger
 from conformance.sip import message as sipmsg
 from conformance.sip.message import Request, Response, tag_of, uri_of
 
@@ -92,7 +102,6 @@ class ServerConfig:
     RFCs leave it open; a target profile declares it, D09). Module flavours bring their own."""
     notify_on_refresh: bool | None = None
     """A body-less refresh PUBLISH notifies (same content). None: only with flavour kamailio."""
-    faults: frozenset[str] = frozenset()
     publish_expires_default: int = 3600
     publish_expires_max: int = 3600
     publish_expires_min: int = 1
@@ -122,7 +131,6 @@ class ServerConfig:
             # The default follows the cap, so lowering the cap alone is enough.
             default = getattr(self, f"{name}_expires_default")
             object.__setattr__(self, f"{name}_expires_default", min(max(default, low), high))
-        object.__setattr__(self, "faults", check_names(tuple(self.faults)))
 
     @property
     def refresh_notifies(self) -> bool:
@@ -164,6 +172,8 @@ class _Subscription:
     addr: Address
     event: str
     expires_at: float
+    accept: tuple[str, ...] = ()
+    """The SUBSCRIBE's Accept header values (none: the package default)."""
     cseq: int = 0
     bodies: int = 0
     """Bodies sent so far: the version of the next one is ``first_version + bodies``."""
@@ -190,18 +200,23 @@ class _ClientTransaction:
 
 @dataclass(slots=True)
 class _Presentity:
-    publications: list[aggregator.Publication] = field(default_factory=list)
+    publications: list[Publication] = field(default_factory=list)
     """In aggregation order: oldest first, a modify moves its publication to the end."""
-    shared_version: int = 0
-    """Only used by the ``version-shared`` fault."""
 
 
 class PresenceCore:
     """The presence server's state machine. One instance serves every presentity."""
 
-    def __init__(self, config: ServerConfig | None = None) -> None:
+    def __init__(self, config: ServerConfig | None = None, *, hooks: Hooks | None = None) -> None:
         self.config = config or ServerConfig()
-        self._faults = self.config.faults
+        self._hooks = hooks or Hooks()
+        self.hooks = self._hooks.core
+        self.builder = bodies.BodyBuilder(
+            flavour=self.config.flavour,
+            single_dialog=self.config.single_dialog,
+            tie_break=self.config.tie_break,
+            hooks=self._hooks.bodies,
+        )
         self._prefix = secrets.token_hex(4)
         self._counter = itertools.count(1)
         self._seq = itertools.count(1)
@@ -211,14 +226,14 @@ class PresenceCore:
         self._responses: OrderedDict[tuple[object, ...], tuple[bytes, float]] = OrderedDict()
         self._out: list[tuple[bytes, Address]] = []
         self._log: list[LogRecord] = []
-        self._crashed = False
-        self._last_aggregate: tuple[tuple[object, ...], tuple[di.Item, ...]] | None = None
+        self._halted = False
+        self._last_aggregate: tuple[tuple[object, ...], bodies.Built] | None = None
 
     # ---- the sans-IO API -------------------------------------------------------------------
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         """Consume one datagram from ``addr``; never raises for anything a peer can send."""
-        if self._crashed:
+        if self._halted:
             return
         try:
             msg = sipmsg.parse(data)
@@ -237,13 +252,14 @@ class PresenceCore:
 
     def get_timer(self) -> float | None:
         """The earliest time ``handle_timer`` must run, or None when nothing is pending."""
-        if self._crashed:
+        if self._halted:
             return None
-        times: list[float] = []
-        if "expired-publication-kept" not in self._faults:
-            times.extend(
-                p.expires for pres in self._presentities.values() for p in pres.publications
-            )
+        times = [
+            p.expires_at
+            for pres in self._presentities.values()
+            for p in pres.publications
+            if math.isfinite(p.expires_at)
+        ]
         times.extend(s.expires_at for s in self._subscriptions.values())
         for t in self._client.values():
             times.append(t.retransmit_at)
@@ -252,18 +268,17 @@ class PresenceCore:
 
     def handle_timer(self, now: float) -> None:
         """Expire publications and subscriptions, retransmit NOTIFYs, give up on Timer F."""
-        if self._crashed:
+        if self._halted:
             return
         self._expire_publications(now)
         for sub in [s for s in self._subscriptions.values() if s.expires_at <= now]:
             self._subscriptions.pop(sub.key, None)
-            if "subscription-expiry-silent" not in self._faults:
-                self._notify(sub, now, trigger="expiry", terminated=True)
+            self._notify(sub, now, trigger="subscription-expiry", terminated=True)
         for txn in list(self._client.values()):
             if txn.timeout_at <= now:
                 # Timer F: the watcher is gone; RFC 6665 §4.2.2 says drop the subscription.
                 del self._client[txn.branch]
-                if "subscription-kept-after-timeout" not in self._faults:
+                if self.hooks.drops_subscription(True, None):
                     self._subscriptions.pop(txn.subscription, None)
                 self._log.append(dataclasses.replace(txn.log, status="timeout"))
             elif txn.retransmit_at <= now:
@@ -280,10 +295,11 @@ class PresenceCore:
 
     @property
     def crashed(self) -> bool:
-        return self._crashed
+        """A hook halted the server (the crash fault): it ignores everything from then on."""
+        return self._halted
 
-    def publications(self, presentity: str) -> list[aggregator.Publication]:
-        pres = self._presentities.get(aggregator.entity_for(presentity))
+    def publications(self, presentity: str) -> list[Publication]:
+        pres = self._presentities.get(bodies.entity_of(presentity))
         return list(pres.publications) if pres else []
 
     def subscription_count(self) -> int:
@@ -335,7 +351,7 @@ class PresenceCore:
                 extra=(
                     ("Allow", ALLOW),
                     ("Allow-Events", EVENT_PACKAGE),
-                    ("Accept", di.CONTENT_TYPE),
+                    ("Accept", bodies.MEDIA_TYPE),
                 ),
             )
         return self._response(req, 405, "Method Not Allowed", extra=(("Allow", ALLOW),))
@@ -357,17 +373,14 @@ class PresenceCore:
         if presentity is None:
             return self._response(req, 416, "Unsupported URI Scheme"), ""
         # Step 2: the event package.
-        if (
-            _package(req.header("Event")) != EVENT_PACKAGE
-            and "unknown-event-accepted" not in self._faults
-        ):
+        if not self.hooks.publish_event_ok(_package(req.header("Event")) == EVENT_PACKAGE):
             return self._response(
                 req, 489, "Bad Event", extra=(("Allow-Events", EVENT_PACKAGE),)
             ), ""
         pres = self._presentities.get(presentity) or _Presentity()
         # Step 3: the entity-tag.
         tags = [t.strip() for v in req.header_all("SIP-If-Match") for t in v.split(",")]
-        if len(tags) > 1:
+        if not self.hooks.etag_count_ok(len(tags) <= 1):
             return self._response(req, 400, "Multiple Entity-Tags"), ""
         if tags and not tags[0]:
             return self._response(req, 400, "Empty SIP-If-Match"), ""
@@ -375,12 +388,14 @@ class PresenceCore:
         stored = None
         if etag is not None:
             stored = next((p for p in pres.publications if p.etag == etag), None)
-            if stored is None and "unknown-etag-accepted" not in self._faults:
+            if not self.hooks.etag_ok(stored is not None):
                 return self._response(req, 412, "Conditional Request Failed"), ""
         # Step 4: the expiration interval.
         expires = self._expires(req, "publish")
         if isinstance(expires, Response):
             return expires, ""
+        if expires:
+            expires = self.hooks.publication_granted(expires)
         # Step 5: the body.
         body = req.body
         if etag is None and not body:
@@ -390,29 +405,30 @@ class PresenceCore:
             if problem is not None:
                 return problem, ""
         # Step 6: the state change, then the answer.
-        new_etag = self._new_etag()
-        if "etag-not-renewed" in self._faults and etag is not None and stored is not None:
-            new_etag = etag
+        new_etag = self.hooks.new_etag(self._new_etag(), etag if stored is not None else None)
         ok = self._response(
             req, 200, "OK", extra=(("SIP-ETag", new_etag), ("Expires", str(expires)))
         )
         self._presentities[presentity] = pres
         if expires == 0:
-            if stored is not None and "remove-ignored" not in self._faults:
+            if stored is not None and self.hooks.removal_applies(True):
                 pres.publications.remove(stored)
                 self._notify_presentity(presentity, now, trigger="remove")
             return ok, f"etag={new_etag} removed"
-        publication = aggregator.Publication(
+        expires_at = self.hooks.publication_expires(now + expires)
+        if stored is not None and body:
+            body = self.hooks.modified_body(body, stored, now)
+        publication = Publication(
             body=body,
             etag=new_etag,
-            received=now,
-            expires=now + expires,
-            seq=next(self._seq),
+            stored_at=now,
+            expires_at=expires_at,
+            arrival=next(self._seq),
         )
         if stored is None:
             kind = "new"
             if self.config.flavour == "kamailio":
-                replaced = aggregator.kamailio_replaces(pres.publications, body)
+                replaced = bodies.replaced_by(pres.publications, body)
                 if replaced is not None:
                     pres.publications.remove(replaced)
             pres.publications.append(publication)
@@ -420,31 +436,33 @@ class PresenceCore:
             kind = "refresh"
             index = pres.publications.index(stored)
             pres.publications[index] = dataclasses.replace(
-                stored, etag=new_etag, expires=now + expires
+                stored,
+                etag=new_etag,
+                expires_at=self.hooks.refreshed_expires(expires_at, stored.expires_at),
             )
         else:
             kind = "modify"
-            pres.publications.remove(stored)
+            if self.hooks.modify_replaces(True):
+                pres.publications.remove(stored)
             pres.publications.append(publication)  # a modify moves to the end (BEHAVIOUR.md)
         if kind != "refresh":
             self._notify_presentity(presentity, now, trigger="publish", published=body)
         elif self.config.refresh_notifies:
-            self._notify_presentity(presentity, now, trigger="refresh")
+            self._notify_presentity(presentity, now, trigger="publish-refresh")
         return ok, f"etag={new_etag} {kind} expires={expires}"
 
     def _check_body(self, req: Request) -> Response | None:
         """415 for a foreign Content-Type, 400 for a body that is not a dialog-info document."""
         ctype = _media_type(req.header("Content-Type"))
-        lenient = "content-type-ignored" in self._faults
-        if ctype != di.CONTENT_TYPE and not lenient:
+        if not self.hooks.media_type_ok(ctype == bodies.MEDIA_TYPE):
             return self._response(
-                req, 415, "Unsupported Media Type", extra=(("Accept", di.CONTENT_TYPE),)
+                req, 415, "Unsupported Media Type", extra=(("Accept", bodies.MEDIA_TYPE),)
             )
         try:
-            info = di.parse(req.body)
+            root = bodies.read_xml(req.body)
         except BodyError as exc:
             return self._response(req, 400, "Bad Body", detail=exc.message)
-        if info.root_tag != di.ROOT_TAG and not lenient:
+        if not self.hooks.root_ok(bodies.is_dialog_info(root)):
             return self._response(req, 400, "Not A Dialog-Info Document")
         return None
 
@@ -452,13 +470,11 @@ class PresenceCore:
         return f"{self._prefix}{next(self._counter):x}"
 
     def _expire_publications(self, now: float) -> None:
-        if "expired-publication-kept" in self._faults:
-            return
         for presentity, pres in list(self._presentities.items()):
             before = len(pres.publications)
-            pres.publications = [p for p in pres.publications if p.expires > now]
+            pres.publications = [p for p in pres.publications if p.expires_at > now]
             if len(pres.publications) != before:
-                self._notify_presentity(presentity, now, trigger="expiry")
+                self._notify_presentity(presentity, now, trigger="publication-expiry")
         watched = {s.presentity for s in self._subscriptions.values()}
         for presentity, pres in list(self._presentities.items()):
             if not pres.publications and presentity not in watched:
@@ -480,11 +496,9 @@ class PresenceCore:
             return self._response(
                 req, 489, "Bad Event", extra=(("Allow-Events", EVENT_PACKAGE),)
             ), ""
-        if not _accepts_dialog_info(req.header_all("Accept")) and (
-            "accept-ignored" not in self._faults
-        ):
+        if not self.hooks.accept_ok(_accepts_dialog_info(req.header_all("Accept"))):
             return self._response(
-                req, 406, "Not Acceptable", extra=(("Accept", di.CONTENT_TYPE),)
+                req, 406, "Not Acceptable", extra=(("Accept", bodies.MEDIA_TYPE),)
             ), ""
         from_tag = req.from_tag
         if not from_tag:
@@ -492,15 +506,13 @@ class PresenceCore:
         expires = self._expires(req, "subscribe")
         if isinstance(expires, Response):
             return expires, ""
-        if "expires-lengthened" in self._faults and expires:
-            expires += 60
-        ok_status, ok_reason = (202, "Accepted") if "subscribe-202" in self._faults else (200, "OK")
+        expires = self.hooks.subscription_expires(expires, bool(req.to_tag))
         to_tag = req.to_tag
         if to_tag:  # in-dialog: refresh or unsubscribe
             sub = self._subscriptions.get((req.call_id or "", to_tag, from_tag))
             if sub is None:
                 return self._response(req, 481, "Subscription Does Not Exist"), ""
-            ok = self._response(req, ok_status, ok_reason, extra=self._sub_extra(sub, expires))
+            ok = self._response(req, 200, "OK", extra=self._sub_extra(sub, expires))
             if req.header("Contact"):
                 sub.target = uri_of(req.header("Contact")) or sub.target
             sub.addr = addr
@@ -509,7 +521,7 @@ class PresenceCore:
                 self._subscriptions.pop(sub.key, None)
                 self._notify(sub, now, trigger="unsubscribe", terminated=True)
                 return ok, "unsubscribed"
-            self._notify(sub, now, trigger="refresh")
+            self._notify(sub, now, trigger="resubscribe")
             return ok, f"refreshed expires={expires}"
         presentity = self._presentity_key(req.uri)
         if presentity is None:
@@ -527,17 +539,15 @@ class PresenceCore:
             addr=addr,
             event=req.header("Event") or EVENT_PACKAGE,
             expires_at=now + expires,
+            accept=tuple(req.header_all("Accept")),
         )
-        ok = self._response(
-            req, ok_status, ok_reason, to_tag=local_tag, extra=self._sub_extra(sub, expires)
-        )
+        ok = self._response(req, 200, "OK", to_tag=local_tag, extra=self._sub_extra(sub, expires))
         self._presentities.setdefault(presentity, _Presentity())
         if expires == 0:  # a fetch (RFC 6665 §4.4.3): one terminated NOTIFY, nothing kept
             self._notify(sub, now, trigger="fetch", terminated=True)
             return ok, "fetch"
         self._subscriptions[sub.key] = sub
-        if "no-immediate-notify" not in self._faults:
-            self._notify(sub, now, trigger="subscribe")
+        self._notify(sub, now, trigger="subscribe")
         return ok, f"expires={expires}"
 
     def _sub_extra(self, sub: _Subscription, expires: int) -> tuple[tuple[str, str], ...]:
@@ -549,11 +559,9 @@ class PresenceCore:
     # ---- NOTIFY (RFC 6665 §4.2.2) ----------------------------------------------------------------
 
     def _notify_presentity(
-        self, presentity: str, now: float, *, trigger: str, published: bytes = b""
+        self, presentity: str, now: float, *, trigger: Trigger, published: bytes = b""
     ) -> None:
         """A state change: every active subscription of ``presentity`` gets a NOTIFY (B24)."""
-        if "no-notify-on-change" in self._faults:
-            return
         for sub in [s for s in self._subscriptions.values() if s.presentity == presentity]:
             self._notify(sub, now, trigger=trigger, published=published)
 
@@ -562,28 +570,25 @@ class PresenceCore:
         sub: _Subscription,
         now: float,
         *,
-        trigger: str,
+        trigger: Trigger,
         terminated: bool = False,
         published: bytes = b"",
     ) -> None:
-        if self._crashed:
+        if self._halted or not self.hooks.notifies(True, trigger):
             return
-        unsubscribing = trigger == "unsubscribe" and "unsubscribe-stays-active" in self._faults
-        if terminated and not unsubscribing:
+        if terminated:
             state = "terminated;reason=timeout"
-        elif "subscription-state-no-expires" in self._faults:
-            state = "active"
         else:
             state = f"active;expires={max(0, math.floor(sub.expires_at - now))}"
+        state = self.hooks.subscription_state(state, trigger)
         doc_state = "full"
         items_override = None
         if self.config.partial_on_publish and trigger == "publish" and published:
             doc_state = "partial"
-            items_override = _items_of(published)
-        if trigger == "subscribe" and "initial-notify-partial" in self._faults:
-            doc_state = "partial"
+            items_override = tuple(bodies.root_children(published))
+        doc_state = self.hooks.document_state(doc_state, trigger)
         body, dialogs, version = self._body(sub, now, doc_state, items_override)
-        sub.cseq += 2 if "cseq-gap" in self._faults and sub.cseq else 1
+        sub.cseq = self.hooks.next_cseq(sub.cseq + 1, sub.cseq)
         branch = f"z9hG4bK{secrets.token_hex(8)}"
         headers: list[tuple[str, str]] = [
             ("Via", f"SIP/2.0/UDP {self._hostport()};branch={branch};rport"),
@@ -598,8 +603,9 @@ class PresenceCore:
             ("Server", SERVER_NAME),
         ]
         if body is not None:
-            headers.append(("Content-Type", di.CONTENT_TYPE))
+            headers.append(("Content-Type", bodies.MEDIA_TYPE))
         request = Request(method="NOTIFY", uri=sub.target, headers=tuple(headers), body=body or b"")
+        request = self.hooks.notify_request(request, sub.accept)
         data = bytes(request)
         self._out.append((data, sub.addr))
         detail = f"version={version}" if version is not None else "no-body"
@@ -614,112 +620,46 @@ class PresenceCore:
             interval=self.config.t1,
             timeout_at=now + 64 * self.config.t1,
         )
-        if "crash-after-two-dialogs" in self._faults and dialogs >= 2:
-            self._crashed = True
+        self._halted = self.hooks.halts(False, dialogs)
 
     def _body(
         self,
         sub: _Subscription,
         now: float,
         doc_state: str,
-        items_override: tuple[di.Item, ...] | None,
-    ) -> tuple[bytes | None, int, int | None]:
+        items_override: tuple[etree._Element, ...] | None,
+    ) -> tuple[bytes | None, int, int | str | None]:
         """(body or None, number of dialogs in it, version used)."""
-        pres = self._presentities.setdefault(sub.presentity, _Presentity())
-        entity = aggregator.entity_for(sub.presentity)
+        self._presentities.setdefault(sub.presentity, _Presentity())
+        entity = bodies.entity_of(sub.presentity)
         if items_override is not None:
-            items: tuple[di.Item, ...] = items_override
+            items: tuple[etree._Element, ...] = items_override
         else:
-            live = self._live(pres, now)
-            if not live:
-                if self.config.empty_form == "no-body":
-                    return None, 0, None
-                items = (
-                    (aggregator.dummy_dialog(),) if self.config.empty_form == "dummy-dialog" else ()
-                )
-            else:
-                # One aggregation serves every watcher notified for the same change; only the
-                # version differs per watcher (as in the modules).
-                key = (sub.presentity, now, tuple((p.etag, p.expires) for p in live))
-                if self._last_aggregate is not None and self._last_aggregate[0] == key:
-                    items = self._last_aggregate[1]
-                else:
-                    items = self._aggregate(live, sub.presentity, now)
-                    self._last_aggregate = (key, items)
-        items = self._fault_items(items)
-        version = self._next_version(sub, pres)
-        text_version: int | str = version
-        if "version-placeholder" in self._faults:
-            text_version = "00000000000"
-        body = di.serialize(entity=entity, version=text_version, state=doc_state, items=items)
-        body = self._fault_bytes(body, entity)
-        dialogs = sum(1 for i in items if isinstance(i, di.Dialog))
-        return body, dialogs, version
-
-    def _live(self, pres: _Presentity, now: float) -> list[aggregator.Publication]:
-        if "expired-publication-kept" in self._faults:
-            return [dataclasses.replace(p, expires=math.inf) for p in pres.publications]
-        return [p for p in pres.publications if p.expires > now]
-
-    def _aggregate(
-        self, pubs: list[aggregator.Publication], presentity: str, now: float
-    ) -> tuple[di.Item, ...]:
-        cfg = self.config
-        flavour: aggregator.Flavour = "kamailio" if cfg.flavour == "kamailio" else "opensips"
-        if cfg.flavour == "strict":
-            # After de-duplication Kamailio's latest-state rule has nothing left to skip, so its
-            # loop differs from OpenSIPS's only in the tie: last instead of first.
-            flavour = "kamailio" if cfg.tie_break == "last" else "opensips"
-            pubs = aggregator.strict_publications(pubs)
-        if "no-aggregation" in self._faults:
-            pubs = [max(pubs, key=lambda p: (p.received, p.seq))]
-        single = cfg.single_dialog
-        if single and "tie-wrong" in self._faults:
-            flavour = "kamailio" if flavour == "opensips" else "opensips"
-        if single and len(pubs) >= 2 and "priority-wrong" in self._faults:
-            everything = aggregator.aggregate(pubs, presentity=presentity, now=now).items
-            return _pick(everything, order=("confirmed", "early", "proceeding", "trying"))
-        result = aggregator.aggregate(
-            pubs, presentity=presentity, now=now, single_dialog=single, flavour=flavour
-        )
-        if single and len(pubs) == 1 and "single-dialog-one-publication" in self._faults:
-            return _pick(result.items, order=("early", "confirmed", "proceeding", "trying"))
-        return tuple(result.items)
-
-    def _fault_items(self, items: tuple[di.Item, ...]) -> tuple[di.Item, ...]:
-        if "extensions-dropped" in self._faults:
-            items = tuple(_without_extensions(i) for i in items)
-        if "dialog-duplicated" in self._faults:
-            first = next((i for i in items if isinstance(i, di.Dialog)), None)
-            if first is not None:
-                items = (*items, first)
-        return items
-
-    def _fault_bytes(self, body: bytes, entity: str) -> bytes:
-        if "wrong-namespace" in self._faults:
-            body = body.replace(di.NS.encode(), b"urn:example:not-dialog-info", 1)
-        if "entity-missing" in self._faults:
-            body = re.sub(rb' entity="[^"]*"', b"", body, count=1)
-        if "body-not-well-formed" in self._faults:
-            body = body.rstrip()
-            body = re.sub(rb"</(\w+:)?dialog-info>$", b"", body)
-            if body.endswith(b"/>"):
-                body = body[:-2] + b">"
-        return body
-
-    def _next_version(self, sub: _Subscription, pres: _Presentity) -> int:
-        base = 5 if "version-starts-at-5" in self._faults else self.config.first_version
-        if "version-shared" in self._faults:
-            n = pres.shared_version
-            pres.shared_version += 1
-            return base + n
-        n = sub.bodies
+            built = self._aggregate(sub.presentity, now)
+            if built.publications == 0 and self.config.empty_form == "no-body":
+                return None, 0, None
+            items = built.items
+            if built.publications == 0 and self.config.empty_form == "dummy-dialog":
+                items = (bodies.idle_dialog(),)
+            if built.publications == 0:
+                items = tuple(self.builder.hooks.idle(list(items)))
+        written = self.builder.finish(items)
+        index = sub.bodies
         sub.bodies += 1
-        if "version-repeats" in self._faults and n >= 1:
-            return base + n - 1
-        if "version-down" in self._faults and n == 2:
-            return base
-        return base + n
+        version = self.hooks.version(self.config.first_version + index, index, sub.presentity)
+        body = self.builder.document(entity, version, doc_state, written)
+        return body, bodies.count_dialogs(written), version
+
+    def _aggregate(self, presentity: str, now: float) -> bodies.Built:
+        """The presentity's aggregate. One build serves every watcher notified for the same
+        change; only the version differs per watcher (as in the modules)."""
+        pubs = self._presentities[presentity].publications
+        key = (presentity, now, tuple((p.etag, p.expires_at) for p in pubs if p.expires_at > now))
+        if self._last_aggregate is not None and self._last_aggregate[0] == key:
+            return self._last_aggregate[1]
+        built = self.builder.build(pubs, now)
+        self._last_aggregate = (key, built)
+        return built
 
     # ---- responses to our NOTIFYs ----------------------------------------------------------------
 
@@ -734,10 +674,7 @@ class PresenceCore:
             return
         del self._client[txn.branch]
         self._log.append(dataclasses.replace(txn.log, status=resp.status))
-        if (
-            resp.status in REMOVING_NOTIFY_STATUS
-            and "subscription-kept-after-481" not in self._faults
-        ):
+        if self.hooks.drops_subscription(resp.status in REMOVING_NOTIFY_STATUS, resp.status):
             self._subscriptions.pop(txn.subscription, None)
 
     # ---- building blocks -------------------------------------------------------------------------
@@ -751,7 +688,7 @@ class PresenceCore:
         if not m:
             return self._response(req, 400, "Bad Expires")
         value = int(m.group(1))
-        low = int(getattr(cfg, f"{kind}_expires_min"))
+        low = self.hooks.expires_minimum(int(getattr(cfg, f"{kind}_expires_min")), kind)
         if 0 < value < low:
             return self._response(
                 req, 423, "Interval Too Brief", extra=(("Min-Expires", str(low)),)
@@ -762,8 +699,8 @@ class PresenceCore:
         if not re.match(r"^sips?:[^@\s]+@[^@\s]+$", uri, re.IGNORECASE):
             return None
         try:
-            return aggregator.entity_for(uri)
-        except Exception:  # a URI the aggregator cannot read is one we do not serve
+            return bodies.entity_of(uri)
+        except BodyError:  # a URI the builder cannot read is one we do not serve
             return None
 
     def _hostport(self) -> str:
@@ -784,13 +721,12 @@ class PresenceCore:
         detail: str = "",
     ) -> Response:
         more = list(extra)
-        if "record-route-echoed" in self._faults:
-            more += [(n, v) for n, v in req.headers if n == "Record-Route"]
         if detail:
             more.append(("Warning", f'399 reference "{_header_safe(detail)}"'))
-        return sipmsg.response_to(
+        response = sipmsg.response_to(
             req, status, reason, to_tag=to_tag, server=SERVER_NAME, extra=more
         )
+        return self.hooks.response(response, req)
 
     def _answer_unparsable(self, data: bytes, addr: Address) -> None:
         """A 400 when the five headers a response needs can be read, silence otherwise."""
@@ -854,32 +790,3 @@ def _accepts_dialog_info(values: list[str]) -> bool:
 
 def _header_safe(text: str) -> str:
     return "".join(c if c.isprintable() and c != '"' else "?" for c in text)[:200]
-
-
-def _items_of(body: bytes) -> tuple[di.Item, ...]:
-    try:
-        return di.parse(body).items
-    except BodyError:
-        return ()
-
-
-def _pick(items: Iterable[di.Item], *, order: tuple[str, ...]) -> tuple[di.Item, ...]:
-    """One dialog by ``order`` (most interesting first), the first on ties; used by faults."""
-    rank = {state: len(order) - i for i, state in enumerate(order)}
-    best: di.Dialog | None = None
-    for item in items:
-        if isinstance(item, di.Dialog) and (
-            best is None or rank.get(item.state_key, 0) > rank.get(best.state_key, 0)
-        ):
-            best = item
-    return (best,) if best is not None else ()
-
-
-def _without_extensions(item: di.Item) -> di.Item:
-    if not isinstance(item, di.Dialog) or not item.extensions:
-        return item
-    root = di.parse_tree(item.xml.encode())
-    for child in list(root):
-        if isinstance(child.tag, str) and not child.tag.startswith(f"{{{di.NS}}}"):
-            root.remove(child)
-    return di.dialog_from_element(root)

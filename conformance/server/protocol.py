@@ -16,6 +16,7 @@ import socket
 from collections.abc import Callable
 
 from conformance.server.core import Address, LogRecord, PresenceCore, ServerConfig
+from conformance.server.hooks import Hooks
 
 log = logging.getLogger("conformance.server")
 
@@ -30,8 +31,10 @@ class PresenceProtocol(asyncio.DatagramProtocol):
         config: ServerConfig,
         *,
         on_log: Callable[[LogRecord], None] | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self._config = config
+        self._hooks = hooks
         self._on_log = on_log
         self.core: PresenceCore | None = None
         self._transport: asyncio.DatagramTransport | None = None
@@ -51,7 +54,9 @@ class PresenceProtocol(asyncio.DatagramProtocol):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         # The core writes its own address into Via and Contact: use the one really bound
         # (port 0 in tests becomes the kernel's choice).
-        self.core = PresenceCore(dataclasses.replace(self._config, host=host, port=port))
+        self.core = PresenceCore(
+            dataclasses.replace(self._config, host=host, port=port), hooks=self._hooks
+        )
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if self.core is None:
@@ -141,12 +146,14 @@ async def serve(
     *,
     config: ServerConfig | None = None,
     on_log: Callable[[LogRecord], None] | None = None,
+    hooks: Hooks | None = None,
 ) -> Server:
-    """Bind ``host:port`` over UDP (``port=0`` picks a free one) and start serving."""
+    """Bind ``host:port`` over UDP (``port=0`` picks a free one) and start serving; ``hooks``
+    (from the faults layer) bend the server, the default is the RFC-strict one."""
     loop = asyncio.get_running_loop()
     cfg = config or ServerConfig()
     transport, protocol = await loop.create_datagram_endpoint(
-        lambda: PresenceProtocol(cfg, on_log=on_log), local_addr=(host, port)
+        lambda: PresenceProtocol(cfg, on_log=on_log, hooks=hooks), local_addr=(host, port)
     )
     assert isinstance(protocol, PresenceProtocol)
     return Server(transport=transport, protocol=protocol)  # type: ignore[arg-type]

@@ -3,6 +3,9 @@ hides in a code path.
 
     oracle/, sip/   pure: no sockets, processes, threads, asyncio, pytest; files only via resources
     harness/, targets/, server/, phone/   edges: nothing from the plugin, report/ or commands/
+    server/   nothing from oracle/ (it is the system under test: a second implementation of the
+              rules, so an oracle bug cannot pass unseen); its core, body builder, hooks and
+              adapter import nothing from its faults layer
     no import cycles anywhere in the package
 """
 
@@ -141,10 +144,29 @@ def test_edges_import_nothing_above_them(layer):
 
 def test_server_core_imports_nothing_from_its_faults():
     """Faults hook into the core from outside; the core never knows which faults exist."""
-    for name in ("core.py", "protocol.py"):
+    for name in ("core.py", "protocol.py", "bodies.py", "hooks.py"):
         path = PACKAGE / "server" / name
         bad = {n for n in imported_modules(path) if _matches(n, ("conformance.server.faults",))}
         assert not bad, f"server/{name} imports {sorted(bad)}"
+
+
+def test_server_core_is_sans_io_with_an_injected_clock():
+    """The core, its body builder and its hooks take ``now`` from the caller: no clock, socket
+    or event loop of their own, so unit tests drive them with a fake clock."""
+    for name in ("core.py", "bodies.py", "hooks.py"):
+        names = imported_modules(PACKAGE / "server" / name)
+        bad = {n for n in names if _matches(n, IO_MODULES | {"time", "datetime"})}
+        assert not bad, f"server/{name} imports {sorted(bad)}"
+
+
+def test_server_imports_nothing_from_the_oracle():
+    """The reference server builds its bodies with its own code: were it the oracle's, a bug in
+    the oracle would pass the clean run and every mutant alike (issue 12)."""
+    files = _files("server")
+    assert any(p.name == "bodies.py" for p in files)
+    for path in files:
+        bad = {n for n in imported_modules(path) if _matches(n, ("conformance.oracle",))}
+        assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)} from the oracle"
 
 
 def _graph() -> dict[str, set[str]]:

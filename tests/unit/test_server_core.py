@@ -15,7 +15,7 @@ import pytest
 from conformance.errors import UsageError
 from conformance.oracle import dialoginfo as di
 from conformance.server.core import PresenceCore, ServerConfig
-from conformance.server.faults import FAULTS, check_names
+from conformance.server.faults import FAULTS, check_names, hooks_for
 from conformance.sip import message as sipmsg
 from conformance.sip.message import Request, Response, param_of
 
@@ -36,8 +36,8 @@ def doc(*dialogs: tuple[str, str], extra: str = "", ct_ns: str = di.NS) -> bytes
 class Net:
     """A fake network and clock around one core."""
 
-    def __init__(self, **config: object) -> None:
-        self.core = PresenceCore(ServerConfig(**config))  # type: ignore[arg-type]
+    def __init__(self, *, faults: frozenset[str] = frozenset(), **config: object) -> None:
+        self.core = PresenceCore(ServerConfig(**config), hooks=hooks_for(faults))  # type: ignore[arg-type]
         self.now = 1000.0
         self.responses: list[Response] = []
         self.notifies: list[Request] = []
@@ -701,7 +701,7 @@ def test_config_rejects_bad_values() -> None:
     with pytest.raises(UsageError):
         ServerConfig(flavour="nonsense")  # type: ignore[arg-type]
     with pytest.raises(UsageError):
-        ServerConfig(faults=frozenset({"no-such-fault"}))
+        hooks_for(["no-such-fault"])
     with pytest.raises(UsageError):
         ServerConfig(publish_expires_min=10, publish_expires_max=5)
 
@@ -959,6 +959,210 @@ def test_fault_crash_after_two_dialogs() -> None:
     count = len(net.responses)
     net.feed(bytes(net.request("OPTIONS")))
     assert len(net.responses) == count and net.core.get_timer() is None
+
+
+# ---- faults for the binding ids no earlier fault broke (issue 12) ----------------------------
+
+PARTICIPANTS = (
+    '<local><identity>sip:a@h</identity><target uri="sip:a@h">'
+    '<param pname="d" pval="A &amp; B"/></target></local>'
+)
+
+
+def _one_dialog(name: str, *dialogs: tuple[str, str], extra: str = "") -> Request:
+    net = faulted(name)
+    net.publish(doc(*dialogs, extra=extra))
+    net.subscribe()
+    return net.notifies[-1]
+
+
+def test_fault_entity_names_the_server() -> None:
+    assert info(_one_dialog("entity-names-the-server", ("d", "early"))).entity != PRES
+
+
+def test_fault_document_state_complete() -> None:
+    assert info(_one_dialog("document-state-complete", ("d", "early"))).state == "complete"
+
+
+def test_fault_dialog_id_dropped() -> None:
+    assert ids(_one_dialog("dialog-id-dropped", ("d", "early"))) == [None]
+
+
+def test_fault_state_not_first() -> None:
+    notify = _one_dialog("state-not-first", ("d", "early"), extra=PARTICIPANTS)
+    dialog = di.parse_tree(notify.body)[0]
+    assert dialog[-1].tag == f"{{{di.NS}}}state"
+
+
+def test_fault_state_upper_case() -> None:
+    assert info(_one_dialog("state-upper-case", ("d", "early"))).dialogs[0].state == "EARLY"
+
+
+def test_fault_event_unknown() -> None:
+    net = faulted("event-unknown")
+    net.publish(doc(("d", "terminated")).replace(b"<state>", b'<state event="rejected">'))
+    net.subscribe()
+    assert info(net.notifies[-1]).dialogs[0].event == "hangup"
+
+
+def test_fault_direction_receiver() -> None:
+    net = faulted("direction-receiver")
+    net.publish(
+        doc(("d", "early")).replace(b'<dialog id="d"', b'<dialog id="d" direction="recipient"')
+    )
+    net.subscribe()
+    assert info(net.notifies[-1]).dialogs[0].direction == "receiver"
+
+
+def test_fault_pval_escaped_twice() -> None:
+    notify = _one_dialog("pval-escaped-twice", ("d", "early"), extra=PARTICIPANTS)
+    local = info(notify).dialogs[0].local
+    assert local is not None and local.params == (("d", "A &amp; B"),)
+
+
+def test_fault_target_uri_dropped() -> None:
+    notify = _one_dialog("target-uri-dropped", ("d", "early"), extra=PARTICIPANTS)
+    local = info(notify).dialogs[0].local
+    assert local is not None and local.target is None and local.params == (("d", "A & B"),)
+
+
+def test_fault_idle_body_busy() -> None:
+    net = faulted("idle-body-busy")
+    net.subscribe()
+    assert [d.state for d in info(net.notifies[-1]).dialogs] == ["confirmed"]
+    net.publish(doc(("d", "early")))
+    assert ids(net.notifies[-1]) == ["d"]
+
+
+def test_fault_notify_type_generic_xml() -> None:
+    notify = _one_dialog("notify-type-generic-xml", ("d", "early"))
+    assert notify.header("Content-Type") == "application/xml"
+
+
+def test_fault_notify_charset_latin1() -> None:
+    notify = _one_dialog("notify-charset-latin1", ("d", "early"))
+    assert param_of(notify.header("Content-Type"), "charset") == "ISO-8859-1"
+
+
+def test_fault_notify_from_tag_changed() -> None:
+    net = faulted("notify-from-tag-changed")
+    r = net.subscribe()
+    assert net.notifies[-1].from_tag != r.to_tag
+
+
+def test_fault_notify_event_wrong() -> None:
+    assert _one_dialog("notify-event-wrong", ("d", "early")).header("Event") == "presence"
+
+
+def test_fault_subscription_state_unknown() -> None:
+    assert sub_state(_one_dialog("subscription-state-unknown")).startswith("open;expires=")
+
+
+def test_fault_notify_contact_two_uris() -> None:
+    assert "," in (_one_dialog("notify-contact-two-uris").header("Contact") or "")
+
+
+def test_fault_notify_content_type_missing() -> None:
+    notify = _one_dialog("notify-content-type-missing", ("d", "early"))
+    assert notify.body and notify.header("Content-Type") is None
+
+
+def test_fault_notify_type_ignores_accept() -> None:
+    net = faulted("notify-type-ignores-accept")
+    net.subscribe()
+    assert net.notifies[-1].header("Content-Type") == di.CONTENT_TYPE
+    net.subscribe(accept=di.CONTENT_TYPE, from_tag="w2")
+    assert net.notifies[-1].header("Content-Type") == "application/pidf+xml"
+
+
+def test_fault_subscribe_423_no_min_expires() -> None:
+    r = faulted("subscribe-423-no-min-expires").subscribe(expires=1)
+    assert r.status == 423 and r.header("Min-Expires") is None
+
+
+def test_fault_refresh_lengthened() -> None:
+    net = faulted("refresh-lengthened")
+    r = net.subscribe(expires=300)
+    assert r.header("Expires") == "300"
+    again = net.subscribe(expires=300, cseq=2, **net.dialog_of(r))
+    assert again.header("Expires") == "360"
+
+
+def test_fault_no_notify_on_refresh() -> None:
+    net = faulted("no-notify-on-refresh")
+    r = net.subscribe()
+    net.subscribe(cseq=2, **net.dialog_of(r))
+    assert len(net.notifies) == 1
+
+
+def test_fault_fetch_no_notify() -> None:
+    net = faulted("fetch-no-notify")
+    assert net.subscribe(expires=0).status == 200 and net.notifies == []
+
+
+def test_fault_initial_publish_no_etag() -> None:
+    net = faulted("initial-publish-no-etag")
+    r = net.publish(doc(("d", "early")))
+    assert r.status == 200 and r.header("SIP-ETag") is None
+
+
+def test_fault_publish_etag_twice() -> None:
+    r = faulted("publish-etag-twice").publish(doc(("d", "early")))
+    etags = r.header_all("SIP-ETag")
+    assert len(etags) == 2 and etags[0] == etags[1]
+
+
+def test_fault_publish_expires_grace() -> None:
+    assert (
+        faulted("publish-expires-grace").publish(doc(("d", "e")), expires=120).header("Expires")
+        == "132"
+    )
+
+
+def test_fault_publish_minimum_silent() -> None:
+    net = faulted("publish-minimum-silent")
+    assert net.publish(doc(("d", "e")), expires=1).header("Expires") == "2"
+    assert net.publish(doc(("f", "e")), expires=120).header("Expires") == "120"
+
+
+def test_fault_415_without_accept() -> None:
+    r = faulted("415-without-accept").publish(doc(("d", "e")), ctype="text/plain")
+    assert r.status == 415 and r.header("Accept") is None
+
+
+def test_fault_multiple_etags_accepted() -> None:
+    net = faulted("multiple-etags-accepted")
+    etag = net.publish(doc(("d", "early"))).header("SIP-ETag")
+    r = net.publish(None, etag=f"{etag}, other")
+    assert r.status == 200
+
+
+def test_fault_refresh_not_extended() -> None:
+    net = faulted("refresh-not-extended")
+    etag = net.publish(doc(("d", "early")), expires=10).header("SIP-ETag")
+    net.advance(5)
+    assert net.publish(None, etag=etag, expires=60).status == 200
+    net.advance(6)
+    assert net.core.publications(PRES) == []
+
+
+def test_fault_modify_appends() -> None:
+    net = faulted("modify-appends")
+    etag = net.publish(doc(("a", "early"))).header("SIP-ETag")
+    net.subscribe()
+    net.publish(doc(("b", "confirmed")), etag=etag)
+    assert ids(net.notifies[-1]) == ["a", "b"]
+
+
+def test_fault_quick_modify_lost() -> None:
+    net = faulted("quick-modify-lost")
+    etag = net.publish(doc(("a", "early"))).header("SIP-ETag")
+    net.subscribe()
+    etag = net.publish(doc(("b", "confirmed")), etag=etag).header("SIP-ETag")
+    assert ids(net.notifies[-1]) == ["a"]
+    net.advance(1)
+    net.publish(doc(("c", "confirmed")), etag=etag)
+    assert ids(net.notifies[-1]) == ["c"]
 
 
 def test_every_fault_has_a_unit_test() -> None:
