@@ -32,7 +32,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +43,6 @@ from conformance.errors import HarnessError, UsageError
 from conformance.harness.ports import PortBlock, reserve_block
 from conformance.harness.sipp import sipp_binary
 from conformance.load.analysis import Logs, Step, analyse, read_logs
-from conformance.load.histogram import Histogram
 from conformance.oracle import checks, schema
 from conformance.oracle.checks import Captured
 from conformance.oracle.findings import Verdict
@@ -478,7 +477,7 @@ def run_load(
             rate=plan.subscribe_rate,
             buff_size=plan.buff_size,
             keys={"domain": domain, "expires": expires},
-            sets={"end_s": str(int(math.ceil(planned_end)))},
+            sets={"end_s": str(math.ceil(planned_end))},
         ),
         workdir / "watch.log",
         ports[0],
@@ -505,7 +504,7 @@ def run_load(
                 rate=plan.subscribe_rate,
                 buff_size=plan.buff_size,
                 keys={"domain": domain, "expires": expires},
-                sets={"end_s": str(int(math.ceil(planned_end)))},
+                sets={"end_s": str(math.ceil(planned_end))},
                 trace=workdir / "sample-messages.log",
             ),
             workdir / "sample.log",
@@ -549,7 +548,7 @@ def run_load(
                     rate=rate,
                     buff_size=plan.buff_size,
                     keys={"domain": domain, "expires": expires, "run": run_id},
-                    sets={"iv": str(interval_ms), "end_s": str(int(math.ceil(step_end)))},
+                    sets={"iv": str(interval_ms), "end_s": str(math.ceil(step_end))},
                 ),
                 workdir / f"publish-{index}.log",
                 ports[4],
@@ -704,9 +703,8 @@ def _oracle_sample(trace: Path, target: Target) -> dict[str, Any]:
                 checked += 1
                 findings += schema.check(n.body, subscribe_uri=_uri(n.request))
         for f in findings:
-            if f.verdict() is Verdict.FAIL and f.requirement not in known:
-                if len(failures) < 20:
-                    failures.append(f"{f.requirement}: {f.message} (Call-ID {call_id})")
+            if f.verdict() is Verdict.FAIL and f.requirement not in known and len(failures) < 20:
+                failures.append(f"{f.requirement}: {f.message} (Call-ID {call_id})")
     return {
         "subscriptions": len(per_call),
         "notifies": sum(len(v) for v in per_call.values()),
@@ -811,98 +809,3 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
     with contextlib.suppress(OSError):
         path.parent.rmdir()
-
-
-def merge_sections(sections: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Parts of one distributed run as one: counts added, histograms merged (step by step)."""
-    if not sections:
-        raise UsageError("nothing to merge")
-    totals: dict[str, int] = {}
-    for s in sections:
-        for k, v in s.get("totals", {}).items():
-            totals[k] = totals.get(k, 0) + int(v)
-    latency = Histogram()
-    for s in sections:
-        latency.merge(Histogram.from_json(s["latency"]))
-    steps: dict[int, dict[str, Any]] = {}
-    for s in sections:
-        for st in s.get("steps", []):
-            cur = steps.setdefault(
-                int(st["step"]),
-                {"step": st["step"], "rate": 0.0, "publications": 0, "seconds": st["seconds"],
-                 "delivered": 0, "lost": 0, "hist": Histogram()},
-            )  # fmt: skip
-            cur["rate"] += float(st["rate"])
-            cur["publications"] += int(st["publications"])
-            cur["delivered"] += int(st["delivered"])
-            cur["lost"] += int(st["lost"])
-            cur["seconds"] = max(float(cur["seconds"]), float(st["seconds"]))
-            cur["hist"].merge(Histogram.from_json(st["latency"]))
-    from conformance.load.analysis import StepStats
-
-    merged_steps = []
-    for index in sorted(steps):
-        cur = steps[index]
-        stats = StepStats(index, round(cur["rate"], 6), 0.0, cur["seconds"], cur["hist"])
-        stats.publications, stats.delivered, stats.lost = (
-            cur["publications"],
-            cur["delivered"],
-            cur["lost"],
-        )
-        merged_steps.append(stats)
-    lost = totals.get("versions_missing", 0) + totals.get("final_view_wrong", 0)
-    seen = totals.get("notifies", 0) + totals.get("versions_missing", 0)
-    knee = None
-    for i, st in enumerate(merged_steps):
-        if st.knee_reason():
-            knee = {
-                "step": st.index,
-                "rate": st.rate,
-                "reason": st.knee_reason(),
-                "last_good_rate": merged_steps[i - 1].rate if i else None,
-            }
-            break
-    first = sections[0]
-    return {
-        "run_id": "+".join(str(s.get("run_id")) for s in sections),
-        "options": dict(first.get("options", {}), part="merged"),
-        "valid": all(s.get("valid") for s in sections),
-        "invalid_reasons": [r for s in sections for r in s.get("invalid_reasons", [])],
-        "subscriptions": sum(int(s.get("subscriptions", 0)) for s in sections),
-        "totals": dict(sorted(totals.items())),
-        "loss_ratio": round(lost / seen, 6) if seen else 0.0,
-        "latency": latency.to_json(),
-        "latency_ms": latency.summary(),
-        "steps": [s.to_json() for s in merged_steps],
-        "knee": knee,
-        "wrong_views": [w for s in sections for w in s.get("wrong_views", [])][:20],
-        "oracle": _merge_oracle([s.get("oracle") for s in sections]),
-        "udp": {
-            "parts": [s.get("udp") for s in sections],
-            "kit_socket_drops": {
-                f"part {i + 1}": sum((s.get("udp") or {}).get("kit_socket_drops", {}).values())
-                for i, s in enumerate(sections)
-            },
-            "server_socket_drops": sum(
-                int((s.get("udp") or {}).get("server_socket_drops", 0)) for s in sections
-            ),
-        },
-        "cpu_seconds": {
-            "kit": round(sum(float(s["cpu_seconds"]["kit"]) for s in sections), 3),
-            "server": round(sum(float(s["cpu_seconds"]["server"]) for s in sections), 3),
-        },
-        "parts": sorted(p for s in sections for p in s.get("parts", [])),
-    }
-
-
-def _merge_oracle(parts: Sequence[Mapping[str, Any] | None]) -> dict[str, Any] | None:
-    present = [p for p in parts if p]
-    if not present:
-        return None
-    return {
-        "subscriptions": sum(int(p.get("subscriptions", 0)) for p in present),
-        "notifies": sum(int(p.get("notifies", 0)) for p in present),
-        "bodies_checked": sum(int(p.get("bodies_checked", 0)) for p in present),
-        "verdict": "fail" if any(p.get("verdict") == "fail" for p in present) else "pass",
-        "failures": [f for p in present for f in p.get("failures", [])][:20],
-    }

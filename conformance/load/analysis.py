@@ -19,7 +19,7 @@ Judgement, per watcher (RFC 6665 section 4.2.2 lets a notifier coalesce state ch
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,22 +198,31 @@ class Analysis:
 
     @property
     def loss_ratio(self) -> float:
-        lost = self.totals["versions_missing"] + self.totals["final_view_wrong"]
-        total = self.totals["notifies"] + self.totals["versions_missing"]
-        return lost / total if total else 0.0
+        return loss_ratio(self.totals)
 
     def knee(self) -> dict[str, Any] | None:
-        """The first step past the knee, with the last rate before it (None: no knee)."""
-        for i, step in enumerate(self.steps):
-            reason = step.knee_reason()
-            if reason is not None:
-                return {
-                    "step": step.index,
-                    "rate": step.rate,
-                    "reason": reason,
-                    "last_good_rate": self.steps[i - 1].rate if i else None,
-                }
-        return None
+        return first_knee(self.steps)
+
+
+def loss_ratio(totals: Mapping[str, int]) -> float:
+    """Lost (versions missing + final views wrong) over what should have arrived."""
+    lost = totals.get("versions_missing", 0) + totals.get("final_view_wrong", 0)
+    total = totals.get("notifies", 0) + totals.get("versions_missing", 0)
+    return lost / total if total else 0.0
+
+
+def first_knee(steps: Sequence[StepStats]) -> dict[str, Any] | None:
+    """The first step past the knee, with the last rate before it (None: no knee)."""
+    for i, step in enumerate(steps):
+        reason = step.knee_reason()
+        if reason is not None:
+            return {
+                "step": step.index,
+                "rate": step.rate,
+                "reason": reason,
+                "last_good_rate": steps[i - 1].rate if i else None,
+            }
+    return None
 
 
 _FAILED = {"412"}  # the publication is gone: the state stays what it was
@@ -235,7 +244,7 @@ def analyse(logs: Logs, run: str, steps: Sequence[Step]) -> Analysis:
             stats[index_of[pub.step]].publications += 1
 
     totals: Counter[str] = Counter()
-    for key, status in logs.responses.items():
+    for status in logs.responses.values():
         totals[f"publish_{_status_class(status)}"] += 1
     totals["publish_sent"] = len(logs.publications)
     totals["publish_unanswered"] = sum(
