@@ -59,6 +59,11 @@ SETTLE = 2.0
 """Seconds the watchers stay after the last PUBLISH: late NOTIFYs still count."""
 _KNEE_GRACE = 1.2
 """After a step, wait this long before judging it: a NOTIFY 1 s late is already past the knee."""
+STEP_GAP = 1.5
+"""Seconds between one step's end and the next one's start: the publisher's exit (within a
+chunk), then the judgement of the step."""
+CHUNK_MS = 50
+"""The publisher waits in pieces of at most this many ms (load_publish.xml): the send jitter."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -446,7 +451,6 @@ def run_load(
     mine = plan.mine
     names = [f"ld{run_id}p{i}" for i in mine]
     domain = target.domain
-    end_guess = time.time() + 3600
     expires = str(int(plan.step_seconds * len(plan.rates) + 120))
     watch_csv = workdir / "watchers.csv"
     watch_csv.write_text(
@@ -459,11 +463,19 @@ def run_load(
     server_drops_before = socket_drops([target.port]).get(target.port, 0)
     server_cpu_before = group_cpu_seconds(_target_pid(target))
 
-    # The end time of the watchers is only known once the subscriptions are up; SIPp reads it
-    # at each check, so it is passed as a global the scenario compares the clock with. For a
-    # stepping run it is the planned end; an early knee stops the watchers by signal.
-    publish_start_at = time.time() + total_subs / plan.subscribe_rate + 3.0
-    planned_end = publish_start_at + plan.step_seconds * len(plan.rates) + SETTLE
+    # The whole run follows a wall-clock schedule fixed now, because the watchers must be told
+    # when to unsubscribe as they start (a SIPp global): subscriptions (with room to spare),
+    # then each step from its start to its end (whole seconds: the scenarios compare seconds),
+    # a gap, the next step. A late step is shortened, never shifted. An early knee stops the
+    # watchers by signal instead.
+    publish_start_at = math.ceil(time.time() + 1.5 * total_subs / plan.subscribe_rate + 2.0)
+    schedule = []
+    at = float(publish_start_at)
+    for _rate in plan.rates:
+        end = math.ceil(at + plan.step_seconds)
+        schedule.append((at, float(end)))
+        at = end + STEP_GAP
+    planned_end = schedule[-1][1] + SETTLE
     watchers = Generator(
         "watchers",
         sipp_argv(
@@ -511,7 +523,6 @@ def run_load(
             ports[2],
         ).start(workdir)
         generators.append(sample)
-    del end_guess
     logs = Logs()
     steps: list[Step] = []
     knee: dict[str, Any] | None = None
@@ -522,8 +533,9 @@ def run_load(
         say(f"{subscribed}/{total_subs} subscriptions answered")
         etags: dict[str, str] = {}
         for index, rate in enumerate(plan.rates):
+            planned_start, step_end = schedule[index]
+            time.sleep(max(0.0, planned_start - time.time()))
             step_start = time.time()
-            step_end = step_start + plan.step_seconds
             pub_csv = workdir / f"publish-{index}.csv"
             pub_csv.write_text(
                 "SEQUENTIAL\n"
@@ -548,21 +560,29 @@ def run_load(
                     rate=rate,
                     buff_size=plan.buff_size,
                     keys={"domain": domain, "expires": expires, "run": run_id},
-                    sets={"iv": str(interval_ms), "end_s": str(math.ceil(step_end))},
+                    sets={
+                        "ivs": f"{interval_ms / 1000.0:.6f}",
+                        "chunk": str(max(1, min(CHUNK_MS, interval_ms // 5))),
+                        "end_s": str(int(step_end)),
+                    },
                 ),
                 workdir / f"publish-{index}.log",
                 ports[4],
             ).start(workdir)
             publishers.append(pub)
             generators.append(pub)
+            shown = time.monotonic()
             while not pub.wait(1.0):
                 read_logs(watchers.new_lines(), logs)
+                if time.monotonic() - shown >= 5.0:
+                    shown = time.monotonic()
+                    got = sum(len(v) for v in logs.notifications.values())
+                    say(f"  step {index} at {rate:g}/s: {got} NOTIFYs received so far")
                 if time.time() > step_end + 30:
                     pub.stop()
                     raise HarnessError(f"the publisher of step {index} did not end")
             read_logs(pub.new_lines(), logs)
-            actual_end = time.time()
-            steps.append(Step(index, rate, step_start, actual_end - step_start))
+            steps.append(Step(index, rate, step_start, max(0.0, step_end - step_start)))
             etags = {p: etag for p, (_s, _n, etag) in logs.etags.items()}
             if not plan.stepping and index == len(plan.rates) - 1:
                 break
