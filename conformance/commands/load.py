@@ -129,6 +129,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where the run's folder (results.json, report.html) goes (./reports)",
     )
     parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="reference target only: inject a fault into the server (to see the load checks fail)",
+    )
+    parser.add_argument(
         "--keep-logs", action="store_true", help="keep the SIPp logs in the run folder"
     )
 
@@ -753,7 +760,9 @@ def run(args: argparse.Namespace) -> int:
     with reserve_block() as block:
         scratch = base / ".load-work" / f"{os.getpid()}-{secrets.token_hex(2)}"
         scratch.mkdir(parents=True, exist_ok=True)
-        target = make_target(args.target, profile=args.profile, block=block, workdir=scratch)
+        target = make_target(
+            args.target, profile=args.profile, block=block, workdir=scratch, faults=args.fault
+        )
         say(f"starting {args.target}")
         target.start()
         try:
