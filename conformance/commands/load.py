@@ -475,7 +475,7 @@ def run_load(
     # then each step from its start to its end (whole seconds: the scenarios compare seconds),
     # a gap, the next step. A late step is shortened, never shifted. An early knee stops the
     # watchers by signal instead.
-    publish_start_at = math.ceil(time.time() + 1.5 * total_subs / plan.subscribe_rate + 2.0)
+    publish_start_at = math.ceil(time.time() + 1.5 * total_subs / plan.subscribe_rate + 1.0)
     schedule = []
     at = float(publish_start_at)
     for _rate in plan.rates:

@@ -25,6 +25,19 @@ from typing import Any
 
 from conformance.load.histogram import Histogram
 
+ALWAYS_COUNTED = (
+    "notifies",
+    "versions_missing",
+    "final_view_wrong",
+    "skipped_intermediate",
+    "version_repeats",
+    "publish_5xx",
+    "publish_timeout",
+    "subscribe_2xx",
+    "subscribe_5xx",
+)
+"""Counts present in every result (0 when nothing happened), so readers need no defaults."""
+
 KNEE_P99_MS = 1000.0
 KNEE_LOSS = 0.001
 
@@ -243,7 +256,7 @@ def analyse(logs: Logs, run: str, steps: Sequence[Step]) -> Analysis:
         if pub.step in index_of:
             stats[index_of[pub.step]].publications += 1
 
-    totals: Counter[str] = Counter()
+    totals: Counter[str] = Counter(dict.fromkeys(ALWAYS_COUNTED, 0))
     for status in logs.responses.values():
         totals[f"publish_{_status_class(status)}"] += 1
     totals["publish_sent"] = len(logs.publications)
