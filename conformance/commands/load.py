@@ -59,6 +59,8 @@ SETTLE = 2.0
 """Seconds the watchers stay after the last PUBLISH: late NOTIFYs still count."""
 _KNEE_GRACE = 1.2
 """After a step, wait this long before judging it: a NOTIFY 1 s late is already past the knee."""
+KNEE_DRAIN = 30.0
+"""Seconds at most that a run stopped at the knee waits for the server to catch up."""
 STEP_GAP = 1.5
 """Seconds between one step's end and the next one's start: the publisher's exit (within a
 chunk), then the judgement of the step."""
@@ -613,7 +615,10 @@ def run_load(
         if knee is None and remaining > 0:
             _drain(watchers, logs, remaining + 8.0)
         else:
-            _drain(watchers, logs, SETTLE)
+            # Past the knee the server runs behind: give it time to catch up (until the
+            # NOTIFYs stop for SETTLE s, KNEE_DRAIN s at most), so that a final view counted
+            # wrong is a lost update, not a late one.
+            _drain_until_quiet(watchers, logs, quiet=SETTLE, limit=KNEE_DRAIN)
         kit_drops = {g.name: g.drops for g in generators}
         for g in generators:
             if not g.poll():
@@ -698,6 +703,22 @@ def _await_subscriptions(
         time.sleep(0.2)
 
 
+def _drain_until_quiet(watchers: Generator, logs: Logs, *, quiet: float, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    last_seen = time.monotonic()
+    while time.monotonic() < deadline and not watchers.poll():
+        if any(line.startswith("N ") for line in _fold(watchers.new_lines(), logs)):
+            last_seen = time.monotonic()
+        elif time.monotonic() - last_seen >= quiet:
+            return
+        time.sleep(0.2)
+
+
+def _fold(lines: list[str], logs: Logs) -> list[str]:
+    read_logs(lines, logs)
+    return lines
+
+
 def _drain(watchers: Generator, logs: Logs, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not watchers.poll():
@@ -717,7 +738,12 @@ def _oracle_sample(trace: Path, target: Target) -> dict[str, Any]:
     per_call: dict[str, list[Captured]] = {}
     for traced in messages:
         msg = traced.message
-        if traced.direction == "in" and isinstance(msg, Request) and msg.method == "NOTIFY":
+        if (
+            traced.direction == "in"
+            and not traced.retransmission
+            and isinstance(msg, Request)
+            and msg.method == "NOTIFY"
+        ):
             per_call.setdefault(msg.call_id or "?", []).append(
                 Captured(request=msg, timestamp=traced.timestamp)
             )

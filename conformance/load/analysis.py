@@ -13,7 +13,8 @@ Judgement, per watcher (RFC 6665 section 4.2.2 lets a notifier coalesce state ch
 - **lost**: a version missing from the watcher's sequence (RFC 4235 versions go up by one per
   NOTIFY of a subscription), or a final view (the last NOTIFY before the unsubscribe) that is
   not the last accepted publication of its presentity;
-- **repeats**: a version the watcher already had.
+- **repeats**: a version the watcher already had, in a new NOTIFY (another CSeq): a
+  retransmission of the same NOTIFY is counted apart, it is the transport's doing.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ ALWAYS_COUNTED = (
     "final_view_wrong",
     "skipped_intermediate",
     "version_repeats",
+    "notify_retransmissions",
     "publish_5xx",
     "publish_timeout",
     "subscribe_2xx",
@@ -274,7 +276,19 @@ def analyse(logs: Logs, run: str, steps: Sequence[Step]) -> Analysis:
         if logs.subscribe_status.get(watcher, "2xx")[:1] not in ("2",):
             continue
         end = logs.unsubscribed.get(watcher)
-        seq = [n for n in logs.notifications.get(watcher, []) if end is None or n.received < end]
+        seq = []
+        cseqs: set[int] = set()
+        for n in logs.notifications.get(watcher, []):
+            if end is not None and n.received >= end:
+                continue
+            if n.cseq is not None and n.cseq in cseqs:
+                # The same NOTIFY again: the server retransmitted it (our 200 was late or lost
+                # on its socket). SIPp runs the recv's actions again, so it is logged twice.
+                totals["notify_retransmissions"] += 1
+                continue
+            if n.cseq is not None:
+                cseqs.add(n.cseq)
+            seq.append(n)
         if not seq:
             totals["watchers_without_notify"] += 1
             continue

@@ -146,6 +146,17 @@ def test_late_notifies_pass_the_knee_and_statuses_are_counted() -> None:
     assert knee is not None and knee["reason"].startswith("p99 1500 ms")
 
 
+def test_a_retransmitted_notify_is_not_a_repeat() -> None:
+    lines = ["S w1 p 200", _note("w1", "p", 1, 0, None, "", 100.0)]
+    lines += [*_pub("p", 1, "early", 101.0), _note("w1", "p", 2, 1, 1, "early", 101.01)]
+    lines += [_note("w1", "p", 2, 1, 1, "early", 101.51)]  # same CSeq: a retransmission
+    result = _judge(lines)
+    assert result.totals["notify_retransmissions"] == 1
+    assert result.totals["version_repeats"] == 0
+    assert result.totals["notifies"] == 2
+    assert result.latency.count == 1
+
+
 def test_notifies_after_the_unsubscribe_do_not_count() -> None:
     lines = ["S w1 p 200", _note("w1", "p", 1, 0, None, "", 100.0)]
     lines += [*_pub("p", 1, "early", 101.0), _note("w1", "p", 2, 1, 1, "early", 101.01)]
