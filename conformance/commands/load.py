@@ -41,7 +41,7 @@ from typing import Any
 from conformance import __version__
 from conformance.errors import HarnessError, UsageError
 from conformance.harness.ports import PortBlock, reserve_block
-from conformance.harness.sipp import sipp_binary
+from conformance.harness.sipp import _die_with_parent, _load_libc, sipp_binary
 from conformance.load.analysis import Logs, Step, analyse, read_logs
 from conformance.oracle import checks, schema
 from conformance.oracle.checks import Captured
@@ -323,6 +323,7 @@ class Generator:
     _partial: str = field(default="", repr=False)
 
     def start(self, cwd: Path) -> Generator:
+        _load_libc()  # SIGKILL with the kit (the harness's own helper for long-lived SIPps)
         try:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -331,6 +332,7 @@ class Generator:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             raise HarnessError(f"cannot start SIPp ({self.name}): {exc}") from None
@@ -485,24 +487,27 @@ def run_load(
         schedule.append((at, float(end)))
         at = end + STEP_GAP
     planned_end = schedule[-1][1] + SETTLE
-    watchers = Generator(
-        "watchers",
-        sipp_argv(
+
+    def watch(name: str, csv: Path, calls: int, port: int, control: int) -> Generator:
+        """A watcher SIPp (the M×K, or the traced sample) that unsubscribes at the planned end."""
+        log = workdir / f"{name}.log"
+        argv = sipp_argv(
             WATCH_SCENARIO,
             target,
-            port=ports[0],
-            control=ports[1],
-            csv=watch_csv,
-            log=workdir / "watch.log",
-            calls=total_subs,
+            port=port,
+            control=control,
+            csv=csv,
+            log=log,
+            calls=calls,
             rate=plan.subscribe_rate,
             buff_size=plan.buff_size,
             keys={"domain": domain, "expires": expires},
             sets={"end_s": str(math.ceil(planned_end))},
-        ),
-        workdir / "watch.log",
-        ports[0],
-    ).start(workdir)
+            trace=workdir / f"{name}-messages.log" if name == "sample" else None,
+        )
+        return Generator(name, argv, log, port).start(workdir)
+
+    watchers = watch("watchers", watch_csv, total_subs, ports[0], ports[1])
     generators = [watchers]
     sample: Generator | None = None
     if plan.sample:
@@ -512,25 +517,7 @@ def run_load(
             + "".join(f"{names[i % len(names)]};sample{i}\n" for i in range(plan.sample)),
             encoding="utf-8",
         )
-        sample = Generator(
-            "sample",
-            sipp_argv(
-                WATCH_SCENARIO,
-                target,
-                port=ports[2],
-                control=ports[3],
-                csv=sample_csv,
-                log=workdir / "sample.log",
-                calls=plan.sample,
-                rate=plan.subscribe_rate,
-                buff_size=plan.buff_size,
-                keys={"domain": domain, "expires": expires},
-                sets={"end_s": str(math.ceil(planned_end))},
-                trace=workdir / "sample-messages.log",
-            ),
-            workdir / "sample.log",
-            ports[2],
-        ).start(workdir)
+        sample = watch("sample", sample_csv, plan.sample, ports[2], ports[3])
         generators.append(sample)
     logs = Logs()
     steps: list[Step] = []
