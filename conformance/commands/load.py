@@ -42,7 +42,7 @@ from conformance import __version__
 from conformance.errors import HarnessError, UsageError
 from conformance.harness.ports import PortBlock, reserve_block
 from conformance.harness.sipp import _die_with_parent, _load_libc, sipp_binary
-from conformance.load.analysis import Logs, Step, analyse, read_logs
+from conformance.load.analysis import Logs, Step, analyse, plan_steps, read_logs
 from conformance.oracle import checks, schema
 from conformance.oracle.checks import Captured
 from conformance.oracle.findings import Verdict
@@ -216,13 +216,19 @@ def make_plan(args: argparse.Namespace) -> Plan:
             _positive("--" + name.replace("_", "-"), getattr(args, name))
         if args.rate_max < args.rate_start:
             raise UsageError("--rate-max is below --rate-start")
-        count = min(
-            int((args.rate_max - args.rate_start) / args.rate_step + 1e-9) + 1,
-            int(args.max_seconds / args.step_seconds + 1e-9),
+        rates = tuple(
+            s.rate
+            for s in plan_steps(
+                start=0.0,
+                rate_start=args.rate_start,
+                rate_step=args.rate_step,
+                step_seconds=args.step_seconds,
+                rate_max=args.rate_max,
+                max_seconds=args.max_seconds,
+            )
         )
-        if count < 1:
+        if not rates:
             raise UsageError("--max-seconds is shorter than one --step-seconds")
-        rates = tuple(args.rate_start + i * args.rate_step for i in range(count))
         seconds = float(args.step_seconds)
     else:
         _positive("--publish-rate", args.publish_rate)
