@@ -802,7 +802,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_results_document(
-    section: dict[str, Any], target: dict[str, Any], started: str, finished: str
+    section: dict[str, Any], target: dict[str, Any], started: str, finished: str | None
 ) -> dict[str, Any]:
     """A results.json holding a load run: the usual document (no cases) plus ``load``."""
     info = {

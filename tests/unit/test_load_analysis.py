@@ -3,11 +3,14 @@ the merge of parts, the report section and the command's option checks."""
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import pytest
 
 from conformance.cli import main
+from conformance.commands.load import load_results_document
 from conformance.errors import UsageError
 from conformance.load.analysis import Step, analyse, plan_steps, read_logs
 from conformance.load.histogram import SIGNIFICANT_BITS, Histogram, bucket_bounds, bucket_of
@@ -248,3 +251,32 @@ def test_bad_options_are_one_line_errors(
     assert main(["load", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_report_merge_writes_one_run_and_refuses_other_documents(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = []
+    for i, presentity in enumerate(("p", "q")):
+        lines = [f"S w{i} {presentity} 200", _note(f"w{i}", presentity, 1, 0, None, "", 100.0)]
+        lines += [*_pub(presentity, 1, "early", 101.0)]
+        lines += [_note(f"w{i}", presentity, 2, 1, 1, "early", 101.01 + i)]
+        doc = load_results_document(
+            _section(lines, f"{i + 1}/2"), {"kind": "reference"}, "2026-01-01T00:00:00", None
+        )
+        path = tmp_path / f"part{i}" / "results.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps(doc))
+        files.append(str(path))
+    assert main(["report", "--merge", *files, "-o", str(tmp_path / "out")]) == 0
+    (merged,) = (tmp_path / "out").glob("*/results.json")
+    load = json.loads(merged.read_text())["load"]
+    assert load["parts"] == ["1/2", "2/2"]
+    assert load["latency_ms"]["count"] == 2
+    assert (merged.parent / "report.html").read_text().count("<svg") == 1
+    plain = json.loads(Path(files[0]).read_text())
+    del plain["load"]
+    Path(files[1]).write_text(json.dumps(plain))
+    capsys.readouterr()
+    assert main(["report", "--merge", *files]) == 2
+    assert "not a load run" in capsys.readouterr().err
