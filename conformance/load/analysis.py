@@ -317,10 +317,10 @@ def analyse(logs: Logs, run: str, steps: Sequence[Step]) -> Analysis:
             if note.marker is None or note.marker in seen:
                 continue
             seen.add(note.marker)
-            pub = by_marker.get((presentity, note.marker)) if note.marker else None
-            if i == 0 or pub is None:
+            cause = by_marker.get((presentity, note.marker))
+            if i == 0 or cause is None:
                 continue  # the state at subscription time, or another run's publication
-            delay = max(0, round((note.received - pub.sent) * 1e6))
+            delay = max(0, round((note.received - cause.sent) * 1e6))
             latency.record(delay)
             if step_i is not None:
                 stats[step_i].latency.record(delay)
