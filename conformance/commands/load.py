@@ -138,6 +138,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="reference target only: inject a fault into the server (to see the load checks fail)",
     )
     parser.add_argument(
+        "--trace-watchers",
+        action="store_true",
+        help="also write a full message trace of the M×K watchers (costly: for debugging and "
+        "for measuring what a trace costs)",
+    )
+    parser.add_argument(
         "--keep-logs", action="store_true", help="keep the SIPp logs in the run folder"
     )
 
@@ -160,6 +166,7 @@ class Plan:
     sample: int
     subscribe_rate: float
     buff_size: int
+    trace_watchers: bool = False
 
     @property
     def mine(self) -> list[int]:
@@ -177,6 +184,7 @@ class Plan:
             "sample": self.sample,
             "subscribe_rate": self.subscribe_rate,
             "buff_size": self.buff_size,
+            "trace_watchers": self.trace_watchers,
         }
 
 
@@ -250,6 +258,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         sample=int(args.sample),
         subscribe_rate=float(args.subscribe_rate),
         buff_size=int(args.buff_size),
+        trace_watchers=bool(getattr(args, "trace_watchers", False)),
     )
 
 
@@ -509,7 +518,11 @@ def run_load(
             buff_size=plan.buff_size,
             keys={"domain": domain, "expires": expires},
             sets={"end_s": str(math.ceil(planned_end))},
-            trace=workdir / f"{name}-messages.log" if name == "sample" else None,
+            trace=(
+                workdir / f"{name}-messages.log"
+                if name == "sample" or plan.trace_watchers
+                else None
+            ),
         )
         return Generator(name, argv, log, port).start(workdir)
 
