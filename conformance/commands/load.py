@@ -378,6 +378,11 @@ class Generator:
             time.sleep(0.05)
         return True
 
+    def signal(self, sig: signal.Signals) -> None:
+        if self.proc is not None and self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, sig)
+
     def stop(self) -> None:
         """SIGTERM its group, then SIGKILL after 3 s; reaps it either way."""
         if self.proc is None or self.poll():
@@ -551,13 +556,17 @@ def run_load(
             planned_start, step_end = schedule[index]
             time.sleep(max(0.0, planned_start - time.time()))
             step_start = time.time()
+            # SIPp starts the calls (one per presentity) at R per second, so a step shorter than
+            # M/R s reaches only some presentities: those published longest ago go first.
+            last_sent = {pub.presentity: pub.sent for pub in logs.publications}
+            order = sorted(names, key=lambda p: last_sent.get(p, 0.0))
             pub_csv = workdir / f"publish-{index}.csv"
             pub_csv.write_text(
                 "SEQUENTIAL\n"
                 + "".join(
                     f"{p};{'SIP-If-Match: ' + etags[p] if p in etags else 'X-Load: initial'};"
                     f"{index}\n"
-                    for p in names
+                    for p in order
                 ),
                 encoding="utf-8",
             )
@@ -587,7 +596,13 @@ def run_load(
             publishers.append(pub)
             generators.append(pub)
             shown = time.monotonic()
-            while not pub.wait(1.0):
+            quitting = False
+            while not pub.wait(max(0.05, min(1.0, step_end - time.time()))):
+                if not quitting and time.time() >= step_end:
+                    # SIPp's soft quit ('q'): no new calls; running ones end on their own
+                    # clock check within a chunk, each logging its ETag.
+                    pub.signal(signal.SIGUSR1)
+                    quitting = True
                 read_logs(watchers.new_lines(), logs)
                 if time.monotonic() - shown >= 5.0:
                     shown = time.monotonic()
