@@ -499,7 +499,7 @@ def run_load(
     # then each step from its start to its end (whole seconds: the scenarios compare seconds),
     # a gap, the next step. A late step is shortened, never shifted. An early knee stops the
     # watchers by signal instead.
-    publish_start_at = math.ceil(time.time() + 1.5 * total_subs / plan.subscribe_rate + 1.0)
+    publish_start_at = math.ceil(time.time() + 2.5 * total_subs / plan.subscribe_rate + 1.5)
     schedule = []
     at = float(publish_start_at)
     for _rate in plan.rates:
@@ -544,13 +544,31 @@ def run_load(
         sample = watch("sample", sample_csv, plan.sample, ports[2], ports[3])
         generators.append(sample)
     logs = Logs()
+    warnings: list[str] = []
+    setup: dict[str, Any] = {}
     steps: list[Step] = []
     knee: dict[str, Any] | None = None
     publishers: list[Generator] = []
     try:
         say(f"subscribing {total_subs} watchers to {len(names)} presentities")
-        subscribed = _await_subscriptions(watchers, logs, total_subs, publish_start_at, say)
-        say(f"{subscribed}/{total_subs} subscriptions answered")
+        setup_began = time.monotonic()
+        subscribed, notified = _await_subscriptions(
+            watchers, logs, total_subs, publish_start_at, say
+        )
+        setup = {
+            "subscriptions_answered": subscribed,
+            "initial_notifies": notified,
+            "seconds": round(time.monotonic() - setup_began, 3),
+        }
+        say(
+            f"{subscribed}/{total_subs} subscriptions answered, {notified} initial NOTIFYs "
+            f"in {setup['seconds']:.1f} s"
+        )
+        if notified < total_subs:
+            warnings.append(
+                f"publishing began with {notified}/{total_subs} initial NOTIFYs received: "
+                "the server's setup backlog may weigh on the first step"
+            )
         etags: dict[str, str] = {}
         for index, rate in enumerate(plan.rates):
             planned_start, step_end = schedule[index]
@@ -670,6 +688,8 @@ def run_load(
         "options": plan.options(),
         "valid": not invalid,
         "invalid_reasons": invalid,
+        "warnings": warnings,
+        "setup": setup,
         "subscriptions": total_subs,
         "totals": totals,
         "loss_ratio": round(judged.loss_ratio, 6),
@@ -705,14 +725,17 @@ def _pick_udp(counters: Mapping[str, int]) -> dict[str, int]:
 
 def _await_subscriptions(
     watchers: Generator, logs: Logs, total: int, deadline: float, say: Progress
-) -> int:
-    """Read the watchers' log until every SUBSCRIBE is answered or ``deadline`` (wall clock)."""
+) -> tuple[int, int]:
+    """Read the watchers' log until every SUBSCRIBE is answered and its first NOTIFY came, or
+    ``deadline`` (wall clock); (answered, first NOTIFYs received). A server still working off
+    the initial NOTIFYs when the PUBLISHes start would put its setup backlog into step 0."""
     last_report = time.monotonic()
     while True:
         read_logs(watchers.new_lines(), logs)
         done = len(logs.subscribe_status)
-        if done >= total or time.time() >= deadline:
-            return done
+        notified = len(logs.notifications)
+        if (done >= total and notified >= total) or time.time() >= deadline:
+            return done, notified
         if watchers.poll():
             raise HarnessError(
                 f"the watchers' SIPp ended early (status {watchers.returncode}) with "
@@ -874,6 +897,8 @@ def print_summary(section: Mapping[str, Any], say: Progress) -> None:
         say(f"oracle on {oracle.get('bodies_checked', 0)} sampled bodies: {oracle['verdict']}")
         for line in oracle.get("failures", [])[:5]:
             say(f"  {line}")
+    for warning in section.get("warnings", []):
+        say(f"warning: {warning}")
     if not section["valid"]:
         for reason in section["invalid_reasons"]:
             say(f"INVALID RUN: {reason}")

@@ -61,6 +61,7 @@ def merge_sections(sections: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "options": dict(first.get("options", {}), part="merged"),
         "valid": all(s.get("valid") for s in sections),
         "invalid_reasons": [r for s in sections for r in s.get("invalid_reasons", [])],
+        "warnings": [w for s in sections for w in s.get("warnings", [])],
         "subscriptions": sum(int(s.get("subscriptions", 0)) for s in sections),
         "totals": dict(sorted(totals.items())),
         "loss_ratio": round(loss_ratio(totals), 6),
