@@ -3,6 +3,7 @@
     report RESULTS.json                      report.html next to it, and a summary on stdout
     report --html-only RESULTS.json          only the page, nothing printed but its path
     report --matrix reports/*/results.json   matrix.html and matrix.md (newest run per target)
+    report --merge part*/results.json        the parts of a ``load --part i/N`` run as one
 
 Everything is rendered from the ``results.json`` files alone, so a report made on a CI runner
 can be re-rendered on a laptop. A file that cannot be read or is not a results document is a
@@ -28,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--matrix",
         action="store_true",
         help="write a compatibility matrix (requirement x target) of all the files given",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="merge the load sections of `load --part i/N` runs into one distribution "
+        "(a new run folder with results.json and report.html)",
     )
     parser.add_argument(
         "--all-runs",
@@ -107,5 +114,32 @@ def _matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    from conformance.load.merge import merge_sections
+    from conformance.report.run_dir import write_run
+
+    docs = [(p, load_results(Path(p))) for p in args.files]
+    missing = [p for p, doc in docs if not isinstance(doc.get("load"), dict)]
+    if missing:
+        raise UsageError(f"not a load run (no 'load' section): {', '.join(missing)}")
+    merged = dict(docs[0][1])
+    merged["load"] = merge_sections([doc["load"] for _, doc in docs])
+    merged["label"] = f"{merged.get('label')}-merged"
+    base = args.output or Path(args.files[0]).resolve().parent.parent
+    run_dir = write_run(merged, base)
+    lat = merged["load"]["latency_ms"]
+    print(
+        f"{len(docs)} parts ({', '.join(merged['load']['parts'])}): p50 {lat['p50']} ms, "
+        f"p99 {lat['p99']} ms, max {lat['max']} ms over {lat['count']} NOTIFYs; "
+        f"loss {merged['load']['loss_ratio']:.3%}"
+    )
+    print(run_dir / "results.json")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.merge and args.matrix:
+        raise UsageError("--merge and --matrix do different things: pick one")
+    if args.merge:
+        return _merge(args)
     return _matrix(args) if args.matrix else _single(args)

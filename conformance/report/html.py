@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from conformance.report import load as load_section
 from conformance.report.results import NOT_COVERED, SKIPPED
 
 MAX_TEXT = 65_536
@@ -571,6 +572,7 @@ def render(results: Mapping[str, Any]) -> str:
         f"<style>{CSS}</style></head><body>",
         _header(results),
         "<main>",
+        load_section.section(results["load"]) if results.get("load") else "",
         _coverage(results),
         _matrix(results, anchors),
         f'<section id="cases"><h2>Cases that did not plainly pass ({len(detailed)})</h2>',
