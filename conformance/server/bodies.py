@@ -245,7 +245,7 @@ def _own_state(node: etree._Element) -> tuple[bool, str | None]:
         if isinstance(sub.tag, str):
             if _lower(_local_name(sub.tag)) == "state":
                 return True, _state_text(sub)
-        elif sub.tag is etree.PI and _lower(sub.target) == "state":
+        elif isinstance(sub, etree._ProcessingInstruction) and _lower(sub.target) == "state":
             return True, None
     return False, None
 
@@ -279,7 +279,11 @@ def _view(root: etree._Element) -> _Body:
     looking = root.getprevious() is None
     for child, state in zip(root, _states(root), strict=True):
         if not isinstance(child.tag, str):
-            if looking and child.tag is etree.PI and _lower(child.target) == "dialog":
+            if (
+                looking
+                and isinstance(child, etree._ProcessingInstruction)
+                and _lower(child.target) == "dialog"
+            ):
                 looking = False
             continue
         dialog = _lower(_local_name(child.tag)) == "dialog"

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from conformance.commands.load import socket_drops
 from conformance.oracle import dialoginfo as di
 from conformance.sip import message as sipmsg
 from conformance.sip.message import Request, Response
@@ -177,6 +178,8 @@ def test_thousand_malformed_datagrams_then_normal_service(server) -> None:  # ty
     try:
         rng = random.Random(1)
         answers = []
+        ports = (port, client.port)
+        dropped_before = sum(socket_drops(ports).values())
         for i in range(1000):
             client.send(malformed(rng, i, port))
             if i % 10 == 9:
@@ -188,7 +191,10 @@ def test_thousand_malformed_datagrams_then_normal_service(server) -> None:  # ty
         assert proc.poll() is None, "server died on malformed input"
         statuses = [m.status for m in answers if isinstance(m, Response)]
         assert statuses and set(statuses) == {400}
-        assert len(statuses) >= 195  # every salvageable request (200) gets its 400
+        # Every salvageable request (200) gets its 400, less what the kernel itself dropped on
+        # the two sockets of this exchange (a loaded machine overflows UDP buffers silently).
+        dropped = sum(socket_drops(ports).values()) - dropped_before
+        assert len(statuses) >= 195 - dropped, f"{len(statuses)} answers, {dropped} dropped"
 
         body = di.document("sip:alice@127.0.0.1", [di.dialog("d1", "early")])
         pub, _ = client.transact(
