@@ -452,9 +452,9 @@ def cdata(text, attrs=""):
 
 
 SDP = """v=0
-      o=conformance 1 1 IN IP4 [local_ip]
+      o=conformance 1 1 IN IP[media_ip_type] [media_ip]
       s=-
-      c=IN IP4 [local_ip]
+      c=IN IP[media_ip_type] [media_ip]
       t=0 0
       m=audio [media_port] RTP/AVP 0
       a=rtpmap:0 PCMU/8000"""

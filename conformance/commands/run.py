@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="reference target only: inject a fault into the server",
     )
     parser.add_argument(
+        "--local-address",
+        metavar="ADDR",
+        help="address the kit's SIP peers bind and advertise (default: the kernel's source "
+        "address towards the target)",
+    )
+    parser.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest unchanged"
     )
 
@@ -106,6 +112,8 @@ def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
         cmd += ["--fault", fault]
     if args.report_dir:
         cmd += ["--conformance-report", args.report_dir]
+    if args.local_address:
+        cmd += ["--dialoginfo-local-address", args.local_address]
     if str(args.numprocesses) not in ("0", ""):
         cmd += ["-n", str(args.numprocesses)]
     extra = list(args.pytest_args)
@@ -114,8 +122,20 @@ def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
     return cmd + extra
 
 
+def check_deployment(args: argparse.Namespace) -> None:
+    """Refuse, before any case runs, a local address the route to an external target would
+    not use (launched targets are checked by the plugin once they listen)."""
+    if args.local_address and args.target.startswith("sip"):
+        from conformance.harness.local_address import check_local_address
+        from conformance.targets import parse_spec
+
+        host, port, _ = parse_spec(args.target)
+        check_local_address(args.local_address, host, port)
+
+
 def run(args: argparse.Namespace) -> int:
     sipp_binary()  # ToolMissingError says how to install it
+    check_deployment(args)
     worst = 0
     for mode in modes(args):
         cmd = pytest_command(args, mode)

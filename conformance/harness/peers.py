@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.errors import HarnessError, NotReceivedError, UsageError
+from conformance.harness.local_address import local_for, sip_host
 from conformance.harness.ports import PortBlock
 from conformance.harness.sipp import (
     Ports,
@@ -223,12 +224,15 @@ class Publisher:
         workdir: Path,
         domain: str,
         timeout: float = 5.0,
+        local: str | None = None,
     ) -> None:
         self.server = server
         self.block = block
         self.workdir = Path(workdir)
         self.domain = domain
         self.timeout = timeout
+        self.local = local_for(local, server)
+        """The address every PUBLISH is sent from and advertised in Via (``--local-address``)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
 
     def publish(
@@ -322,11 +326,11 @@ class Publisher:
             raise UsageError(
                 f"a raw request starts with one of {', '.join(RAW_METHODS)}, not {data[:40]!r}"
             )
-        ports = Ports.take(self.block)
+        ports = Ports.take(self.block, host=self.local)
         call_id = f"raw-{uuid.uuid4().hex}@127.0.0.1"
         head, sep, body = rest.partition(b"\r\n\r\n")
         fields = {
-            b"[local_ip]": b"127.0.0.1",
+            b"[local_ip]": sip_host(self.local).encode(),
             b"[local_port]": str(ports.sip).encode(),
             b"[remote_ip]": self.server[0].encode(),
             b"[remote_port]": str(self.server[1]).encode(),
@@ -397,6 +401,7 @@ class Publisher:
             server=self.server,
             block=self.block,
             timeout=self.timeout,
+            local=self.local,
             **kwargs,
         )
 
@@ -413,6 +418,7 @@ def _oneshot(
     sets: dict[str, str] | None = None,
     extra: Sequence[str] = (),
     ports: Ports | None = None,
+    local: str,
 ) -> SippResult:
     """Run a one-shot scenario; retry on a lost port race; HarnessError when SIPp itself broke."""
     for _attempt in range(BIND_RETRIES):
@@ -427,6 +433,7 @@ def _oneshot(
             extra=extra,
             ports=ports,
             prefix=prefix,
+            local=local,
         )
         if result.exit is not SippExit.BIND_FAILED:
             break
@@ -509,6 +516,7 @@ def start_controlled(
     keys: dict[str, str],
     lifetime: float,
     deadline: float,
+    local: str,
     extra: Sequence[str] = (),
 ) -> tuple[SippProcess, _Twin, Ports]:
     """Start a long-lived SIPp driven over its 3PCC twin socket (watch.xml, caller.xml,
@@ -516,10 +524,11 @@ def start_controlled(
 
     No ``-m``: the scenario ends itself or the owner stops it. Raises HarnessError (with the
     command and log tails) when SIPp cannot be started or its socket does not open by
-    ``deadline``; nothing is left running then.
+    ``deadline``; nothing is left running then. ``local`` is the address SIPp binds its SIP
+    socket to and advertises; the 3PCC twin socket stays on loopback.
     """
     for attempt in range(BIND_RETRIES):
-        ports = Ports.take(block)
+        ports = Ports.take(block, host=local)
         argv, logs = command(
             scenario_path(scenario),
             server=server,
@@ -529,6 +538,7 @@ def start_controlled(
             calls=None,
             timeout=lifetime,
             extra=("-3pcc", f"127.0.0.1:{ports.twin}", *extra),
+            local=local,
         )
         proc = SippProcess(argv, logs, cwd=workdir).start()
         try:
@@ -566,6 +576,7 @@ class Watcher:
         answer: int = 200,
         timeout: float = 5.0,
         lifetime: float = 900.0,
+        local: str | None = None,
     ) -> None:
         if answer not in ANSWER_CODES:
             raise UsageError(f"a watcher answers NOTIFYs with one of {ANSWER_CODES}, not {answer}")
@@ -580,6 +591,8 @@ class Watcher:
         self.answer = answer
         self.timeout = timeout
         self.lifetime = lifetime
+        self.local = local_for(local, server)
+        """The address SIPp binds and puts in Via and Contact: the server's NOTIFYs come here."""
         self.name = f"watcher of {user}"
         self.call_id = f"watch-{uuid.uuid4().hex}@127.0.0.1"
         self.responses: list[Response] = []
@@ -605,6 +618,7 @@ class Watcher:
             keys={"user": self.user, "domain": self.domain, "watcher": "watcher"},
             lifetime=self.lifetime,
             deadline=time.monotonic() + self.timeout,
+            local=self.local,
             extra=("-aa",),
         )
         try:
@@ -822,11 +836,13 @@ def fetch(
     accept: str | None = CONTENT_TYPE,
     event: str | None = "dialog",
     timeout: float = 5.0,
+    local: str | None = None,
 ) -> tuple[Response, list[Notify]]:
     """A one-time fetch (SUBSCRIBE, Expires: 0): its final response and the NOTIFY it yields.
 
     Raises NotReceivedError when no final response arrives, or a 2xx is not followed by a
-    NOTIFY within ``timeout``.
+    NOTIFY within ``timeout``. ``local``: the address to bind and advertise (by default the
+    kernel's source address towards ``server``).
     """
     lines = []
     if event is not None:
@@ -850,6 +866,7 @@ def fetch(
         block=block,
         timeout=timeout,
         keys=keys,
+        local=local_for(local, server),
     )
     what = f"fetch of {user}@{domain}"
     response = _final_response(result.messages, (1, "SUBSCRIBE"))

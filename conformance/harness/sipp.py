@@ -9,7 +9,7 @@ a peer). Two shapes of use:
   owner; ``messages()`` re-reads the trace incrementally while SIPp runs.
 
 What is pinned, and why (BEHAVIOUR.md, "SIPp 3.6.1 pitfalls"):
-* ``-i 127.0.0.1 -p -cp -mp`` from the caller's ``PortBlock``: unpinned, SIPp probes 5060-5119 and
+* ``-i LOCAL -p -cp -mp`` from the caller's ``PortBlock``: unpinned, SIPp probes 5060-5119 and
   binds 8888 and 6000+, colliding with servers and other workers.
 * ``-nostdin`` and stdin from /dev/null: with stdin closed SIPp 3.6.1 exits at once with 255.
 * ``-default_behaviors none``: the default answers surprises with BYE.
@@ -48,6 +48,8 @@ TERM_GRACE = 0.3
 now and then (a signal landing just after it handled a message) ignores it altogether."""
 PORTS_PER_PROCESS = 4
 """SIP (-p), control (-cp), media (-mp) and 3PCC twin ports, consecutive in a PortBlock."""
+LOOPBACK = "127.0.0.1"
+"""Where SIPp binds when a caller names no address (tests of the harness itself)."""
 
 
 class SippExit(enum.IntEnum):
@@ -116,8 +118,9 @@ class Ports:
     twin: int
 
     @classmethod
-    def take(cls, block: PortBlock) -> Ports:
-        sip, control, twin, media = block.take(PORTS_PER_PROCESS)
+    def take(cls, block: PortBlock, *, host: str = LOOPBACK) -> Ports:
+        """Four ports free on ``host``, the address SIPp binds its SIP and media sockets to."""
+        sip, control, twin, media = block.take(PORTS_PER_PROCESS, host=host)
         return cls(sip=sip, control=control, media=media, twin=twin)
 
 
@@ -133,12 +136,14 @@ def command(
     timeout: float | None = None,
     extra: Sequence[str] = (),
     prefix: str = "",
+    local: str = LOOPBACK,
 ) -> tuple[list[str], dict[str, Path]]:
     """The argv for one SIPp process and the log files it will write under ``workdir``.
 
     ``prefix`` names the files (``<prefix>messages.log``...) so that many one-shot processes
     can share one directory: creating a directory per process costs as much as the process's
-    whole SIP exchange on this kind of disk.
+    whole SIP exchange on this kind of disk. ``local`` is the address SIPp binds (``-i``) and
+    writes as ``[local_ip]`` into Via and Contact.
     """
     logs = {
         "messages": workdir / f"{prefix}messages.log",
@@ -147,11 +152,11 @@ def command(
     host, port = server
     argv = [
         sipp_binary(),
-        f"{host}:{port}",
+        f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "-sf",
         str(scenario),
         "-i",
-        "127.0.0.1",
+        local,
         "-p",
         str(ports.sip),
         "-cp",
@@ -453,6 +458,7 @@ def run(
     extra: Sequence[str] = (),
     ports: Ports | None = None,
     prefix: str = "",
+    local: str = LOOPBACK,
 ) -> SippResult:
     """Run a one-shot scenario (``-m 1``) to its end or ``timeout`` s, whichever comes first.
 
@@ -460,7 +466,7 @@ def run(
     "failure" is often the point. Raises ToolMissingError without sipp, HarnessError when the
     process cannot be started.
     """
-    ports = ports or Ports.take(block)
+    ports = ports or Ports.take(block, host=local)
     argv, logs = command(
         scenario,
         server=server,
@@ -471,6 +477,7 @@ def run(
         timeout=timeout,
         extra=extra,
         prefix=prefix,
+        local=local,
     )
     # No parent-death signal (see SippProcess): SIPp's own -timeout bounds an orphan.
     proc = SippProcess(argv, logs, cwd=workdir, die_with_parent=False, capture_stderr=True)

@@ -41,6 +41,7 @@ FAULT_OPTION = "--fault"
 TIMEOUT_OPTION = "--sip-timeout"
 REPORT_OPTION = "--conformance-report"
 SLOW_OPTION = "--slow"
+LOCAL_ADDRESS_OPTION = "--dialoginfo-local-address"
 
 USER_PROPERTY = "dialoginfo-conformance"
 """Key of the JSON blob each case report carries to the controller."""
@@ -126,11 +127,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="also run the cases marked slow (they wait out timers of more than 30 s)",
     )
+    _add_deployment_options(group)
     group.addoption(
         REPORT_OPTION,
         default=None,
         metavar="DIR",
         help="write results under DIR (default: reports/ of the working directory)",
+    )
+
+
+def _add_deployment_options(group: Any) -> None:
+    """Options for testing a deployed server (issue 14): where the kit's peers live."""
+    group.addoption(
+        LOCAL_ADDRESS_OPTION,
+        default=None,
+        metavar="ADDR",
+        help="address every SIP peer binds and advertises in Via/Contact (default: the "
+        "source address the kernel picks towards the target)",
     )
 
 
@@ -221,6 +234,21 @@ def target(
         tgt.stop()
 
 
+@pytest.fixture(scope="session")
+def local_address(target: Any, pytestconfig: pytest.Config) -> str:
+    """The address the peers bind and advertise: ``--dialoginfo-local-address``, checked
+    against the route to the target before any case runs, or the kernel's own choice."""
+    from conformance.harness.local_address import check_local_address, source_address
+
+    given = pytestconfig.getoption(LOCAL_ADDRESS_OPTION)
+    try:
+        if given:
+            return check_local_address(given, target.host, target.port)
+        return source_address(target.host, target.port)
+    except ConformanceError as exc:
+        pytest.exit(f"dialog-info conformance: {exc.message}", returncode=4)
+
+
 @pytest.fixture
 def presentity(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> str:
     """A user part unique to this test, worker and run (the suite may share a server)."""
@@ -230,7 +258,13 @@ def presentity(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> s
 
 
 @pytest.fixture
-def publisher(target: Any, port_block: Any, tmp_path: Path, conformance_settings: Settings) -> Any:
+def publisher(
+    target: Any,
+    port_block: Any,
+    tmp_path: Path,
+    conformance_settings: Settings,
+    local_address: str,
+) -> Any:
     """Sends PUBLISH through short-lived SIPp processes."""
     from conformance.harness.peers import Publisher
 
@@ -240,12 +274,17 @@ def publisher(target: Any, port_block: Any, tmp_path: Path, conformance_settings
         workdir=tmp_path / "publish",
         domain=target.domain,
         timeout=conformance_settings.timeout,
+        local=local_address,
     )
 
 
 @pytest.fixture
 def watcher(
-    target: Any, port_block: Any, tmp_path: Path, conformance_settings: Settings
+    target: Any,
+    port_block: Any,
+    tmp_path: Path,
+    conformance_settings: Settings,
+    local_address: str,
 ) -> Iterator[Any]:
     """A factory: ``watcher(user=..., expires=..., accept=..., answer=...)`` -> a started-later
     SIPp watcher; every watcher it made is closed (unsubscribed, reaped) after the test."""
@@ -261,6 +300,7 @@ def watcher(
             workdir=tmp_path / f"watch-{next(counter)}",
             domain=target.domain,
             timeout=conformance_settings.timeout,
+            local=local_address,
             **kw,
         )
         made.append(w)

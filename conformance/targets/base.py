@@ -25,8 +25,9 @@ class Target(abc.ABC):
     def __init__(self, *, host: str, port: int, domain: str | None, profile: Profile) -> None:
         self.host = host
         self.port = port
-        self.domain = domain or host
-        """Host part of presentity URIs (``sip:user@DOMAIN``); the host when not configured."""
+        self.domain = domain or (f"[{host}]" if ":" in host else host)
+        """Host part of presentity URIs (``sip:user@DOMAIN``); the host when not configured
+        (an IPv6 address in brackets, as a SIP URI writes it)."""
         self.profile = profile
 
     @property

@@ -1,0 +1,270 @@
+"""A server on another address (issue 14, point 1): the kit's peers bind and advertise an
+address of their own, and the suite passes with the kernel's choice and with a named one.
+
+The proof runs on loopback: a launched Kamailio listens on 127.0.0.2 only, the kit binds
+127.0.0.3. Kamailio adds ``received=`` to the Via of a request whose source differs from the
+Via's sent-by (RFC 3261 §18.2.1), so a response without it proves the datagram left from the
+advertised address; a raw request that advertises another address shows that check can fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.commands.run import suite_argv
+from conformance.errors import ToolMissingError
+from conformance.harness.calls import Callee, Caller, new_call_id
+from conformance.harness.local_address import sip_host
+from conformance.harness.peers import Publisher, Watcher, fetch
+from conformance.harness.ports import PortBlock, reserve_block
+from conformance.sip.message import Request, Response, param_of, uri_of
+from conformance.sip.trace import Traced
+from conformance.targets.kamailio import KamailioTarget, check_installed
+from conformance.targets.kamailio_calls import KamailioCallsTarget, check_call_modules
+
+SERVER = "127.0.0.2"
+LOCAL = "127.0.0.3"
+
+
+def _missing() -> str | None:
+    if shutil.which("sipp") is None:
+        return "sipp is not installed"
+    try:
+        check_installed()
+        check_call_modules()
+    except ToolMissingError as exc:
+        return str(exc)
+    return None
+
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.kamailio,
+    pytest.mark.skipif(_missing() is not None, reason=_missing() or ""),
+]
+
+BODY = (
+    b'<?xml version="1.0"?>\n<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" '
+    b'version="0" state="full" entity="sip:x@example.org"/>\n'
+)
+
+
+@pytest.fixture(scope="module")
+def block() -> Iterator[PortBlock]:
+    with reserve_block((os.getpid() + 13) % 40) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def kamailio(block: PortBlock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One Kamailio on 127.0.0.2 only: it serves presence and proxies calls."""
+    target = KamailioCallsTarget(
+        "aggregate", host=SERVER, block=block, workdir=tmp_path_factory.mktemp("kam")
+    )
+    with target:
+        yield target
+
+
+def _sent_from(messages: list[Traced], local: str) -> list[str]:
+    """What is wrong with the outgoing requests' Via and Contact and the responses' Via."""
+    wrong = []
+    host = sip_host(local)
+    for m in messages:
+        msg = m.message
+        via = msg.header("Via") or ""
+        if m.direction == "out" and isinstance(msg, Request):
+            sent_by = via.split()[1].split(";")[0] if len(via.split()) > 1 else ""
+            if not sent_by.startswith(host + ":"):
+                wrong.append(f"{msg.method} Via {via!r}")
+            contact = msg.header("Contact")
+            if contact and f"@{host}:" not in (uri_of(contact) or ""):
+                wrong.append(f"{msg.method} Contact {contact!r}")
+        if m.direction == "in" and isinstance(msg, Response) and param_of(via, "received"):
+            wrong.append(f"{msg.status} to {msg.cseq}: server saw another source ({via!r})")
+    return wrong
+
+
+def _every_peer(kamailio: Any, block: PortBlock, workdir: Path, local: str | None) -> dict:
+    """Drive one of each peer class; their traces by class name."""
+    common = {
+        "server": (kamailio.host, kamailio.port),
+        "block": block,
+        "workdir": workdir,
+        "domain": kamailio.domain,
+        "local": local,
+    }
+    user = f"d-{uuid.uuid4().hex[:8]}"
+    seen: dict[str, list[Traced]] = {}
+    with Watcher(user=user, **common) as watcher:  # type: ignore[arg-type,misc]
+        publisher = Publisher(**common)  # type: ignore[arg-type]
+        publisher.publish(user, BODY)
+        publisher.options(user)  # raw.xml
+        watcher.wait_notifies(2)
+        _, notifies = fetch(user=user, **common)  # type: ignore[arg-type]
+        assert notifies
+        seen["Watcher"] = watcher.messages
+    seen["Publisher"] = _traces(workdir, "publish") + _traces(workdir, "raw")
+    seen["fetch"] = _traces(workdir, "fetch")
+    caller = Caller(user=f"c-{user}", **common)  # type: ignore[arg-type]
+    callee = Callee(user=f"e-{user}", **common)  # type: ignore[arg-type]
+    with callee, caller:
+        call_id = new_call_id()
+        callee.expect(call_id)
+        caller.invite(callee, call_id=call_id)
+        callee.wait_invite(call_id)
+        callee.answer(call_id)
+        caller.bye(call_id)
+        seen["Caller"] = caller.messages(call_id)
+        seen["Callee"] = callee.messages(call_id)
+    return seen
+
+
+def _traces(workdir: Path, kind: str) -> list[Traced]:
+    from conformance.sip.trace import TraceParser
+
+    out: list[Traced] = []
+    for path in sorted(workdir.glob(f"{kind}-*messages.log")):
+        out += TraceParser().feed(path.read_bytes())
+    return out
+
+
+PEER_CLASSES = ("Publisher", "Watcher", "fetch", "Caller", "Callee")
+"""Every class or function of the harness that opens a SIP socket."""
+
+
+@pytest.mark.parametrize("local", [LOCAL, None], ids=["named", "kernel"])
+def test_every_peer_binds_and_advertises_the_local_address(
+    kamailio: Any, block: PortBlock, tmp_path: Path, local: str | None
+) -> None:
+    seen = _every_peer(kamailio, block, tmp_path, local)
+    assert sorted(seen) == sorted(PEER_CLASSES)
+    expected = local or "127.0.0.1"  # the kernel's source towards 127.0.0.2
+    for name, messages in seen.items():
+        assert any(m.direction == "out" for m in messages), name
+        assert _sent_from(messages, expected) == [], name
+    invite = next(m.message for m in seen["Caller"] if m.direction == "out")
+    assert f"c=IN IP4 {expected}" in invite.body.decode(), "SDP names the bound address"
+
+
+def test_the_received_check_can_fail(kamailio: Any, block: PortBlock, tmp_path: Path) -> None:
+    """A request advertising 127.0.0.4 but sent from 127.0.0.3 gets received=127.0.0.3."""
+    publisher = Publisher(
+        server=(kamailio.host, kamailio.port),
+        block=block,
+        workdir=tmp_path,
+        domain=kamailio.domain,
+        local=LOCAL,
+    )
+    response = publisher.request(
+        "OPTIONS sip:x@[domain] SIP/2.0\n"
+        "Via: SIP/2.0/UDP 127.0.0.4:[local_port];rport;branch=[branch]\n"
+        "Max-Forwards: 70\nFrom: <sip:x@[domain]>;tag=t1\nTo: <sip:x@[domain]>\n"
+        "Call-ID: [call_id]\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n"
+    )
+    assert param_of(response.header("Via") or "", "received") == LOCAL
+
+
+@pytest.fixture(scope="module")
+def presence_kamailio(
+    block: PortBlock, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KamailioTarget]:
+    """The suite's Kamailio (presence only, the shipped profile's config) on 127.0.0.2."""
+    target = KamailioTarget(
+        "aggregate", host=SERVER, block=block, workdir=tmp_path_factory.mktemp("kamp")
+    )
+    with target:
+        yield target
+
+
+@pytest.mark.parametrize("local", [LOCAL, None], ids=["named", "kernel"])
+def test_suite_passes_against_a_server_on_another_address(
+    presence_kamailio: KamailioTarget, tmp_path: Path, local: str | None
+) -> None:
+    """The whole suite against Kamailio on 127.0.0.2 as an external target, the kit's peers
+    on 127.0.0.3 or on the kernel's choice (127.0.0.1)."""
+    spec = f"sip:{SERVER}:{presence_kamailio.port}"
+    extra = ["--dialoginfo-local-address", local] if local else []
+    cmd = suite_argv(
+        "--target", spec, "--profile", "kamailio", *extra, "-q", "-n", "2",
+        "--conformance-report", str(tmp_path / "reports"),
+    )  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("local", "why"),
+    [
+        ("192.0.2.250", "is not an address of this host"),
+        ("::1", "is IPv6 but the target"),
+        ("not-an-ip", "is not an IP address"),
+    ],
+)
+def test_a_bad_local_address_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str], local: str, why: str
+) -> None:
+    from conformance.cli import main
+
+    code = main(["run", "--target", f"sip:{SERVER}:5060", "--local-address", local])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert why in err and "\n" not in err
+
+
+def test_a_local_address_off_the_route_is_refused(presence_kamailio: KamailioTarget) -> None:
+    """A non-loopback address of this host towards a loopback server: the plugin stops the run
+    before any case, in one line (the kernel would send from loopback)."""
+    other = next((a for a in _host_addresses() if not a.startswith("127.") and ":" not in a), None)
+    if other is None:
+        pytest.skip("this host has no non-loopback IPv4 address")
+    spec = f"sip:{SERVER}:{presence_kamailio.port}"
+    cmd = suite_argv("--target", spec, "--dialoginfo-local-address", other, "-q", "-n", "0")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 4, proc.stdout[-2000:]
+    assert "is not on the route to the target" in proc.stdout + proc.stderr
+    assert " passed" not in proc.stdout
+
+
+def _host_addresses() -> list[str]:
+    """This host's addresses, from the kernel's choice towards a documentation address."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.250", 9))
+        except OSError:
+            return []
+        return [s.getsockname()[0]]
+
+
+def test_ipv6_target(block: PortBlock, tmp_path: Path) -> None:
+    """``sip:[::1]:PORT``: the reference server on ::1, peers on ::1 by the kernel's choice,
+    brackets in Via and Contact, and the PUBLISH cases of the suite pass."""
+    from conformance.targets.reference import ReferenceTarget
+
+    with ReferenceTarget(host="::1", block=block, workdir=tmp_path / "ref") as ref:
+        common = {"server": (ref.host, ref.port), "block": block, "domain": ref.domain}
+        user = f"v6-{uuid.uuid4().hex[:8]}"
+        with Watcher(user=user, workdir=tmp_path / "w", **common) as watcher:  # type: ignore[arg-type,misc]
+            publisher = Publisher(workdir=tmp_path / "p", **common)  # type: ignore[arg-type]
+            assert publisher.publish(user, BODY).response.status == 200
+            watcher.wait_notifies(2)
+            assert watcher.local == "::1"
+            assert _sent_from(watcher.messages, "::1") == []
+        spec = f"sip:[::1]:{ref.port}"
+        cmd = suite_argv(
+            "--target", spec, "--profile", "reference", "-q", "-n", "0", "-k", "publish",
+            "--conformance-report", str(tmp_path / "reports"),
+        )  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        assert " passed" in proc.stdout
