@@ -99,6 +99,7 @@ FETCH = (
   Keys (-key NAME VALUE):
     user, domain     the presentity (Request-URI and To: sip:user@domain)
     watcher          the user part of From and Contact
+    contact_params   URI parameters after the Contact's port (";transport=tcp"), "" for none
     headers          the optional header lines, each ending in CRLF (Event, Accept, Expires: 0,
                      anything extra)
   The NOTIFY wait is bounded by the timeout attribute below and by -timeout on the command line.
@@ -113,7 +114,7 @@ FETCH = (
       To: <sip:[user]@[domain]>
       Call-ID: [call_id]
       CSeq: 1 SUBSCRIBE
-      Contact: <sip:[watcher]@[local_ip]:[local_port]>
+      Contact: <sip:[watcher]@[local_ip]:[local_port][contact_params]>
       [headers]Content-Length: 0
 
     ]]>
@@ -131,7 +132,7 @@ FETCH = (
       [last_To:]
       [last_Call-ID:]
       [last_CSeq:]
-      Contact: <sip:[watcher]@[local_ip]:[local_port]>
+      Contact: <sip:[watcher]@[local_ip]:[local_port][contact_params]>
       Content-Length: 0
 
     ]]>
@@ -216,7 +217,7 @@ SUBSCRIBE = """  <send>
       To: <sip:[user]@[domain]>[$totag]
       Call-ID: [call_id]
       CSeq: [$cseq] SUBSCRIBE
-      Contact: <sip:[watcher]@[local_ip]:[local_port]>
+      Contact: <sip:[watcher]@[local_ip]:[local_port][contact_params]>
       [file name="[$headers]"]Content-Length: 0
 
     ]]>
@@ -235,7 +236,7 @@ def answer(code, nxt, label=None):
       [last_To:]
       [last_Call-ID:]
       [last_CSeq:]
-      Contact: <sip:[watcher]@[local_ip]:[local_port]>
+      Contact: <sip:[watcher]@[local_ip]:[local_port][contact_params]>
       Content-Length: 0
 
     ]]>
@@ -277,6 +278,12 @@ def acks(code):
     )
 
 
+def _idle(code):
+    """The idle loop of one answer mode: a NOTIFY (modes other than 200) or a command."""
+    notify = f'  <recv request="NOTIFY" optional="true" next="reply{code}"/>\n'
+    return f'  <label id="idle{code}"/>\n' + ("" if code == 200 else notify) + recv_cmd(code)
+
+
 WATCH = (
     HEAD
     + """<!--
@@ -285,6 +292,7 @@ WATCH = (
 
   Run: sipp SERVER -sf watch.xml -3pcc 127.0.0.1:CTRL -aa -nostdin -default_behaviors none
        -key user U -key domain D -key watcher W ...   (no -m: the scenario stops SIPp itself)
+       -key contact_params P   URI parameters after the Contact's port (";transport=tcp" or "")
   SIPp listens on CTRL (TCP). The controller connects and sends one command at a time: header
   lines ending in CRLF, a blank line, then the byte ESC (0x1b). It must wait for the ack
   ("X-Ack: ...") before the next command. The first command creates the call; its Call-ID is
@@ -308,18 +316,14 @@ WATCH = (
 -->
 <scenario name="dialoginfo watch">
 """
-    + "\n".join(
-        f'  <label id="idle{code}"/>\n'
-        + (
-            ""
-            if code == 200
-            else f'  <recv request="NOTIFY" optional="true" next="reply{code}"/>\n'
-        )
-        + recv_cmd(code)
-        for code in MODES
-    )
+    + _idle(200)
     + "\n"
+    # The answers come before the first <recv>: SIPp takes the first SIP element of the file
+    # as the kind of tool it is, and a "server" over TCP (-t t1) opens no connection of its
+    # own and crashes on the first SUBSCRIBE (SIGSEGV, seen with SIPp 3.6.1).
     + "\n".join(answer(code, f"idle{code}", f"reply{code}") for code in REJECT)
+    + "\n"
+    + "\n".join(_idle(code) for code in MODES if code != 200)
     + """
   <label id="dispatch"/>
   <nop test="is_stop" next="stop"/>
@@ -520,6 +524,7 @@ CALLER = (
 
   Run: sipp PROXY -sf caller.xml -3pcc 127.0.0.1:CTRL -nostdin -default_behaviors none
        -key user U -key from_hdr '"Alice" <sip:alice@example.com>'   (no -m)
+       -key contact_params P   URI parameters after the Contact's port (";transport=tcp" or "")
   The controller picks each call's Call-ID: the first command naming a Call-ID creates that call.
   One command at a time, each acked ("X-Ack: ...") before the SIP it asks for is sent.
     X-Op: invite   with X-Target: REQUEST-URI and X-Headers: FILE (the To line and any extra
@@ -553,7 +558,7 @@ CALLER = (
       {CALLER_FROM}
       [file name="[$headers]"]Call-ID: [call_id]
       CSeq: 1 INVITE
-      Contact: <sip:[user]@[local_ip]:[local_port]>
+      Contact: <sip:[user]@[local_ip]:[local_port][contact_params]>
       Content-Type: application/sdp
       Content-Length: [len]
 
@@ -655,7 +660,10 @@ CAPTURE = "\n".join(
     for h, v in (("Via", "via"), ("From", "from"), ("To", "to"), ("CSeq", "cseq"))
 )
 CALLEE_TAG = ";tag=[pid]-[call_number]-callee"
-DIALOG_HEADERS = "      [last_Record-Route:]\n      Contact: <sip:[user]@[local_ip]:[local_port]>\n"
+DIALOG_HEADERS = (
+    "      [last_Record-Route:]\n"
+    "      Contact: <sip:[user]@[local_ip]:[local_port][contact_params]>\n"
+)
 """What a dialog-creating response carries: the proxy's Record-Route (the INVITE is the last
 message received when a command makes the callee ring or answer) and the callee's Contact."""
 
@@ -685,6 +693,7 @@ CALLEE = (
 
   Run: sipp PROXY -sf callee.xml -3pcc 127.0.0.1:CTRL -nostdin -default_behaviors none
        -key user U   (no -m)
+       -key contact_params P   URI parameters after the Contact's port (";transport=tcp" or "")
   The controller announces each call by its Call-ID (the caller's, which the controller chose)
   before the INVITE can arrive. One command at a time, each acked ("X-Ack: ...") before the SIP
   it asks for is sent.

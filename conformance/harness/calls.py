@@ -70,6 +70,7 @@ class _Party:
         timeout: float = 5.0,
         lifetime: float = 900.0,
         local: str | None = None,
+        transport: str = "udp",
     ) -> None:
         if display is not None and ('"' in display or "\\" in display or "\n" in display):
             raise UsageError(f"a display name without quotes or line breaks, not {display!r}")
@@ -82,6 +83,7 @@ class _Party:
         self.timeout = timeout
         self.lifetime = lifetime
         self.local = local_for(local, server)
+        self.transport = transport
         """The address SIPp binds and advertises in Via, Contact and SDP (``--local-address``)."""
         self.name = f"{self.kind} {user}"
         self.ports: Ports | None = None
@@ -108,7 +110,8 @@ class _Party:
         """The party's own URI (Contact; a proxy routes a call here)."""
         if self.ports is None:
             raise UsageError(f"{self.name} is not started")
-        return f"sip:{self.user}@{sip_host(self.local)}:{self.ports.sip}"
+        params = "" if self.transport == "udp" else f";transport={self.transport}"
+        return f"sip:{self.user}@{sip_host(self.local)}:{self.ports.sip}{params}"
 
     # -- life cycle ---------------------------------------------------------------------------
     def _keys(self) -> dict[str, str]:
@@ -128,6 +131,7 @@ class _Party:
             lifetime=self.lifetime,
             deadline=time.monotonic() + self.timeout,
             local=self.local,
+            transport=self.transport,
         )
         return self
 

@@ -225,12 +225,15 @@ class Publisher:
         domain: str,
         timeout: float = 5.0,
         local: str | None = None,
+        transport: str = "udp",
     ) -> None:
         self.server = server
         self.block = block
         self.workdir = Path(workdir)
         self.domain = domain
         self.timeout = timeout
+        self.transport = transport
+        """udp or tcp: what SIPp speaks to ``server`` (TLS is tcp to the harness's relay)."""
         self.local = local_for(local, server)
         """The address every PUBLISH is sent from and advertised in Via (``--local-address``)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -312,9 +315,9 @@ class Publisher:
         """Send ``raw`` (a whole request) as written, return its final response.
 
         Fields in brackets are filled in first: [local_ip] [local_port] [remote_ip]
-        [remote_port] [domain] [call_id] [branch] [len] (the body's byte count). A ``str`` may
-        use bare LF line ends (they become CRLF); ``bytes`` are sent exactly. The method must be
-        one of RAW_METHODS.
+        [remote_port] [transport] [domain] [call_id] [branch] [len] (the body's byte count). A
+        ``str`` may use bare LF line ends (they become CRLF); ``bytes`` are sent exactly. The
+        method must be one of RAW_METHODS.
         """
         data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
         if isinstance(raw, str):
@@ -334,6 +337,7 @@ class Publisher:
             b"[local_port]": str(ports.sip).encode(),
             b"[remote_ip]": self.server[0].encode(),
             b"[remote_port]": str(self.server[1]).encode(),
+            b"[transport]": self.transport.upper().encode(),
             b"[domain]": self.domain.encode(),
             b"[call_id]": call_id.encode(),
             b"[branch]": f"z9hG4bK-{uuid.uuid4().hex[:16]}".encode(),
@@ -383,7 +387,7 @@ class Publisher:
         """An OPTIONS to ``user@domain``: a probe that goes through SIPp like everything else."""
         return self.request(
             f"OPTIONS sip:{user}@[domain] SIP/2.0\n"
-            "Via: SIP/2.0/UDP [local_ip]:[local_port];branch=[branch]\n"
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
             "Max-Forwards: 70\n"
             f"From: <sip:{user}@[domain]>;tag=opt-{uuid.uuid4().hex[:12]}\n"
             f"To: <sip:{user}@[domain]>\n"
@@ -402,6 +406,7 @@ class Publisher:
             block=self.block,
             timeout=self.timeout,
             local=self.local,
+            transport=self.transport,
             **kwargs,
         )
 
@@ -419,6 +424,7 @@ def _oneshot(
     extra: Sequence[str] = (),
     ports: Ports | None = None,
     local: str,
+    transport: str = "udp",
 ) -> SippResult:
     """Run a one-shot scenario; retry on a lost port race; HarnessError when SIPp itself broke."""
     for _attempt in range(BIND_RETRIES):
@@ -434,6 +440,7 @@ def _oneshot(
             ports=ports,
             prefix=prefix,
             local=local,
+            transport=transport,
         )
         if result.exit is not SippExit.BIND_FAILED:
             break
@@ -517,6 +524,7 @@ def start_controlled(
     lifetime: float,
     deadline: float,
     local: str,
+    transport: str = "udp",
     extra: Sequence[str] = (),
 ) -> tuple[SippProcess, _Twin, Ports]:
     """Start a long-lived SIPp driven over its 3PCC twin socket (watch.xml, caller.xml,
@@ -539,6 +547,7 @@ def start_controlled(
             timeout=lifetime,
             extra=("-3pcc", f"127.0.0.1:{ports.twin}", *extra),
             local=local,
+            transport=transport,
         )
         proc = SippProcess(argv, logs, cwd=workdir).start()
         try:
@@ -577,6 +586,7 @@ class Watcher:
         timeout: float = 5.0,
         lifetime: float = 900.0,
         local: str | None = None,
+        transport: str = "udp",
     ) -> None:
         if answer not in ANSWER_CODES:
             raise UsageError(f"a watcher answers NOTIFYs with one of {ANSWER_CODES}, not {answer}")
@@ -593,6 +603,9 @@ class Watcher:
         self.lifetime = lifetime
         self.local = local_for(local, server)
         """The address SIPp binds and puts in Via and Contact: the server's NOTIFYs come here."""
+        self.transport = transport
+        """udp or tcp; on tcp the server may reuse the SUBSCRIBE's connection or open one to
+        the Contact (SIPp listens on its port)."""
         self.name = f"watcher of {user}"
         self.call_id = f"watch-{uuid.uuid4().hex}@127.0.0.1"
         self.responses: list[Response] = []
@@ -619,6 +632,7 @@ class Watcher:
             lifetime=self.lifetime,
             deadline=time.monotonic() + self.timeout,
             local=self.local,
+            transport=self.transport,
             extra=("-aa",),
         )
         try:
@@ -837,6 +851,7 @@ def fetch(
     event: str | None = "dialog",
     timeout: float = 5.0,
     local: str | None = None,
+    transport: str = "udp",
 ) -> tuple[Response, list[Notify]]:
     """A one-time fetch (SUBSCRIBE, Expires: 0): its final response and the NOTIFY it yields.
 
@@ -867,6 +882,7 @@ def fetch(
         timeout=timeout,
         keys=keys,
         local=local_for(local, server),
+        transport=transport,
     )
     what = f"fetch of {user}@{domain}"
     response = _final_response(result.messages, (1, "SUBSCRIBE"))

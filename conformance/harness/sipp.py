@@ -50,6 +50,10 @@ PORTS_PER_PROCESS = 4
 """SIP (-p), control (-cp), media (-mp) and 3PCC twin ports, consecutive in a PortBlock."""
 LOOPBACK = "127.0.0.1"
 """Where SIPp binds when a caller names no address (tests of the harness itself)."""
+SIPP_TRANSPORTS = {"udp": "u1", "tcp": "t1"}
+"""SIPp's ``-t`` mode per transport: one socket for everything. With ``t1`` SIPp also listens
+on its ``-p`` port, where a server's own connections (NOTIFYs to a watcher's Contact) land.
+TLS is TCP behind the harness's relay (conformance/harness/relay.py)."""
 
 
 class SippExit(enum.IntEnum):
@@ -137,19 +141,23 @@ def command(
     extra: Sequence[str] = (),
     prefix: str = "",
     local: str = LOOPBACK,
+    transport: str = "udp",
 ) -> tuple[list[str], dict[str, Path]]:
     """The argv for one SIPp process and the log files it will write under ``workdir``.
 
     ``prefix`` names the files (``<prefix>messages.log``...) so that many one-shot processes
     can share one directory: creating a directory per process costs as much as the process's
     whole SIP exchange on this kind of disk. ``local`` is the address SIPp binds (``-i``) and
-    writes as ``[local_ip]`` into Via and Contact.
+    writes as ``[local_ip]`` into Via and Contact; ``transport`` (udp or tcp) picks SIPp's
+    ``-t`` mode and the Contact's ``;transport=`` parameter (``[contact_params]``).
     """
     logs = {
         "messages": workdir / f"{prefix}messages.log",
         "errors": workdir / f"{prefix}errors.log",
     }
     host, port = server
+    if transport not in SIPP_TRANSPORTS:
+        raise HarnessError(f"SIPp speaks {', '.join(SIPP_TRANSPORTS)}, not {transport!r}")
     argv = [
         sipp_binary(),
         f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
@@ -157,6 +165,12 @@ def command(
         str(scenario),
         "-i",
         local,
+        "-t",
+        SIPP_TRANSPORTS[transport],
+        *(() if transport == "udp" else ("-max_socket", "64")),
+        "-key",
+        "contact_params",
+        "" if transport == "udp" else f";transport={transport}",
         "-p",
         str(ports.sip),
         "-cp",
@@ -459,6 +473,7 @@ def run(
     ports: Ports | None = None,
     prefix: str = "",
     local: str = LOOPBACK,
+    transport: str = "udp",
 ) -> SippResult:
     """Run a one-shot scenario (``-m 1``) to its end or ``timeout`` s, whichever comes first.
 
@@ -478,6 +493,7 @@ def run(
         extra=extra,
         prefix=prefix,
         local=local,
+        transport=transport,
     )
     # No parent-death signal (see SippProcess): SIPp's own -timeout bounds an orphan.
     proc = SippProcess(argv, logs, cwd=workdir, die_with_parent=False, capture_stderr=True)

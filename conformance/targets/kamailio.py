@@ -57,6 +57,22 @@ _MODULE_DIRS = (
 _NEEDED_MODULES = ("tm", "sl", "db_sqlite", "presence", "presence_dialoginfo")
 
 
+TRANSPORTS = ("udp", "tcp")
+"""What one launched Kamailio serves: one transport per instance, as a deployment would."""
+
+
+def transport_settings(transport: str, host: str, port: int) -> str:
+    """The core settings that make an instance listen on ``transport`` only.
+
+    TCP keeps one TCP worker (``tcp_children=1``): the SQLite driver has no busy timeout, so
+    a second worker would give "database is locked" 500s, as with UDP ``children``.
+    """
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if transport == "udp":
+        return f"disable_tcp=yes\nlisten=udp:{where}"
+    return f"tcp_children=1\ntcp_accept_no_cl=yes\nlisten={transport}:{where}"
+
+
 def render_config(template: str, values: dict[str, object]) -> str:
     """Fill ``{{name}}`` placeholders; a placeholder without a value is a kit bug, said plainly.
 
@@ -124,9 +140,14 @@ class KamailioTarget(Target):
         debug: int = 2,
         ready_timeout: float = 10.0,
         keep_files: bool = False,
+        transport: str = "udp",
     ) -> None:
         if mode not in MODES:
             raise UsageError(f"Kamailio mode {mode!r} is not one of {', '.join(MODES)}")
+        if transport not in TRANSPORTS:
+            raise UsageError(
+                f"Kamailio transport {transport!r} is not one of {', '.join(TRANSPORTS)}"
+            )
         if port is None:
             if block is None:
                 raise UsageError("KamailioTarget needs a PortBlock (block=) or a port (port=)")
@@ -140,7 +161,13 @@ class KamailioTarget(Target):
             "subscribe_expires_cap": max_expires,
             "sub_min_expires": min_expires,
         }
-        super().__init__(host=host, port=port, domain=domain, profile=base.with_overrides(**facts))
+        super().__init__(
+            host=host,
+            port=port,
+            domain=domain,
+            profile=base.with_overrides(**facts),
+            transport=transport,
+        )
         self.mode: Mode = mode
         self.binary = str(binary)
         self.template = Path(template) if template is not None else TEMPLATE
@@ -158,6 +185,12 @@ class KamailioTarget(Target):
         self.workdir: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.command: list[str] = []
+
+    @property
+    def server_address(self) -> str:
+        """The URI presence puts in its NOTIFYs' Contact: where in-dialog SUBSCRIBEs come."""
+        params = "" if self.transport == "udp" else f";transport={self.transport}"
+        return f"sip:{self.address}{params}"
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -191,6 +224,8 @@ class KamailioTarget(Target):
             "port": self.port,
             "domain": self.domain,
             "db_path": db,
+            "transport_settings": transport_settings(self.transport, self.host, self.port),
+            "server_address": self.server_address,
             **self.settings,
         }
         try:
@@ -245,7 +280,9 @@ class KamailioTarget(Target):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise self._failure(f"did not answer OPTIONS within {self.ready_timeout:g} s")
-            result = _probe.probe(self.host, self.port, timeout=min(0.5, left))
+            result = _probe.probe(
+                self.host, self.port, timeout=min(0.5, left), transport=self.transport
+            )
             if result.response is not None:
                 if result.ok:
                     return

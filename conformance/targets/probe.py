@@ -32,15 +32,17 @@ def options_request(
     call_id: str,
     branch: str,
     tag: str,
+    transport: str = "udp",
 ) -> Request:
     """An out-of-dialog OPTIONS to ``sip:host:port`` from ``local_host:local_port``."""
-    target = f"sip:{_hostport(host, port)}"
+    params = "" if transport == "udp" else f";transport={transport}"
+    target = f"sip:{_hostport(host, port)}{params}"
     local = _hostport(local_host, local_port)
     return Request(
         method="OPTIONS",
         uri=target,
         headers=(
-            ("Via", f"SIP/2.0/UDP {local};branch={branch};rport"),
+            ("Via", f"SIP/2.0/{transport.upper()} {local};branch={branch};rport"),
             ("Max-Forwards", "70"),
             ("From", f"<sip:probe@{local}>;tag={tag}"),
             ("To", f"<{target}>"),
@@ -82,12 +84,16 @@ def probe(
     *,
     timeout: float = 2.0,
     local_host: str | None = None,
+    transport: str = "udp",
 ) -> ProbeResult:
     """Send OPTIONS until a final response arrives or ``timeout`` seconds have passed.
 
     Any final response counts as an answer (a server may refuse OPTIONS yet be alive); callers
-    that need a 200 check ``ok``. Garbage and responses to other requests are ignored.
+    that need a 200 check ``ok``. Garbage and responses to other requests are ignored. Over
+    ``tcp`` one connection carries one OPTIONS (no retransmission: TCP is reliable).
     """
+    if transport == "tcp":
+        return _probe_tcp(host, port, timeout=timeout)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if local_host is None:
         local_host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
@@ -128,6 +134,74 @@ def probe(
             response = _receive_until(sock, request, resend_at)
             if response is not None:
                 return ProbeResult(response, time.monotonic() - start, attempts)
+
+
+def _probe_tcp(host: str, port: int, *, timeout: float) -> ProbeResult:
+    start = time.monotonic()
+    deadline = start + timeout
+    attempts = 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return ProbeResult(None, time.monotonic() - start, attempts)
+        try:
+            sock = socket.create_connection((host, port), timeout=left)
+        except OSError:  # nothing listens yet
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            continue
+        with sock:
+            bound_host, bound_port = sock.getsockname()[:2]
+            request = options_request(
+                host,
+                port,
+                local_host=bound_host,
+                local_port=bound_port,
+                call_id=f"probe-{secrets.token_hex(8)}",
+                branch=f"z9hG4bK-{secrets.token_hex(8)}",
+                tag=secrets.token_hex(4),
+                transport="tcp",
+            )
+            attempts += 1
+            response = _read_stream(sock, request, deadline)
+        if response is not None:
+            return ProbeResult(response, time.monotonic() - start, attempts)
+
+
+def _read_stream(sock: socket.socket, request: Request, until: float) -> Response | None:
+    """Send ``request`` on a stream and read messages until its final response or ``until``."""
+    try:
+        sock.sendall(bytes(request))
+    except OSError:
+        return None
+    buffer = b""
+    while True:
+        left = until - time.monotonic()
+        if left <= 0:
+            return None
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65535)
+        except (TimeoutError, OSError):
+            return None
+        if not chunk:
+            return None
+        buffer += chunk
+        while b"\r\n\r\n" in buffer:
+            head, _, rest = buffer.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() in (b"content-length", b"l") and value.strip().isdigit():
+                    length = int(value.strip())
+            if len(rest) < length:
+                break
+            raw, buffer = head + b"\r\n\r\n" + rest[:length], rest[length:]
+            try:
+                msg = message.parse(raw)
+            except SipParseError:
+                continue
+            if isinstance(msg, Response) and msg.status >= 200 and is_answer(request, msg):
+                return msg
 
 
 def _receive_until(sock: socket.socket, request: Request, until: float) -> Response | None:
