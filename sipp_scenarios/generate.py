@@ -685,6 +685,23 @@ def invite_response(status, to_tag=True, extra="", body="", attrs=""):
     )
 
 
+CLIENT_MODE = """
+  <!-- Never run (the ack above jumps over it): SIPp takes the first SIP element of the file as
+       the kind of tool it is, and a "server" over TCP (-t t1) opens no connection of its own
+       and crashes on its first send (SIGSEGV, SIPp 3.6.1). This <send> makes it a client. -->
+  <label id="client-mode"/>
+  <send next="over">
+    <![CDATA[
+      OPTIONS sip:[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      Call-ID: [call_id]
+      CSeq: 1 OPTIONS
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+
 CALLEE = (
     HEAD
     + """<!--
@@ -721,7 +738,7 @@ CALLEE = (
   <nop test="is_expect" next="expect"/>
 """
     + call_ack("no-call", "no-call", "over")
-    + "\n"
+    + CLIENT_MODE
     + call_ack("expect", "expect")
     + """
   <recv request="INVITE" rrs="true">

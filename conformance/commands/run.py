@@ -64,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "address towards the target)",
     )
     parser.add_argument(
+        "--label",
+        metavar="NAME",
+        help="name of the target in reports (default: its kind, e.g. external)",
+    )
+    parser.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest unchanged"
     )
 
@@ -73,8 +78,9 @@ def modes(args: argparse.Namespace) -> list[str]:
         if args.mode not in (None, "single"):
             raise UsageError(f"--single-dialog contradicts --mode {args.mode}")
         return ["single"]
-    if args.mode == "both" or (args.mode is None and args.target in LAUNCHED):
-        if args.target not in LAUNCHED:
+    launched = args.target.split(";")[0].split(":")[0] in LAUNCHED  # kamailio;transport=tcp
+    if args.mode == "both" or (args.mode is None and launched):
+        if not launched:
             raise UsageError(
                 "--mode both needs a target the kit launches; an external server "
                 "runs in one mode: say which with --mode"
@@ -114,6 +120,8 @@ def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
         cmd += ["--conformance-report", args.report_dir]
     if args.local_address:
         cmd += ["--dialoginfo-local-address", args.local_address]
+    if args.label:
+        cmd += ["--dialoginfo-label", args.label]
     if str(args.numprocesses) not in ("0", ""):
         cmd += ["-n", str(args.numprocesses)]
     extra = list(args.pytest_args)

@@ -42,6 +42,7 @@ TIMEOUT_OPTION = "--sip-timeout"
 REPORT_OPTION = "--conformance-report"
 SLOW_OPTION = "--slow"
 LOCAL_ADDRESS_OPTION = "--dialoginfo-local-address"
+LABEL_OPTION = "--dialoginfo-label"
 
 USER_PROPERTY = "dialoginfo-conformance"
 """Key of the JSON blob each case report carries to the controller."""
@@ -145,6 +146,13 @@ def _add_deployment_options(group: Any) -> None:
         help="address every SIP peer binds and advertises in Via/Contact (default: the "
         "source address the kernel picks towards the target)",
     )
+    group.addoption(
+        LABEL_OPTION,
+        default=None,
+        metavar="NAME",
+        help="name of the target in reports and matrix columns (default: its kind, e.g. "
+        "external, with the transport when not UDP)",
+    )
 
 
 # -- settings and the target ---------------------------------------------------------------------
@@ -164,7 +172,8 @@ def _settings(config: pytest.Config) -> Settings:
         from conformance.targets.profile import load_profile
 
         target = config.getoption(TARGET_OPTION)
-        default_profile = {"reference": "reference", "kamailio": "kamailio"}.get(target, "generic")
+        kind = target.split(";")[0].split(":")[0]  # kamailio:single;transport=tcp -> kamailio
+        default_profile = {"reference": "reference", "kamailio": "kamailio"}.get(kind, "generic")
         try:
             profile = load_profile(config.getoption(PROFILE_OPTION) or default_profile)
             profile = profile.with_overrides(
@@ -275,6 +284,7 @@ def publisher(
         domain=target.domain,
         timeout=conformance_settings.timeout,
         local=local_address,
+        transport=target.transport,
     )
 
 
@@ -301,6 +311,7 @@ def watcher(
             domain=target.domain,
             timeout=conformance_settings.timeout,
             local=local_address,
+            transport=target.transport,
             **kw,
         )
         made.append(w)
@@ -671,6 +682,8 @@ class Collector:
             "profile": profile.name,
             "single_dialog": profile.single_dialog,
         }
+        if self.config.getoption(LABEL_OPTION):
+            target["label"] = self.config.getoption(LABEL_OPTION)
         run_info = {
             "target": target,
             "kit_version": __version__,

@@ -9,6 +9,7 @@ advertised address; a raw request that advertises another address shows that che
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -65,9 +66,23 @@ def block() -> Iterator[PortBlock]:
 
 @pytest.fixture(scope="module")
 def kamailio(block: PortBlock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One Kamailio on 127.0.0.2 only: it serves presence and proxies calls."""
+    """One Kamailio on 127.0.0.2 only (UDP): it serves presence and proxies calls."""
     target = KamailioCallsTarget(
         "aggregate", host=SERVER, block=block, workdir=tmp_path_factory.mktemp("kam")
+    )
+    with target:
+        yield target
+
+
+@pytest.fixture(scope="module")
+def kamailio_tcp(block: PortBlock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The same on TCP only (one transport per instance, tcp_children=1)."""
+    target = KamailioCallsTarget(
+        "aggregate",
+        host=SERVER,
+        block=block,
+        workdir=tmp_path_factory.mktemp("kamt"),
+        transport="tcp",
     )
     with target:
         yield target
@@ -93,13 +108,14 @@ def _sent_from(messages: list[Traced], local: str) -> list[str]:
 
 
 def _every_peer(kamailio: Any, block: PortBlock, workdir: Path, local: str | None) -> dict:
-    """Drive one of each peer class; their traces by class name."""
+    """Drive one of each peer class over the server's transport; their traces by class name."""
     common = {
         "server": (kamailio.host, kamailio.port),
         "block": block,
         "workdir": workdir,
         "domain": kamailio.domain,
         "local": local,
+        "transport": kamailio.transport,
     }
     user = f"d-{uuid.uuid4().hex[:8]}"
     seen: dict[str, list[Traced]] = {}
@@ -140,16 +156,34 @@ PEER_CLASSES = ("Publisher", "Watcher", "fetch", "Caller", "Callee")
 """Every class or function of the harness that opens a SIP socket."""
 
 
-@pytest.mark.parametrize("local", [LOCAL, None], ids=["named", "kernel"])
+@pytest.mark.parametrize(
+    ("server", "local"),
+    [("kamailio", LOCAL), ("kamailio", None), ("kamailio_tcp", LOCAL)],
+    ids=["udp-named", "udp-kernel", "tcp-named"],
+)
 def test_every_peer_binds_and_advertises_the_local_address(
-    kamailio: Any, block: PortBlock, tmp_path: Path, local: str | None
+    request: pytest.FixtureRequest, server: str, block: PortBlock, tmp_path: Path, local: str | None
 ) -> None:
+    kamailio = request.getfixturevalue(server)
     seen = _every_peer(kamailio, block, tmp_path, local)
     assert sorted(seen) == sorted(PEER_CLASSES)
     expected = local or "127.0.0.1"  # the kernel's source towards 127.0.0.2
+    transport = kamailio.transport.upper()
     for name, messages in seen.items():
         assert any(m.direction == "out" for m in messages), name
         assert _sent_from(messages, expected) == [], name
+        for m in messages:
+            via = m.message.header("Via") or ""
+            if m.direction == "out" and isinstance(m.message, Request):
+                assert via.startswith(f"SIP/2.0/{transport} "), (name, via)
+            contact = m.message.header("Contact") if m.direction == "out" else None
+            if contact and transport != "UDP":
+                assert ";transport=tcp" in contact.lower(), (name, contact)
+    logs = [p.read_text(errors="replace") for p in tmp_path.rglob("*messages.log")]
+    assert len(logs) >= len(PEER_CLASSES)
+    other = "TCP" if transport == "UDP" else "UDP"
+    assert all(f"{other} message" not in text for text in logs)  # SIPp names each entry's
+    assert all(f"{transport} message" in text for text in logs)  # transport
     invite = next(m.message for m in seen["Caller"] if m.direction == "out")
     assert f"c=IN IP4 {expected}" in invite.body.decode(), "SDP names the bound address"
 
@@ -199,6 +233,43 @@ def test_suite_passes_against_a_server_on_another_address(
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def presence_kamailio_tcp(
+    block: PortBlock, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KamailioTarget]:
+    """The suite's Kamailio on 127.0.0.2, TCP only."""
+    target = KamailioTarget(
+        "aggregate",
+        host=SERVER,
+        block=block,
+        workdir=tmp_path_factory.mktemp("kampt"),
+        transport="tcp",
+    )
+    with target:
+        yield target
+
+
+def test_suite_passes_over_tcp_with_a_label(
+    presence_kamailio_tcp: KamailioTarget, tmp_path: Path
+) -> None:
+    """``sip:HOST:PORT;transport=tcp``: the suite passes against a TCP-only Kamailio on another
+    address; the results name the transport and carry the label the user gave."""
+    spec = f"sip:{SERVER}:{presence_kamailio_tcp.port};transport=tcp"
+    reports = tmp_path / "reports"
+    cmd = suite_argv(
+        "--target", spec, "--profile", "kamailio", "--dialoginfo-local-address", LOCAL,
+        "--dialoginfo-label", "staging", "-q", "-n", "2", "--conformance-report", str(reports),
+    )  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    (results,) = reports.glob("*/results.json")
+    doc = json.loads(results.read_text())
+    assert doc["label"] == "staging"
+    assert doc["target"]["transport"] == "tcp"
+    assert results.parent.name.endswith("-staging")
+    assert "TCP" in (results.parent / "report.html").read_text()
 
 
 @pytest.mark.parametrize(
