@@ -89,9 +89,17 @@ def modes(args: argparse.Namespace) -> list[str]:
     return [args.mode or "aggregate"]
 
 
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+"""The directory holding the ``conformance`` package (site-packages, or the checkout)."""
+
+
 def suite_argv(*args: str) -> list[str]:
     """The command line that runs the conformance suite in a child pytest; the ``run`` command,
-    the mutation runner, the benchmarks and the end-to-end tests all start from it."""
+    the mutation runner, the benchmarks and the end-to-end tests all start from it.
+
+    ``--rootdir`` is the directory holding the package, so node ids (JUnit, results.json) read
+    ``conformance/suite/test_x.py::test_y`` wherever the kit is installed and whatever the
+    working directory, never a virtualenv path."""
     return [
         sys.executable,
         "-m",
@@ -100,6 +108,7 @@ def suite_argv(*args: str) -> list[str]:
         "conformance.suite",
         "-p",
         "no:cacheprovider",
+        f"--rootdir={PACKAGE_ROOT}",
         *args,
     ]
 
@@ -147,11 +156,15 @@ def run(args: argparse.Namespace) -> int:
     worst = 0
     for mode in modes(args):
         cmd = pytest_command(args, mode)
-        if not any(a.startswith("--junitxml") for a in cmd):
-            # The plugin copies it into the run's report folder as junit.xml.
-            junit = Path(tempfile.gettempdir()) / f"dialoginfo-junit-{os.getpid()}-{mode}.xml"
-            cmd.append(f"--junitxml={junit}")
-        print(f"== dialog-info conformance: target {args.target}, {mode} mode ==", flush=True)
-        proc = subprocess.run(cmd, check=False, env=os.environ.copy())
+        # The plugin copies the JUnit file into the run's report folder as junit.xml; the
+        # temporary one goes with its directory, so a run leaves nothing in the temp dir.
+        with tempfile.TemporaryDirectory(prefix="dialoginfo-run-") as scratch:
+            if not any(a.startswith("--junitxml") for a in cmd):
+                cmd.append(f"--junitxml={Path(scratch) / 'junit.xml'}")
+            if not any(a.startswith("--basetemp") for a in cmd):
+                # SIPp traces and server logs: their evidence is in results.json already.
+                cmd.append(f"--basetemp={Path(scratch) / 'pytest'}")
+            print(f"== dialog-info conformance: target {args.target}, {mode} mode ==", flush=True)
+            proc = subprocess.run(cmd, check=False, env=os.environ.copy())
         worst = max(worst, proc.returncode)
     return worst

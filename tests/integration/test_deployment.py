@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -339,3 +340,29 @@ def test_ipv6_target(block: PortBlock, tmp_path: Path) -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
         assert " passed" in proc.stdout
+
+
+def test_run_leaves_no_temp_files_and_ids_are_package_relative(tmp_path: Path) -> None:
+    """``run`` from an unrelated directory: node ids start at the suite package (not at a
+    virtualenv or checkout path), and nothing is left in the temp directory."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    reports = tmp_path / "reports"
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    cmd = [
+        sys.executable, "-m", "conformance.cli", "run", "--mode", "aggregate", "-n", "0",
+        "--report-dir", str(reports), "--", "-q", "-k", "test_publish_malformed",
+    ]  # fmt: skip
+    proc = subprocess.run(
+        cmd, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (results,) = reports.glob("*/results.json")
+    nodeids = [c["nodeid"] for c in json.loads(results.read_text())["cases"]]
+    assert nodeids and all(n.startswith("conformance/suite/test_") for n in nodeids), nodeids
+    junit = (results.parent / "junit.xml").read_text()
+    assert 'classname="conformance.suite.test_publish"' in junit
+    left = [p.name for p in scratch.iterdir() if p.name != "dialoginfo-conformance-ports"]
+    assert left == []
