@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from conformance.errors import SipParseError
+from conformance.phone.stream import StreamFramer
 from conformance.sip import message
 from conformance.sip.message import Request, Response
 
@@ -108,16 +109,7 @@ def probe(
             sock.connect((host, port))  # also picks the source address for a wildcard bind
         except OSError:
             return ProbeResult(None, time.monotonic() - start, 0)
-        bound_host, bound_port = sock.getsockname()[:2]
-        request = options_request(
-            host,
-            port,
-            local_host=bound_host,
-            local_port=bound_port,
-            call_id=f"probe-{secrets.token_hex(8)}",
-            branch=f"z9hG4bK-{secrets.token_hex(8)}",
-            tag=secrets.token_hex(4),
-        )
+        request = _fresh_request(sock, host, port, "udp")
         data = bytes(request)
         interval = 0.05
         while True:
@@ -136,6 +128,21 @@ def probe(
                 return ProbeResult(response, time.monotonic() - start, attempts)
 
 
+def _fresh_request(sock: socket.socket, host: str, port: int, transport: str) -> Request:
+    """An OPTIONS with fresh identifiers, from the address ``sock`` is bound to."""
+    bound_host, bound_port = sock.getsockname()[:2]
+    return options_request(
+        host,
+        port,
+        local_host=bound_host,
+        local_port=bound_port,
+        call_id=f"probe-{secrets.token_hex(8)}",
+        branch=f"z9hG4bK-{secrets.token_hex(8)}",
+        tag=secrets.token_hex(4),
+        transport=transport,
+    )
+
+
 def _probe_tcp(host: str, port: int, *, timeout: float) -> ProbeResult:
     start = time.monotonic()
     deadline = start + timeout
@@ -150,17 +157,7 @@ def _probe_tcp(host: str, port: int, *, timeout: float) -> ProbeResult:
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
             continue
         with sock:
-            bound_host, bound_port = sock.getsockname()[:2]
-            request = options_request(
-                host,
-                port,
-                local_host=bound_host,
-                local_port=bound_port,
-                call_id=f"probe-{secrets.token_hex(8)}",
-                branch=f"z9hG4bK-{secrets.token_hex(8)}",
-                tag=secrets.token_hex(4),
-                transport="tcp",
-            )
+            request = _fresh_request(sock, host, port, "tcp")
             attempts += 1
             response = _read_stream(sock, request, deadline)
         if response is not None:
@@ -173,7 +170,7 @@ def _read_stream(sock: socket.socket, request: Request, until: float) -> Respons
         sock.sendall(bytes(request))
     except OSError:
         return None
-    buffer = b""
+    framer = StreamFramer()  # Content-Length delimits messages on a stream
     while True:
         left = until - time.monotonic()
         if left <= 0:
@@ -185,17 +182,11 @@ def _read_stream(sock: socket.socket, request: Request, until: float) -> Respons
             return None
         if not chunk:
             return None
-        buffer += chunk
-        while b"\r\n\r\n" in buffer:
-            head, _, rest = buffer.partition(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                name, _, value = line.partition(b":")
-                if name.strip().lower() in (b"content-length", b"l") and value.strip().isdigit():
-                    length = int(value.strip())
-            if len(rest) < length:
-                break
-            raw, buffer = head + b"\r\n\r\n" + rest[:length], rest[length:]
+        try:
+            raws = framer.feed(chunk)
+        except SipParseError:
+            return None
+        for raw in raws:
             try:
                 msg = message.parse(raw)
             except SipParseError:

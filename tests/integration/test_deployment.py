@@ -65,28 +65,34 @@ def block() -> Iterator[PortBlock]:
         yield b
 
 
-@pytest.fixture(scope="module")
-def kamailio(block: PortBlock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One Kamailio on 127.0.0.2 only (UDP): it serves presence and proxies calls."""
-    target = KamailioCallsTarget(
-        "aggregate", host=SERVER, block=block, workdir=tmp_path_factory.mktemp("kam")
+def _launch(
+    kind: type[KamailioTarget],
+    block: PortBlock,
+    factory: pytest.TempPathFactory,
+    transport: str,
+) -> Iterator[Any]:
+    """A Kamailio of ``kind`` listening on 127.0.0.2 only, on one transport."""
+    target = kind(
+        "aggregate",
+        host=SERVER,
+        block=block,
+        workdir=factory.mktemp(f"{kind.__name__}-{transport}"),
+        transport=transport,
     )
     with target:
         yield target
+
+
+@pytest.fixture(scope="module")
+def kamailio(block: PortBlock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One Kamailio on 127.0.0.2 only (UDP): it serves presence and proxies calls."""
+    yield from _launch(KamailioCallsTarget, block, tmp_path_factory, "udp")
 
 
 @pytest.fixture(scope="module")
 def kamailio_tcp(block: PortBlock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The same on TCP only (one transport per instance, tcp_children=1)."""
-    target = KamailioCallsTarget(
-        "aggregate",
-        host=SERVER,
-        block=block,
-        workdir=tmp_path_factory.mktemp("kamt"),
-        transport="tcp",
-    )
-    with target:
-        yield target
+    yield from _launch(KamailioCallsTarget, block, tmp_path_factory, "tcp")
 
 
 def _sent_from(messages: list[Traced], local: str) -> list[str]:
@@ -212,11 +218,7 @@ def presence_kamailio(
     block: PortBlock, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[KamailioTarget]:
     """The suite's Kamailio (presence only, the shipped profile's config) on 127.0.0.2."""
-    target = KamailioTarget(
-        "aggregate", host=SERVER, block=block, workdir=tmp_path_factory.mktemp("kamp")
-    )
-    with target:
-        yield target
+    yield from _launch(KamailioTarget, block, tmp_path_factory, "udp")
 
 
 @pytest.mark.parametrize("local", [LOCAL, None], ids=["named", "kernel"])
@@ -241,15 +243,7 @@ def presence_kamailio_tcp(
     block: PortBlock, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[KamailioTarget]:
     """The suite's Kamailio on 127.0.0.2, TCP only."""
-    target = KamailioTarget(
-        "aggregate",
-        host=SERVER,
-        block=block,
-        workdir=tmp_path_factory.mktemp("kampt"),
-        transport="tcp",
-    )
-    with target:
-        yield target
+    yield from _launch(KamailioTarget, block, tmp_path_factory, "tcp")
 
 
 def test_suite_passes_over_tcp_with_a_label(
