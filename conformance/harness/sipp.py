@@ -142,6 +142,8 @@ def command(
     prefix: str = "",
     local: str = LOOPBACK,
     transport: str = "udp",
+    advertise: tuple[str, int] | None = None,
+    via: str | None = None,
 ) -> tuple[list[str], dict[str, Path]]:
     """The argv for one SIPp process and the log files it will write under ``workdir``.
 
@@ -149,7 +151,8 @@ def command(
     can share one directory: creating a directory per process costs as much as the process's
     whole SIP exchange on this kind of disk. ``local`` is the address SIPp binds (``-i``) and
     writes as ``[local_ip]`` into Via and Contact; ``transport`` (udp or tcp) picks SIPp's
-    ``-t`` mode and the Contact's ``;transport=`` parameter (``[contact_params]``).
+    ``-t`` mode. Via and Contact advertise ``advertise`` (address, port; by default SIPp's own)
+    and ``via`` as transport (by default ``transport``): the TLS relay puts itself there.
     """
     logs = {
         "messages": workdir / f"{prefix}messages.log",
@@ -168,9 +171,7 @@ def command(
         "-t",
         SIPP_TRANSPORTS[transport],
         *(() if transport == "udp" else ("-max_socket", "64")),
-        "-key",
-        "contact_params",
-        "" if transport == "udp" else f";transport={transport}",
+        *_advertised(advertise or (local, ports.sip), transport if via is None else via),
         "-p",
         str(ports.sip),
         "-cp",
@@ -200,6 +201,17 @@ def command(
         argv += ["-set", name, value]
     argv += list(extra)
     return argv, logs
+
+
+def _advertised(where: tuple[str, int], transport: str) -> list[str]:
+    """The -key arguments the scenarios write into Via and Contact."""
+    host, port = where
+    return [
+        "-key", "sip_host", f"[{host}]" if ":" in host else host,
+        "-key", "sip_port", str(port),
+        "-key", "via_transport", transport.upper(),
+        "-key", "contact_params", "" if transport == "udp" else f";transport={transport}",
+    ]  # fmt: skip
 
 
 def failure_message(
