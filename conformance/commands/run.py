@@ -69,6 +69,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="name of the target in reports (default: its kind, e.g. external)",
     )
     parser.add_argument(
+        "--tls-ca",
+        metavar="FILE",
+        help="sips: targets: CA certificates the server's certificate must chain to (its SAN "
+        "must name the target's host or IP)",
+    )
+    parser.add_argument(
+        "--tls-insecure", action="store_true", help="sips: targets: skip certificate checks"
+    )
+    parser.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest unchanged"
     )
 
@@ -131,6 +140,10 @@ def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
         cmd += ["--dialoginfo-local-address", args.local_address]
     if args.label:
         cmd += ["--dialoginfo-label", args.label]
+    if args.tls_ca:
+        cmd += ["--dialoginfo-tls-ca", args.tls_ca]
+    if args.tls_insecure:
+        cmd.append("--dialoginfo-tls-insecure")
     if str(args.numprocesses) not in ("0", ""):
         cmd += ["-n", str(args.numprocesses)]
     extra = list(args.pytest_args)
@@ -142,6 +155,10 @@ def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
 def check_deployment(args: argparse.Namespace) -> None:
     """Refuse, before any case runs, a local address the route to an external target would
     not use (launched targets are checked by the plugin once they listen)."""
+    if args.tls_ca or args.tls_insecure:
+        from conformance.harness.relay import configure
+
+        configure(args.tls_ca, insecure=args.tls_insecure)  # a bad file or both: one line
     if args.local_address and args.target.startswith("sip"):
         from conformance.harness.local_address import check_local_address
         from conformance.targets import parse_spec

@@ -111,7 +111,9 @@ class _Party:
         if self.ports is None:
             raise UsageError(f"{self.name} is not started")
         params = "" if self.transport == "udp" else f";transport={self.transport}"
-        return f"sip:{self.user}@{sip_host(self.local)}:{self.ports.sip}{params}"
+        relay = self._proc.relay if self._proc is not None else None
+        port = relay.advertised_port if relay is not None else self.ports.sip  # TLS: the relay
+        return f"sip:{self.user}@{sip_host(self.local)}:{port}{params}"
 
     # -- life cycle ---------------------------------------------------------------------------
     def _keys(self) -> dict[str, str]:

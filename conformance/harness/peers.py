@@ -42,6 +42,7 @@ from conformance.harness.sipp import (
     command,
     request_files,
     run,
+    tls_edge,
 )
 from conformance.oracle.dialoginfo import CONTENT_TYPE
 from conformance.resources import scenario_path
@@ -537,9 +538,10 @@ def start_controlled(
     """
     for attempt in range(BIND_RETRIES):
         ports = Ports.take(block, host=local)
+        edge = tls_edge(server, local, ports, block) if transport == "tls" else None
         argv, logs = command(
             scenario_path(scenario),
-            server=server,
+            server=edge.plain if edge else server,
             ports=ports,
             workdir=workdir,
             keys=keys,
@@ -547,9 +549,19 @@ def start_controlled(
             timeout=lifetime,
             extra=("-3pcc", f"127.0.0.1:{ports.twin}", *extra),
             local=local,
-            transport=transport,
+            **(edge.sipp_args if edge else {"transport": transport}),
         )
-        proc = SippProcess(argv, logs, cwd=workdir).start()
+        proc = SippProcess(argv, logs, cwd=workdir)
+        if edge:
+            proc.relay = edge.relay
+            proc.on_stop.append(edge.relay.close)
+        try:
+            proc.start()
+        except BaseException:
+            proc.stop()
+            if edge:
+                edge.relay.close()
+            raise
         try:
             twin = _Twin(ports.twin, deadline, proc)
             # SIPp opens the twin socket before it binds -cp and -mp: a port taken meanwhile
@@ -716,6 +728,11 @@ class Watcher:
             if m.direction == "out" and isinstance(msg, Request) and msg.method == "SUBSCRIBE":
                 return msg.from_tag
         return None
+
+    @property
+    def relay(self) -> Any:
+        """The TLS relay of this watcher's SIPp (``transport="tls"``), for its counts."""
+        return self._proc.relay if self._proc is not None else None
 
     @property
     def active(self) -> bool:

@@ -34,12 +34,14 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from conformance.errors import HarnessError, ToolMissingError
 from conformance.harness.ports import PortBlock
+from conformance.harness.relay import TlsRelay
 from conformance.sip.trace import Malformed, Traced, TraceParser
 
 INSTALL_HINT = "apt-get install sip-tester"
@@ -203,6 +205,33 @@ def command(
     return argv, logs
 
 
+@dataclass(frozen=True)
+class TlsEdge:
+    """A started relay for one SIPp: where SIPp connects, and what it advertises."""
+
+    relay: TlsRelay
+    plain: tuple[str, int]
+    advertised: tuple[str, int]
+
+    @property
+    def sipp_args(self) -> dict[str, Any]:
+        """``command`` keywords: TCP to the relay, TLS and the relay's address in Via/Contact."""
+        return {"transport": "tcp", "advertise": self.advertised, "via": "tls"}
+
+
+def tls_edge(server: tuple[str, int], local: str, ports: Ports, block: PortBlock) -> TlsEdge:
+    """Start the TLS relay for a SIPp that will bind ``local``:``ports.sip`` (relay.py)."""
+    plain, advertised = block.take(2, host=local)
+    relay = TlsRelay(
+        server=server,
+        local=local,
+        plain_port=plain,
+        advertised_port=advertised,
+        sipp_port=ports.sip,
+    ).start()
+    return TlsEdge(relay, (local, plain), (local, advertised))
+
+
 def _advertised(where: tuple[str, int], transport: str) -> list[str]:
     """The -key arguments the scenarios write into Via and Contact."""
     host, port = where
@@ -298,6 +327,10 @@ class SippProcess:
         self.stderr = b""
         self._proc: subprocess.Popen[bytes] | None = None
         self._started = 0.0
+        self.relay: TlsRelay | None = None
+        """The TLS relay carrying this SIPp's streams (``sips:`` targets), else None."""
+        self.on_stop: list[Callable[[], None]] = []
+        """Called once SIPp is reaped: the TLS relay that carried its streams closes there."""
         self._ended: float | None = None
         self._exit: SippExit | None = None
         self._parser = TraceParser()
@@ -383,6 +416,8 @@ class SippProcess:
         else:
             self._note_exit()
         self._ended = self._ended or time.monotonic()
+        while self.on_stop:
+            self.on_stop.pop()()
         return SippExit.UNKNOWN if self._exit is None else self._exit
 
     def __enter__(self) -> SippProcess:
@@ -494,9 +529,10 @@ def run(
     process cannot be started.
     """
     ports = ports or Ports.take(block, host=local)
+    edge = tls_edge(server, local, ports, block) if transport == "tls" else None
     argv, logs = command(
         scenario,
-        server=server,
+        server=edge.plain if edge else server,
         ports=ports,
         workdir=workdir,
         keys=keys,
@@ -505,11 +541,20 @@ def run(
         extra=extra,
         prefix=prefix,
         local=local,
-        transport=transport,
+        **(edge.sipp_args if edge else {"transport": transport}),
     )
     # No parent-death signal (see SippProcess): SIPp's own -timeout bounds an orphan.
     proc = SippProcess(argv, logs, cwd=workdir, die_with_parent=False, capture_stderr=True)
-    proc.start()
+    if edge:
+        proc.relay = edge.relay
+        proc.on_stop.append(edge.relay.close)
+    try:
+        proc.start()
+    except BaseException:
+        proc.stop()
+        if edge:
+            edge.relay.close()
+        raise
     try:
         if not proc.wait(timeout):
             proc.stop(reason=SippExit.TIMEOUT)

@@ -43,6 +43,8 @@ REPORT_OPTION = "--conformance-report"
 SLOW_OPTION = "--slow"
 LOCAL_ADDRESS_OPTION = "--dialoginfo-local-address"
 LABEL_OPTION = "--dialoginfo-label"
+TLS_CA_OPTION = "--dialoginfo-tls-ca"
+TLS_INSECURE_OPTION = "--dialoginfo-tls-insecure"
 
 USER_PROPERTY = "dialoginfo-conformance"
 """Key of the JSON blob each case report carries to the controller."""
@@ -153,6 +155,19 @@ def _add_deployment_options(group: Any) -> None:
         help="name of the target in reports and matrix columns (default: its kind, e.g. "
         "external, with the transport when not UDP)",
     )
+    group.addoption(
+        TLS_CA_OPTION,
+        default=None,
+        metavar="FILE",
+        help="sips: targets: CA certificates (PEM) the server's certificate must chain to; its "
+        "SAN must name the target's host or IP (default: the system's CAs)",
+    )
+    group.addoption(
+        TLS_INSECURE_OPTION,
+        action="store_true",
+        default=False,
+        help="sips: targets: do not verify the server's certificate",
+    )
 
 
 # -- settings and the target ---------------------------------------------------------------------
@@ -218,15 +233,21 @@ def port_block(pytestconfig: pytest.Config) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def target(
-    conformance_settings: Settings, port_block: Any, tmp_path_factory: pytest.TempPathFactory
+    conformance_settings: Settings,
+    port_block: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    pytestconfig: pytest.Config,
 ) -> Iterator[Any]:
     """The server under test for this worker: launched here, or the user's external one."""
+    from conformance.harness import relay
     from conformance.harness.sipp import sipp_binary
     from conformance.targets import make_target
 
     workdir = tmp_path_factory.mktemp("target")
+    ca = (pytestconfig.getoption(TLS_CA_OPTION), pytestconfig.getoption(TLS_INSECURE_OPTION))
     try:
         sipp_binary()  # every case needs SIPp: say so once, not in every case
+        relay.configure(ca[0], insecure=ca[1])
         tgt = make_target(
             conformance_settings.target,
             profile=conformance_settings.profile,
@@ -235,6 +256,8 @@ def target(
             faults=conformance_settings.faults,
         )
         tgt.start()
+        if getattr(tgt, "ca_path", None) and not any(ca):
+            relay.configure(str(tgt.ca_path))  # a launched TLS server: trust its own CA
     except ConformanceError as exc:
         pytest.exit(f"dialog-info conformance: cannot start target: {exc.message}", returncode=3)
     try:

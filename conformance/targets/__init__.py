@@ -17,7 +17,7 @@ from typing import Any
 from conformance.errors import UsageError
 from conformance.harness.ports import PortBlock
 from conformance.targets.base import Target
-from conformance.targets.external import ExternalTarget, parse_spec, parse_target
+from conformance.targets.external import TRANSPORTS, ExternalTarget, parse_spec, parse_target
 from conformance.targets.profile import SHIPPED, Profile, load_profile
 
 __all__ = [
@@ -62,9 +62,9 @@ def make_target(
         spec, _, param = spec.partition(";")
         kind, _, variant = spec.partition(":")
         key, _, value = param.partition("=")
-        if key.strip().lower() != "transport" or value.strip().lower() not in ("udp", "tcp"):
+        if key.strip().lower() != "transport" or value.strip().lower() not in TRANSPORTS:
             raise UsageError(
-                f"bad target {spec};{param}: a launched Kamailio takes ;transport=udp or tcp"
+                f"bad target {spec};{param}: a launched Kamailio takes ;transport=udp, tcp or tls"
             )
         launched_transport = value.strip().lower()
     if kind == "kamailio":

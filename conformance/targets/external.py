@@ -96,11 +96,6 @@ class ExternalTarget(Target):
         ready_timeout: float = 5.0,
     ) -> None:
         host, port, spec_domain, transport = parse_target(spec)
-        if transport == "tls":
-            raise UsageError(
-                f"{spec}: TLS targets are not supported yet (SIPp here has no TLS and the "
-                "kit's TLS relay is not built); use sip:HOST:PORT;transport=tcp or UDP"
-            )
         super().__init__(
             host=host,
             port=port,
@@ -113,9 +108,14 @@ class ExternalTarget(Target):
         self.options_status: int | None = None
 
     def start(self) -> None:
+        from conformance.harness.relay import settings
+
+        tls = settings().client_context() if self.transport == "tls" else None
         result = _probe.probe(
-            self.host, self.port, timeout=self.ready_timeout, transport=self.transport
+            self.host, self.port, timeout=self.ready_timeout, transport=self.transport, tls=tls
         )
+        if result.response is None and result.error:
+            raise HarnessError(f"{self.spec} ({self.address}): {result.error}")
         if result.response is None:
             raise HarnessError(
                 f"nothing answered OPTIONS at {self.spec} ({self.address}, "

@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import sqlite3
+import ssl
 import subprocess
 import tempfile
 import time
@@ -57,11 +58,27 @@ _MODULE_DIRS = (
 _NEEDED_MODULES = ("tm", "sl", "db_sqlite", "presence", "presence_dialoginfo")
 
 
-TRANSPORTS = ("udp", "tcp")
+TRANSPORTS = ("udp", "tcp", "tls")
 """What one launched Kamailio serves: one transport per instance, as a deployment would."""
 
 
-def transport_settings(transport: str, host: str, port: int) -> str:
+TLS_CONFIG = """[server:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+private_key = {key}
+certificate = {cert}
+
+[client:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+"""
+"""tls.so's domains: the server side presents the test certificate; as a client (NOTIFYs to a
+watcher's Contact over a new connection) it does not check the kit's self-signed one."""
+
+
+def transport_settings(transport: str, host: str, port: int, tls_config: Path | None = None) -> str:
     """The core settings that make an instance listen on ``transport`` only.
 
     TCP keeps one TCP worker (``tcp_children=1``): the SQLite driver has no busy timeout, so
@@ -70,7 +87,19 @@ def transport_settings(transport: str, host: str, port: int) -> str:
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     if transport == "udp":
         return f"disable_tcp=yes\nlisten=udp:{where}"
-    return f"tcp_children=1\ntcp_accept_no_cl=yes\nlisten={transport}:{where}"
+    lines = f"tcp_children=1\ntcp_accept_no_cl=yes\nlisten={transport}:{where}"
+    if transport == "tls":
+        lines += f'\nenable_tls=yes\nloadmodule "tls.so"\nmodparam("tls", "config", "{tls_config}")'
+    return lines
+
+
+def check_tls_installed() -> None:
+    """``ToolMissingError`` naming the package when Kamailio's TLS module or openssl is absent."""
+    dirs = [p for pattern in _MODULE_DIRS for p in Path("/").glob(pattern.lstrip("/"))]
+    if not any((d / "tls.so").is_file() for d in dirs):
+        raise ToolMissingError("Kamailio's tls.so not found: apt-get install kamailio-tls-modules")
+    if shutil.which("openssl") is None:
+        raise ToolMissingError("openssl not found (test certificates): apt-get install openssl")
 
 
 def render_config(template: str, values: dict[str, object]) -> str:
@@ -181,6 +210,8 @@ class KamailioTarget(Target):
         self.debug = debug
         self.ready_timeout = ready_timeout
         self.keep_files = keep_files
+        self.ca_path: Path | None = None
+        """With TLS: the CA that signed this instance's certificate (made at start)."""
         self._parent_dir = Path(workdir) if workdir is not None else None
         self.workdir: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
@@ -218,13 +249,16 @@ class KamailioTarget(Target):
         (work / "run").mkdir()
         db = work / "kamailio.db"
         create_database(db)
+        tls_config = self._make_tls(work) if self.transport == "tls" else None
         values = {
             "debug": self.debug,
             "host": self.host,
             "port": self.port,
             "domain": self.domain,
             "db_path": db,
-            "transport_settings": transport_settings(self.transport, self.host, self.port),
+            "transport_settings": transport_settings(
+                self.transport, self.host, self.port, tls_config
+            ),
             "server_address": self.server_address,
             **self.settings,
         }
@@ -237,12 +271,36 @@ class KamailioTarget(Target):
         (work / "kamailio.cfg").write_text(render_config(template, values))
         return work
 
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """Clients of this instance verify it against its own CA (readiness proves the cert)."""
+        if self.ca_path is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_path))
+
+    def _make_tls(self, work: Path) -> Path:
+        """A CA and a server certificate for ``host`` (SAN IP or DNS), made now, and tls.cfg.
+
+        ``ca_path`` is what a client passes as ``--tls-ca`` to verify this instance."""
+        from conformance.harness.relay import make_ca, make_certificate
+
+        tls = work / "tls"
+        tls.mkdir()
+        ca = make_ca(tls)
+        kind = "IP" if re.fullmatch(r"[0-9.]+|[0-9A-Fa-f:]+", self.host) else "DNS"
+        cert, key = make_certificate(tls, "server", [f"{kind}:{self.host}"], ca=ca)
+        self.ca_path = ca[0]
+        config = tls / "tls.cfg"
+        config.write_text(TLS_CONFIG.format(key=key, cert=cert))
+        return config
+
     # -- process -------------------------------------------------------------------------------
 
     def start(self) -> None:
         if self.process is not None:
             return
         check_installed(self.binary)
+        if self.transport == "tls":
+            check_tls_installed()
         self.workdir = self._prepare()
         work = self.workdir
         self.command = [
@@ -281,7 +339,11 @@ class KamailioTarget(Target):
             if left <= 0:
                 raise self._failure(f"did not answer OPTIONS within {self.ready_timeout:g} s")
             result = _probe.probe(
-                self.host, self.port, timeout=min(0.5, left), transport=self.transport
+                self.host,
+                self.port,
+                timeout=min(0.5, left),
+                transport=self.transport,
+                tls=self._tls_context(),
             )
             if result.response is not None:
                 if result.ok:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -73,6 +74,8 @@ class ProbeResult:
     response: Response | None
     elapsed: float
     attempts: int
+    error: str | None = None
+    """Why no answer came when the transport said so (a TLS certificate refused)."""
 
     @property
     def ok(self) -> bool:
@@ -86,15 +89,19 @@ def probe(
     timeout: float = 2.0,
     local_host: str | None = None,
     transport: str = "udp",
+    tls: ssl.SSLContext | None = None,
 ) -> ProbeResult:
     """Send OPTIONS until a final response arrives or ``timeout`` seconds have passed.
 
     Any final response counts as an answer (a server may refuse OPTIONS yet be alive); callers
     that need a 200 check ``ok``. Garbage and responses to other requests are ignored. Over
-    ``tcp`` one connection carries one OPTIONS (no retransmission: TCP is reliable).
+    ``tcp`` one connection carries one OPTIONS (no retransmission: TCP is reliable); ``tls``
+    is the same inside TLS with the ``tls`` context (a certificate it refuses is no answer).
     """
-    if transport == "tcp":
-        return _probe_tcp(host, port, timeout=timeout)
+    if transport in ("tcp", "tls"):
+        if transport == "tls" and tls is None:
+            raise ValueError("a TLS probe needs an SSL context (tls=)")
+        return _probe_tcp(host, port, timeout=timeout, tls=tls if transport == "tls" else None)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if local_host is None:
         local_host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
@@ -143,7 +150,9 @@ def _fresh_request(sock: socket.socket, host: str, port: int, transport: str) ->
     )
 
 
-def _probe_tcp(host: str, port: int, *, timeout: float) -> ProbeResult:
+def _probe_tcp(
+    host: str, port: int, *, timeout: float, tls: ssl.SSLContext | None = None
+) -> ProbeResult:
     start = time.monotonic()
     deadline = start + timeout
     attempts = 0
@@ -156,8 +165,18 @@ def _probe_tcp(host: str, port: int, *, timeout: float) -> ProbeResult:
         except OSError:  # nothing listens yet
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
             continue
+        if tls is not None:
+            try:
+                sock = tls.wrap_socket(sock, server_hostname=host)
+            except ssl.SSLCertVerificationError as exc:
+                sock.close()
+                why = f"TLS certificate refused: {exc.verify_message}"
+                return ProbeResult(None, time.monotonic() - start, attempts, why)
+            except (OSError, ssl.SSLError) as exc:
+                sock.close()
+                return ProbeResult(None, time.monotonic() - start, attempts, f"TLS: {exc}")
         with sock:
-            request = _fresh_request(sock, host, port, "tcp")
+            request = _fresh_request(sock, host, port, "tls" if tls else "tcp")
             attempts += 1
             response = _read_stream(sock, request, deadline)
         if response is not None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import uuid
@@ -22,15 +24,18 @@ from typing import Any
 import pytest
 
 from conformance.commands.run import suite_argv
-from conformance.errors import ToolMissingError
+from conformance.errors import HarnessError, ToolMissingError
+from conformance.harness import relay
 from conformance.harness.calls import Callee, Caller, new_call_id
 from conformance.harness.local_address import sip_host
 from conformance.harness.peers import Publisher, Watcher, fetch
 from conformance.harness.ports import PortBlock, reserve_block
 from conformance.sip.message import Request, Response, param_of, uri_of
 from conformance.sip.trace import Traced
-from conformance.targets.kamailio import KamailioTarget, check_installed
+from conformance.targets import make_target
+from conformance.targets.kamailio import KamailioTarget, check_installed, check_tls_installed
 from conformance.targets.kamailio_calls import KamailioCallsTarget, check_call_modules
+from conformance.targets.probe import probe
 
 SERVER = "127.0.0.2"
 LOCAL = "127.0.0.3"
@@ -72,6 +77,11 @@ def _launch(
     transport: str,
 ) -> Iterator[Any]:
     """A Kamailio of ``kind`` listening on 127.0.0.2 only, on one transport."""
+    if transport == "tls":
+        try:
+            check_tls_installed()
+        except ToolMissingError as exc:
+            pytest.skip(str(exc))
     target = kind(
         "aggregate",
         host=SERVER,
@@ -131,6 +141,9 @@ def _every_peer(kamailio: Any, block: PortBlock, workdir: Path, local: str | Non
         publisher.publish(user, BODY)
         publisher.options(user)  # raw.xml
         watcher.wait_notifies(2)
+        if kamailio.transport == "tls":
+            # Kamailio listens on TLS only, so every NOTIFY came through a relay connection.
+            assert watcher.relay.connections >= 1 and watcher.relay.errors == []
         _, notifies = fetch(user=user, **common)  # type: ignore[arg-type]
         assert notifies
         seen["Watcher"] = watcher.messages
@@ -165,13 +178,15 @@ PEER_CLASSES = ("Publisher", "Watcher", "fetch", "Caller", "Callee")
 
 @pytest.mark.parametrize(
     ("server", "local"),
-    [("kamailio", LOCAL), ("kamailio", None), ("kamailio_tcp", LOCAL)],
-    ids=["udp-named", "udp-kernel", "tcp-named"],
+    [("kamailio", LOCAL), ("kamailio", None), ("kamailio_tcp", LOCAL), ("kamailio_tls", LOCAL)],
+    ids=["udp-named", "udp-kernel", "tcp-named", "tls-named"],
 )
 def test_every_peer_binds_and_advertises_the_local_address(
     request: pytest.FixtureRequest, server: str, block: PortBlock, tmp_path: Path, local: str | None
 ) -> None:
     kamailio = request.getfixturevalue(server)
+    if kamailio.transport == "tls":
+        relay.configure(str(kamailio.ca_path))
     seen = _every_peer(kamailio, block, tmp_path, local)
     assert sorted(seen) == sorted(PEER_CLASSES)
     expected = local or "127.0.0.1"  # the kernel's source towards 127.0.0.2
@@ -183,14 +198,19 @@ def test_every_peer_binds_and_advertises_the_local_address(
             via = m.message.header("Via") or ""
             if m.direction == "out" and isinstance(m.message, Request):
                 assert via.startswith(f"SIP/2.0/{transport} "), (name, via)
-            contact = m.message.header("Contact") if m.direction == "out" else None
+            # SIPp's own -aa answers to NOTIFYs carry SIPp's Contact; the scenarios' messages
+            # (requests, and the callee's answers to INVITE) carry the advertised one.
+            ours = isinstance(m.message, Request) or m.message.cseq[1] == "INVITE"
+            contact = m.message.header("Contact") if m.direction == "out" and ours else None
             if contact and transport != "UDP":
-                assert ";transport=tcp" in contact.lower(), (name, contact)
+                assert f";transport={kamailio.transport}" in contact.lower(), (name, contact)
     logs = [p.read_text(errors="replace") for p in tmp_path.rglob("*messages.log")]
     assert len(logs) >= len(PEER_CLASSES)
-    other = "TCP" if transport == "UDP" else "UDP"
-    assert all(f"{other} message" not in text for text in logs)  # SIPp names each entry's
-    assert all(f"{transport} message" in text for text in logs)  # transport
+    # SIPp names each entry's transport; over TLS it speaks TCP to the relay
+    spoken = "UDP" if transport == "UDP" else "TCP"
+    other = "TCP" if spoken == "UDP" else "UDP"
+    assert all(f"{other} message" not in text for text in logs)
+    assert all(f"{spoken} message" in text for text in logs)
     invite = next(m.message for m in seen["Caller"] if m.direction == "out")
     assert f"c=IN IP4 {expected}" in invite.body.decode(), "SDP names the bound address"
 
@@ -211,6 +231,12 @@ def test_the_received_check_can_fail(kamailio: Any, block: PortBlock, tmp_path: 
         "Call-ID: [call_id]\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n"
     )
     assert param_of(response.header("Via") or "", "received") == LOCAL
+
+
+@pytest.fixture(scope="module")
+def kamailio_tls(block: PortBlock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The same on TLS only (tls.so, a CA and a certificate made at start)."""
+    yield from _launch(KamailioCallsTarget, block, tmp_path_factory, "tls")
 
 
 @pytest.fixture(scope="module")
@@ -302,7 +328,6 @@ def test_a_local_address_off_the_route_is_refused(presence_kamailio: KamailioTar
 
 def _host_addresses() -> list[str]:
     """This host's addresses, from the kernel's choice towards a documentation address."""
-    import socket
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
@@ -360,3 +385,55 @@ def test_run_leaves_no_temp_files_and_ids_are_package_relative(tmp_path: Path) -
     assert 'classname="conformance.suite.test_publish"' in junit
     left = [p.name for p in scratch.iterdir() if p.name != "dialoginfo-conformance-ports"]
     assert left == []
+
+
+@pytest.fixture(scope="module")
+def presence_kamailio_tls(
+    block: PortBlock, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KamailioTarget]:
+    """The suite's Kamailio on 127.0.0.2, TLS only, its certificate signed by a fresh CA."""
+    yield from _launch(KamailioTarget, block, tmp_path_factory, "tls")
+
+
+def test_suite_passes_over_tls(presence_kamailio_tls: KamailioTarget, tmp_path: Path) -> None:
+    """``sips:HOST:PORT`` with ``--tls-ca``: every peer's stream goes through the TLS relay;
+    Kamailio listens on TLS only, so no plain listener faces the kit."""
+    spec = f"sips:{SERVER}:{presence_kamailio_tls.port}"
+    reports = tmp_path / "reports"
+    cmd = suite_argv(
+        "--target", spec, "--profile", "kamailio", "--dialoginfo-local-address", LOCAL,
+        "--dialoginfo-tls-ca", str(presence_kamailio_tls.ca_path), "-q", "-n", "2",
+        "--conformance-report", str(reports),
+    )  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    (results,) = reports.glob("*/results.json")
+    doc = json.loads(results.read_text())
+    assert doc["target"]["transport"] == "tls" and doc["label"] == "external-tls"
+    config = next(Path(presence_kamailio_tls.workdir or ".").glob("kamailio.cfg")).read_text()
+    assert [line for line in config.splitlines() if line.startswith("listen=")] == [
+        f"listen=tls:{SERVER}:{presence_kamailio_tls.port}"
+    ]
+
+
+def test_tls_certificate_checks(presence_kamailio_tls: KamailioTarget, tmp_path: Path) -> None:
+    """--tls-ca verifies the chain and the SAN; another CA is refused in one line;
+    --tls-insecure skips the check."""
+    spec = f"sips:{SERVER}:{presence_kamailio_tls.port}"
+    relay.configure(str(presence_kamailio_tls.ca_path))
+    make_target(spec).start()
+    other, _ = relay.make_ca(tmp_path)
+    relay.configure(str(other))
+    with pytest.raises(HarnessError, match="TLS certificate refused") as refused:
+        make_target(spec).start()
+    assert "\n" not in str(refused.value)
+    relay.configure(insecure=True)
+    make_target(spec).start()
+    # The SAN names 127.0.0.2 (an IP SAN): the same server under another name is refused.
+    relay.configure(str(presence_kamailio_tls.ca_path))
+    ctx = relay.settings().client_context()
+    assert probe(SERVER, presence_kamailio_tls.port, transport="tls", tls=ctx, timeout=2).ok
+    raw = socket.create_connection((SERVER, presence_kamailio_tls.port), timeout=2)
+    with raw, pytest.raises(ssl.SSLCertVerificationError, match="mismatch"):
+        ctx.wrap_socket(raw, server_hostname="staging.example.com")
+    relay.configure()

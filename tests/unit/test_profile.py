@@ -198,10 +198,9 @@ def test_parse_target_names_the_transport(
 
 def test_tls_and_tcp_targets() -> None:
     assert make_target("sip:127.0.0.1:5999;transport=tcp").transport == "tcp"
-    with pytest.raises(UsageError, match="TLS targets are not supported yet"):
-        make_target("sips:127.0.0.1:5999")
-    with pytest.raises(UsageError, match="takes ;transport=udp or tcp"):
-        make_target("kamailio:single;transport=tls")
+    assert make_target("sips:127.0.0.1:5999").transport == "tls"
+    with pytest.raises(UsageError, match="takes ;transport=udp, tcp or tls"):
+        make_target("kamailio:single;transport=sctp")
 
 
 def test_make_target_external_applies_overrides() -> None:
