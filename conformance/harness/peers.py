@@ -524,7 +524,7 @@ def start_controlled(
     keys: dict[str, str],
     lifetime: float,
     deadline: float,
-    local: str,
+    local: str | None = None,
     transport: str = "udp",
     extra: Sequence[str] = (),
 ) -> tuple[SippProcess, _Twin, Ports]:
@@ -534,8 +534,10 @@ def start_controlled(
     No ``-m``: the scenario ends itself or the owner stops it. Raises HarnessError (with the
     command and log tails) when SIPp cannot be started or its socket does not open by
     ``deadline``; nothing is left running then. ``local`` is the address SIPp binds its SIP
-    socket to and advertises; the 3PCC twin socket stays on loopback.
+    socket to and advertises (by default the kernel's choice towards ``server``); the 3PCC twin
+    socket stays on loopback.
     """
+    local = local_for(local, server)
     for attempt in range(BIND_RETRIES):
         ports = Ports.take(block, host=local)
         edge = tls_edge(server, local, ports, block) if transport == "tls" else None
