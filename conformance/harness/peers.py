@@ -42,6 +42,7 @@ from conformance.harness.sipp import (
     command,
     request_files,
     run,
+    start_with_edge,
     tls_edge,
 )
 from conformance.oracle.dialoginfo import CONTENT_TYPE
@@ -553,17 +554,7 @@ def start_controlled(
             local=local,
             **(edge.sipp_args if edge else {"transport": transport}),
         )
-        proc = SippProcess(argv, logs, cwd=workdir)
-        if edge:
-            proc.relay = edge.relay
-            proc.on_stop.append(edge.relay.close)
-        try:
-            proc.start()
-        except BaseException:
-            proc.stop()
-            if edge:
-                edge.relay.close()
-            raise
+        proc = start_with_edge(SippProcess(argv, logs, cwd=workdir), edge)
         try:
             twin = _Twin(ports.twin, deadline, proc)
             # SIPp opens the twin socket before it binds -cp and -mp: a port taken meanwhile

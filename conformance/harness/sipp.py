@@ -219,6 +219,20 @@ class TlsEdge:
         return {"transport": "tcp", "advertise": self.advertised, "via": "tls"}
 
 
+def start_with_edge(proc: SippProcess, edge: TlsEdge | None) -> SippProcess:
+    """Start ``proc``; its relay (if any) closes when it is stopped, or now if it cannot start."""
+    if edge is not None:
+        proc.relay = edge.relay
+        proc.on_stop.append(edge.relay.close)
+    try:
+        proc.start()
+    except BaseException:
+        if edge is not None:
+            edge.relay.close()
+        raise
+    return proc
+
+
 def tls_edge(server: tuple[str, int], local: str, ports: Ports, block: PortBlock) -> TlsEdge:
     """Start the TLS relay for a SIPp that will bind ``local``:``ports.sip`` (relay.py)."""
     plain, advertised = block.take(2, host=local)
@@ -545,16 +559,7 @@ def run(
     )
     # No parent-death signal (see SippProcess): SIPp's own -timeout bounds an orphan.
     proc = SippProcess(argv, logs, cwd=workdir, die_with_parent=False, capture_stderr=True)
-    if edge:
-        proc.relay = edge.relay
-        proc.on_stop.append(edge.relay.close)
-    try:
-        proc.start()
-    except BaseException:
-        proc.stop()
-        if edge:
-            edge.relay.close()
-        raise
+    start_with_edge(proc, edge)
     try:
         if not proc.wait(timeout):
             proc.stop(reason=SippExit.TIMEOUT)
