@@ -35,6 +35,7 @@ from conformance.errors import HarnessError, NotReceivedError, UsageError
 from conformance.harness.local_address import local_for, sip_host
 from conformance.harness.ports import PortBlock
 from conformance.harness.sipp import (
+    Credentials,
     Ports,
     SippExit,
     SippProcess,
@@ -228,12 +229,15 @@ class Publisher:
         timeout: float = 5.0,
         local: str | None = None,
         transport: str = "udp",
+        auth: Credentials | None = None,
     ) -> None:
         self.server = server
         self.block = block
         self.workdir = Path(workdir)
         self.domain = domain
         self.timeout = timeout
+        self.auth = auth
+        """Digest credentials: a 401/407 to a PUBLISH is answered once (publish-digest.xml)."""
         self.transport = transport
         """udp or tcp: what SIPp speaks to ``server`` (TLS is tcp to the harness's relay)."""
         self.local = local_for(local, server)
@@ -275,17 +279,25 @@ class Publisher:
             # Any other byte travels in argv unchanged (surrogateescape round-trips it).
             "body": os.fsdecode(data),
         }
-        result = self._run("publish.xml", prefix, keys=keys)
+        scenario, extra = "publish.xml", ()
+        if self.auth is not None:
+            scenario = "publish-digest.xml"
+            secret = self.workdir / f"{prefix}credentials.csv"
+            extra = tuple(self.auth.sipp_args(secret, f"sip:{user}@{self.domain}"))
+        try:
+            result = self._run(scenario, prefix, keys=keys, extra=extra)
+        finally:
+            if self.auth is not None:
+                secret.unlink(missing_ok=True)  # the password stays on disk no longer than SIPp
         what = f"PUBLISH for {user}@{self.domain}"
-        request = next(
-            (
-                m.message
-                for m in result.messages
-                if m.direction == "out" and isinstance(m.message, Request)
-            ),
-            None,
-        )
-        response = _final_response(result.messages, (1, "PUBLISH"))
+        sent = [
+            m.message
+            for m in result.messages
+            if m.direction == "out" and isinstance(m.message, Request)
+        ]
+        request = sent[-1] if sent else None  # the authenticated retry when challenged
+        cseq = (request.cseq if request else None) or (1, "PUBLISH")
+        response = _final_response(result.messages, cseq)
         if request is None or response is None:
             raise NotReceivedError(
                 f"{what}: no final response within {self.timeout} s "

@@ -24,12 +24,13 @@ from typing import Any
 import pytest
 
 from conformance.commands.run import suite_argv
-from conformance.errors import HarnessError, ToolMissingError
+from conformance.errors import HarnessError, ToolMissingError, UsageError
 from conformance.harness import relay
 from conformance.harness.calls import Callee, Caller, new_call_id
 from conformance.harness.local_address import sip_host
 from conformance.harness.peers import Publisher, Watcher, fetch
 from conformance.harness.ports import PortBlock, reserve_block
+from conformance.harness.sipp import Credentials, SippProcess
 from conformance.sip.message import Request, Response, param_of, uri_of
 from conformance.sip.trace import Traced
 from conformance.targets import make_target
@@ -437,3 +438,71 @@ def test_tls_certificate_checks(presence_kamailio_tls: KamailioTarget, tmp_path:
     with raw, pytest.raises(ssl.SSLCertVerificationError, match="mismatch"):
         ctx.wrap_socket(raw, server_hostname="staging.example.com")
     relay.configure()
+
+
+@pytest.fixture(scope="module")
+def kamailio_auth(
+    block: PortBlock, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KamailioTarget]:
+    """Kamailio on 127.0.0.2 whose PUBLISH and SUBSCRIBE need digest credentials (auth_db
+    over an SQLite subscriber table)."""
+    target = KamailioTarget(
+        "aggregate",
+        host=SERVER,
+        block=block,
+        workdir=tmp_path_factory.mktemp("kama"),
+        accounts={"alice": "s3cret pass"},
+    )
+    with target:
+        yield target
+
+
+def test_digest_publish(
+    kamailio_auth: KamailioTarget,
+    block: PortBlock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A PUBLISH without credentials is challenged; with wrong ones it is challenged again;
+    with the right ones it is accepted. The password is in no argv."""
+    argvs: list[tuple[str, ...]] = []
+    real_init = SippProcess.__init__
+
+    def spy(self: SippProcess, argv: Any, *args: Any, **kwargs: Any) -> None:
+        argvs.append(tuple(argv))
+        real_init(self, argv, *args, **kwargs)
+
+    monkeypatch.setattr(SippProcess, "__init__", spy)
+    common = {
+        "server": (kamailio_auth.host, kamailio_auth.port),
+        "block": block,
+        "workdir": tmp_path,
+        "domain": kamailio_auth.domain,
+        "local": LOCAL,
+    }
+    plain = Publisher(**common)  # type: ignore[arg-type]
+    assert plain.publish("alice", BODY).response.status == 407
+    wrong = Publisher(auth=Credentials("alice", "not it"), **common)  # type: ignore[arg-type]
+    refused = wrong.publish("alice", BODY)
+    assert refused.response.status == 407 and refused.request.cseq == (2, "PUBLISH")
+    assert refused.request.header("Proxy-Authorization")
+    right = Publisher(auth=Credentials("alice", "s3cret pass"), **common)  # type: ignore[arg-type]
+    accepted = right.publish("alice", BODY)
+    assert accepted.response.status == 200 and accepted.etag
+    auth = accepted.request.header("Proxy-Authorization") or ""
+    assert 'uri="sip:alice@127.0.0.2"' in auth and "algorithm=MD5" in auth
+    assert "s3cret" not in auth
+    leftovers = [p.name for p in tmp_path.iterdir() if "credentials" in p.name]
+    assert leftovers == []  # the injection file went with SIPp
+    # The command lines SIPp ran with (what /proc/PID/cmdline shows) hold no password.
+    assert len(argvs) == 3 and all("-inf" in argv for argv in argvs[1:])
+    assert not any("s3cret" in arg or "not it" in arg for argv in argvs for arg in argv)
+    logs = " ".join(p.read_text(errors="replace") for p in tmp_path.rglob("*.log"))
+    assert "s3cret" not in logs
+
+
+def test_credentials_refuse_what_sipp_cannot_carry() -> None:
+    for user, password in (("a;b", "x"), ("alice", 'a"b'), ("alice", "a]b"), ("", "x")):
+        with pytest.raises(UsageError, match="digest"):
+            Credentials(user, password)
+    assert "s3cret" not in repr(Credentials("alice", "s3cret"))
