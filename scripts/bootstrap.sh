@@ -15,7 +15,9 @@ esac
 
 packages=(python3 python3-venv sip-tester)
 if [ "$dev" = 1 ]; then
-  packages+=(kamailio kamailio-presence-modules kamailio-sqlite-modules chromium chromium-driver)
+  # kamailio-tls-modules and openssl: the TLS target of the deployment tests (issue 14)
+  packages+=(kamailio kamailio-presence-modules kamailio-sqlite-modules kamailio-tls-modules)
+  packages+=(openssl chromium chromium-driver)
 fi
 
 missing=()

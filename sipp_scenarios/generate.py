@@ -62,6 +62,8 @@ PUBLISH = (
                      SIP-If-Match, anything extra); "" sends none of them
     body             the body, inserted byte for byte ("" for none); any byte but NUL, which
                      SIPp cannot send (its messages are C strings)
+    sip_host, sip_port, via_transport
+                     what Via advertises (see fetch.xml)
   Content-Length is computed by SIPp. Every common final response ends the call normally (exit 0),
   so a negative case (400, 412, 489...) is not a SIPp failure; the caller reads the response and
   its SIP-ETag from the -trace_msg message file. An unlisted status aborts the call (exit 1) but
@@ -71,7 +73,7 @@ PUBLISH = (
   <send retrans="500">
     <![CDATA[
       PUBLISH sip:[user]@[domain] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      Via: SIP/2.0/[via_transport] [sip_host]:[sip_port];branch=[branch]
       Max-Forwards: 70
       From: <sip:[user]@[domain]>;tag=[pid]-[call_number]-pub
       To: <sip:[user]@[domain]>
@@ -99,6 +101,9 @@ FETCH = (
   Keys (-key NAME VALUE):
     user, domain     the presentity (Request-URI and To: sip:user@domain)
     watcher          the user part of From and Contact
+    sip_host, sip_port, via_transport, contact_params
+                     what Via and Contact advertise (host in brackets for IPv6; UDP, TCP or TLS;
+                     ";transport=tcp" or ""): SIPp's own address, or the kit's TLS relay's
     headers          the optional header lines, each ending in CRLF (Event, Accept, Expires: 0,
                      anything extra)
   The NOTIFY wait is bounded by the timeout attribute below and by -timeout on the command line.
@@ -107,13 +112,13 @@ FETCH = (
   <send retrans="500">
     <![CDATA[
       SUBSCRIBE sip:[user]@[domain] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      Via: SIP/2.0/[via_transport] [sip_host]:[sip_port];branch=[branch]
       Max-Forwards: 70
       From: <sip:[watcher]@[domain]>;tag=[pid]-[call_number]-fetch
       To: <sip:[user]@[domain]>
       Call-ID: [call_id]
       CSeq: 1 SUBSCRIBE
-      Contact: <sip:[watcher]@[local_ip]:[local_port]>
+      Contact: <sip:[watcher]@[sip_host]:[sip_port][contact_params]>
       [headers]Content-Length: 0
 
     ]]>
@@ -131,7 +136,7 @@ FETCH = (
       [last_To:]
       [last_Call-ID:]
       [last_CSeq:]
-      Contact: <sip:[watcher]@[local_ip]:[local_port]>
+      Contact: <sip:[watcher]@[sip_host]:[sip_port][contact_params]>
       Content-Length: 0
 
     ]]>
@@ -210,13 +215,13 @@ MODES = {
 SUBSCRIBE = """  <send>
     <![CDATA[
       SUBSCRIBE [$target] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]-[$cseq]
+      Via: SIP/2.0/[via_transport] [sip_host]:[sip_port];branch=[branch]-[$cseq]
       Max-Forwards: 70
       From: <sip:[watcher]@[domain]>;tag=[pid]-[call_number]-watch
       To: <sip:[user]@[domain]>[$totag]
       Call-ID: [call_id]
       CSeq: [$cseq] SUBSCRIBE
-      Contact: <sip:[watcher]@[local_ip]:[local_port]>
+      Contact: <sip:[watcher]@[sip_host]:[sip_port][contact_params]>
       [file name="[$headers]"]Content-Length: 0
 
     ]]>
@@ -235,7 +240,7 @@ def answer(code, nxt, label=None):
       [last_To:]
       [last_Call-ID:]
       [last_CSeq:]
-      Contact: <sip:[watcher]@[local_ip]:[local_port]>
+      Contact: <sip:[watcher]@[sip_host]:[sip_port][contact_params]>
       Content-Length: 0
 
     ]]>
@@ -277,6 +282,12 @@ def acks(code):
     )
 
 
+def _idle(code):
+    """The idle loop of one answer mode: a NOTIFY (modes other than 200) or a command."""
+    notify = f'  <recv request="NOTIFY" optional="true" next="reply{code}"/>\n'
+    return f'  <label id="idle{code}"/>\n' + ("" if code == 200 else notify) + recv_cmd(code)
+
+
 WATCH = (
     HEAD
     + """<!--
@@ -285,6 +296,8 @@ WATCH = (
 
   Run: sipp SERVER -sf watch.xml -3pcc 127.0.0.1:CTRL -aa -nostdin -default_behaviors none
        -key user U -key domain D -key watcher W ...   (no -m: the scenario stops SIPp itself)
+       -key sip_host H -key sip_port P -key via_transport T -key contact_params C
+                              (what Via and Contact advertise: see fetch.xml)
   SIPp listens on CTRL (TCP). The controller connects and sends one command at a time: header
   lines ending in CRLF, a blank line, then the byte ESC (0x1b). It must wait for the ack
   ("X-Ack: ...") before the next command. The first command creates the call; its Call-ID is
@@ -308,18 +321,14 @@ WATCH = (
 -->
 <scenario name="dialoginfo watch">
 """
-    + "\n".join(
-        f'  <label id="idle{code}"/>\n'
-        + (
-            ""
-            if code == 200
-            else f'  <recv request="NOTIFY" optional="true" next="reply{code}"/>\n'
-        )
-        + recv_cmd(code)
-        for code in MODES
-    )
+    + _idle(200)
     + "\n"
+    # The answers come before the first <recv>: SIPp takes the first SIP element of the file
+    # as the kind of tool it is, and a "server" over TCP (-t t1) opens no connection of its
+    # own and crashes on the first SUBSCRIBE (SIGSEGV, seen with SIPp 3.6.1).
     + "\n".join(answer(code, f"idle{code}", f"reply{code}") for code in REJECT)
+    + "\n"
+    + "\n".join(_idle(code) for code in MODES if code != 200)
     + """
   <label id="dispatch"/>
   <nop test="is_stop" next="stop"/>
@@ -452,9 +461,9 @@ def cdata(text, attrs=""):
 
 
 SDP = """v=0
-      o=conformance 1 1 IN IP4 [local_ip]
+      o=conformance 1 1 IN IP[media_ip_type] [media_ip]
       s=-
-      c=IN IP4 [local_ip]
+      c=IN IP[media_ip_type] [media_ip]
       t=0 0
       m=audio [media_port] RTP/AVP 0
       a=rtpmap:0 PCMU/8000"""
@@ -489,7 +498,7 @@ def call_end(over_before, extra=()):
 CALLER_OPS = ("invite", "cancel", "bye")
 CALLER_FIELDS = (("X-Target", "[^[:space:]]+", "target"), ("X-Headers", "[^[:space:]]+", "headers"))
 INVITE_VIA = (
-    "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[pid]-[call_number]-inv"
+    "Via: SIP/2.0/[via_transport] [sip_host]:[sip_port];branch=z9hG4bK-[pid]-[call_number]-inv"
 )
 CALLER_FROM = "From: [from_hdr];tag=[pid]-[call_number]-caller"
 CSEQ_METHOD = (
@@ -520,6 +529,8 @@ CALLER = (
 
   Run: sipp PROXY -sf caller.xml -3pcc 127.0.0.1:CTRL -nostdin -default_behaviors none
        -key user U -key from_hdr '"Alice" <sip:alice@example.com>'   (no -m)
+       -key sip_host H -key sip_port P -key via_transport T -key contact_params C
+                              (what Via and Contact advertise: see fetch.xml)
   The controller picks each call's Call-ID: the first command naming a Call-ID creates that call.
   One command at a time, each acked ("X-Ack: ...") before the SIP it asks for is sent.
     X-Op: invite   with X-Target: REQUEST-URI and X-Headers: FILE (the To line and any extra
@@ -553,7 +564,7 @@ CALLER = (
       {CALLER_FROM}
       [file name="[$headers]"]Call-ID: [call_id]
       CSeq: 1 INVITE
-      Contact: <sip:[user]@[local_ip]:[local_port]>
+      Contact: <sip:[user]@[sip_host]:[sip_port][contact_params]>
       Content-Type: application/sdp
       Content-Length: [len]
 
@@ -599,7 +610,7 @@ CALLER = (
 """
     + cdata(
         f"""      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[pid]-[call_number]-ack
+      Via: SIP/2.0/[via_transport] [sip_host]:[sip_port];branch=z9hG4bK-[pid]-[call_number]-ack
       Max-Forwards: 70
       {CALLER_FROM}
       [last_To:]
@@ -626,7 +637,7 @@ CALLER = (
     + "\n"
     + cdata(
         f"""      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[pid]-[call_number]-bye
+      Via: SIP/2.0/[via_transport] [sip_host]:[sip_port];branch=z9hG4bK-[pid]-[call_number]-bye
       Max-Forwards: 70
       {CALLER_FROM}
       [last_To:]
@@ -655,7 +666,10 @@ CAPTURE = "\n".join(
     for h, v in (("Via", "via"), ("From", "from"), ("To", "to"), ("CSeq", "cseq"))
 )
 CALLEE_TAG = ";tag=[pid]-[call_number]-callee"
-DIALOG_HEADERS = "      [last_Record-Route:]\n      Contact: <sip:[user]@[local_ip]:[local_port]>\n"
+DIALOG_HEADERS = (
+    "      [last_Record-Route:]\n"
+    "      Contact: <sip:[user]@[sip_host]:[sip_port][contact_params]>\n"
+)
 """What a dialog-creating response carries: the proxy's Record-Route (the INVITE is the last
 message received when a command makes the callee ring or answer) and the callee's Contact."""
 
@@ -677,6 +691,23 @@ def invite_response(status, to_tag=True, extra="", body="", attrs=""):
     )
 
 
+CLIENT_MODE = """
+  <!-- Never run (the ack above jumps over it): SIPp takes the first SIP element of the file as
+       the kind of tool it is, and a "server" over TCP (-t t1) opens no connection of its own
+       and crashes on its first send (SIGSEGV, SIPp 3.6.1). This <send> makes it a client. -->
+  <label id="client-mode"/>
+  <send next="over">
+    <![CDATA[
+      OPTIONS sip:[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[via_transport] [sip_host]:[sip_port];branch=[branch]
+      Call-ID: [call_id]
+      CSeq: 1 OPTIONS
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+
 CALLEE = (
     HEAD
     + """<!--
@@ -685,6 +716,8 @@ CALLEE = (
 
   Run: sipp PROXY -sf callee.xml -3pcc 127.0.0.1:CTRL -nostdin -default_behaviors none
        -key user U   (no -m)
+       -key sip_host H -key sip_port P -key via_transport T -key contact_params C
+                              (what Via and Contact advertise: see fetch.xml)
   The controller announces each call by its Call-ID (the caller's, which the controller chose)
   before the INVITE can arrive. One command at a time, each acked ("X-Ack: ...") before the SIP
   it asks for is sent.
@@ -712,7 +745,7 @@ CALLEE = (
   <nop test="is_expect" next="expect"/>
 """
     + call_ack("no-call", "no-call", "over")
-    + "\n"
+    + CLIENT_MODE
     + call_ack("expect", "expect")
     + """
   <recv request="INVITE" rrs="true">
@@ -783,7 +816,7 @@ CALLEE = (
     + "\n"
     + cdata(
         f"""      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[pid]-[call_number]-bye
+      Via: SIP/2.0/[via_transport] [sip_host]:[sip_port];branch=z9hG4bK-[pid]-[call_number]-bye
       Max-Forwards: 70
       From: [$inv_to]{CALLEE_TAG}
       To: [$inv_from]
@@ -894,8 +927,41 @@ LIVE = (
 )
 
 
+DIGEST_RETRY = """  <recv response="401" optional="true" auth="true" next="digest"/>
+  <recv response="407" optional="true" auth="true" next="digest"/>
+"""
+
+
+def with_digest(text: str, method: str) -> str:
+    """``text`` (a one-shot scenario) answering one 401/407 to its first request with digest
+    credentials: the request again, CSeq 2, with ``[field0]``, which the kit's injection file
+    (-inf, mode 0600) fills with ``[authentication username=U password="P"]``, so the password
+    never appears on SIPp's command line. A second challenge ends the call like any final."""
+    start = text.index("  <send")
+    end = text.index("  </send>\n") + len("  </send>\n")
+    send = text[start:end]
+    retry = send.replace(f"CSeq: 1 {method}", f"CSeq: 2 {method}\n      [field0]")
+    rest = text[end:]
+    responses_end = rest.index('  <label id="')
+    return (
+        text[:start]
+        + send
+        + DIGEST_RETRY
+        + rest[:responses_end]
+        + '  <label id="digest"/>\n'
+        + retry
+        + rest
+    )
+
+
 def main(out: Path) -> None:
-    scenarios = (("publish", PUBLISH), ("fetch", FETCH), ("watch", WATCH), ("raw", RAW))
+    scenarios = (
+        ("publish", PUBLISH),
+        ("publish-digest", with_digest(PUBLISH, "PUBLISH")),
+        ("fetch", FETCH),
+        ("watch", WATCH),
+        ("raw", RAW),
+    )
     for name, text in (*scenarios, ("caller", CALLER), ("callee", CALLEE), ("live", LIVE)):
         (out / f"{name}.xml").write_text(text, encoding="iso-8859-1")
 

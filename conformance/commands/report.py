@@ -4,6 +4,8 @@
     report --html-only RESULTS.json          only the page, nothing printed but its path
     report --matrix reports/*/results.json   matrix.html and matrix.md (newest run per target)
     report --merge part*/results.json        the parts of a ``load --part i/N`` run as one
+    report --compare OLD.json NEW.json       new failures, fixed cases, changed deviations;
+                                             exit 1 on a regression (see report/compare.py)
 
 Everything is rendered from the ``results.json`` files alone, so a report made on a CI runner
 can be re-rendered on a laptop. A file that cannot be read or is not a results document is a
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.errors import UsageError
-from conformance.report import html, matrix
+from conformance.report import compare, html, matrix
 from conformance.report.results import NOT_COVERED, REPORT_NAME, load_results
 
 
@@ -35,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="merge the load sections of `load --part i/N` runs into one distribution "
         "(a new run folder with results.json and report.html)",
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="compare two runs (OLD.json NEW.json): exit 1 when a case that passed or was a "
+        "known deviation fails, or a binding (MUST/MUST*/MAY) requirement newly fails",
     )
     parser.add_argument(
         "--all-runs",
@@ -137,9 +145,22 @@ def _merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    if len(args.files) != 2:
+        raise UsageError(f"--compare takes two files, OLD.json NEW.json ({len(args.files)} given)")
+    if args.matrix:
+        raise UsageError("--compare and --matrix are two different outputs: choose one")
+    old, new = (load_results(Path(p)) for p in args.files)  # a bad file is a one-line error
+    result = compare.compare(old, new)
+    print(compare.render(result))
+    return 1 if result.regressions else 0
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.merge and args.matrix:
-        raise UsageError("--merge and --matrix do different things: pick one")
+    if sum((args.merge, args.compare, args.matrix)) > 1:
+        raise UsageError("--merge, --compare and --matrix do different things: pick one")
     if args.merge:
         return _merge(args)
+    if args.compare:
+        return _compare(args)
     return _matrix(args) if args.matrix else _single(args)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from conformance.errors import UsageError
 from conformance.harness.sipp import sipp_binary
-from conformance.pytest_plugin.fixtures import EXIT_TARGET_UNAVAILABLE
+from conformance.pytest_plugin.fixtures import EXIT_BAD_LOCAL_ADDRESS, EXIT_TARGET_UNAVAILABLE
 from conformance.targets.profile import load_profile
 
 LAUNCHED = ("reference", "kamailio")
@@ -42,6 +42,7 @@ _FROM_PYTEST = {
     4: EXIT_USAGE,  # pytest: usage error
     5: EXIT_KIT,  # pytest: no tests collected
     EXIT_TARGET_UNAVAILABLE: EXIT_TARGET,
+    EXIT_BAD_LOCAL_ADDRESS: EXIT_USAGE,
 }
 
 
@@ -107,6 +108,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="reference target only: inject a fault into the server",
     )
     parser.add_argument(
+        "--local-address",
+        metavar="ADDR",
+        help="address the kit's SIP peers bind and advertise (default: the kernel's source "
+        "address towards the target)",
+    )
+    parser.add_argument(
+        "--label",
+        metavar="NAME",
+        help="name of the target in reports (default: its kind, e.g. external)",
+    )
+    parser.add_argument(
+        "--tls-ca",
+        metavar="FILE",
+        help="sips: targets: CA certificates the server's certificate must chain to (its SAN "
+        "must name the target's host or IP)",
+    )
+    parser.add_argument(
+        "--tls-insecure", action="store_true", help="sips: targets: skip certificate checks"
+    )
+    parser.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest unchanged"
     )
 
@@ -116,8 +137,9 @@ def modes(args: argparse.Namespace) -> list[str]:
         if args.mode not in (None, "single"):
             raise UsageError(f"--single-dialog contradicts --mode {args.mode}")
         return ["single"]
-    if args.mode == "both" or (args.mode is None and args.target in LAUNCHED):
-        if args.target not in LAUNCHED:
+    launched = args.target.split(";")[0].split(":")[0] in LAUNCHED  # kamailio;transport=tcp
+    if args.mode == "both" or (args.mode is None and launched):
+        if not launched:
             raise UsageError(
                 "--mode both needs a target the kit launches; an external server "
                 "runs in one mode: say which with --mode"
@@ -126,9 +148,17 @@ def modes(args: argparse.Namespace) -> list[str]:
     return [args.mode or "aggregate"]
 
 
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+"""The directory holding the ``conformance`` package (site-packages, or the checkout)."""
+
+
 def suite_argv(*args: str) -> list[str]:
     """The command line that runs the conformance suite in a child pytest; the ``run`` command,
-    the mutation runner, the benchmarks and the end-to-end tests all start from it."""
+    the mutation runner, the benchmarks and the end-to-end tests all start from it.
+
+    ``--rootdir`` is the directory holding the package, so node ids (JUnit, results.json) read
+    ``conformance/suite/test_x.py::test_y`` wherever the kit is installed and whatever the
+    working directory, never a virtualenv path."""
     return [
         sys.executable,
         "-m",
@@ -137,6 +167,7 @@ def suite_argv(*args: str) -> list[str]:
         "conformance.suite",
         "-p",
         "no:cacheprovider",
+        f"--rootdir={PACKAGE_ROOT}",
         *args,
     ]
 
@@ -159,6 +190,14 @@ def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
         cmd += ["--dialoginfo-sip-timeout", args.sip_timeout]
     if args.slow:
         cmd.append("--dialoginfo-slow")
+    if args.local_address:
+        cmd += ["--dialoginfo-local-address", args.local_address]
+    if args.label:
+        cmd += ["--dialoginfo-label", args.label]
+    if args.tls_ca:
+        cmd += ["--dialoginfo-tls-ca", args.tls_ca]
+    if args.tls_insecure:
+        cmd.append("--dialoginfo-tls-insecure")
     if str(args.numprocesses) not in ("0", ""):
         cmd += ["-n", str(args.numprocesses)]
     extra = list(args.pytest_args)
@@ -167,19 +206,39 @@ def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
     return cmd + extra
 
 
+def check_deployment(args: argparse.Namespace) -> None:
+    """Refuse, before any case runs, a local address the route to an external target would
+    not use (launched targets are checked by the plugin once they listen)."""
+    if args.tls_ca or args.tls_insecure:
+        from conformance.harness.relay import configure
+
+        configure(args.tls_ca, insecure=args.tls_insecure)  # a bad file or both: one line
+    if args.local_address and args.target.startswith("sip"):
+        from conformance.harness.local_address import check_local_address
+        from conformance.targets import parse_spec
+
+        host, port, _ = parse_spec(args.target)
+        check_local_address(args.local_address, host, port)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.profile:
         load_profile(args.profile)  # a bad profile stops here, one line, before any case
     sipp_binary()  # ToolMissingError says how to install it
+    check_deployment(args)
     worst = EXIT_OK
     for mode in modes(args):
         cmd = pytest_command(args, mode)
-        if not any(a.startswith("--junitxml") for a in cmd):
-            # The plugin copies it into the run's report folder as junit.xml.
-            junit = Path(tempfile.gettempdir()) / f"dialoginfo-junit-{os.getpid()}-{mode}.xml"
-            cmd.append(f"--junitxml={junit}")
-        print(f"== dialog-info conformance: target {args.target}, {mode} mode ==", flush=True)
-        proc = subprocess.run(cmd, check=False, env=os.environ.copy())
+        # The plugin copies the JUnit file into the run's report folder as junit.xml; the
+        # temporary one goes with its directory, so a run leaves nothing in the temp dir.
+        with tempfile.TemporaryDirectory(prefix="dialoginfo-run-") as scratch:
+            if not any(a.startswith("--junitxml") for a in cmd):
+                cmd.append(f"--junitxml={Path(scratch) / 'junit.xml'}")
+            if not any(a.startswith("--basetemp") for a in cmd):
+                # SIPp traces and server logs: their evidence is in results.json already.
+                cmd.append(f"--basetemp={Path(scratch) / 'pytest'}")
+            print(f"== dialog-info conformance: target {args.target}, {mode} mode ==", flush=True)
+            proc = subprocess.run(cmd, check=False, env=os.environ.copy())
         code = exit_code(proc.returncode)
         if code == EXIT_INTERRUPTED:
             return code

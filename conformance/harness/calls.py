@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Self
 
 from conformance.errors import HarnessError, NotReceivedError, UsageError
+from conformance.harness.local_address import local_for, sip_host
 from conformance.harness.peers import (
     POLL,
     _describe,
@@ -68,6 +69,8 @@ class _Party:
         display: str | None = None,
         timeout: float = 5.0,
         lifetime: float = 900.0,
+        local: str | None = None,
+        transport: str = "udp",
     ) -> None:
         if display is not None and ('"' in display or "\\" in display or "\n" in display):
             raise UsageError(f"a display name without quotes or line breaks, not {display!r}")
@@ -79,6 +82,9 @@ class _Party:
         self.display = display
         self.timeout = timeout
         self.lifetime = lifetime
+        self.local = local_for(local, server)
+        self.transport = transport
+        """The address SIPp binds and advertises in Via, Contact and SDP (``--local-address``)."""
         self.name = f"{self.kind} {user}"
         self.ports: Ports | None = None
         self._proc: SippProcess | None = None
@@ -104,7 +110,10 @@ class _Party:
         """The party's own URI (Contact; a proxy routes a call here)."""
         if self.ports is None:
             raise UsageError(f"{self.name} is not started")
-        return f"sip:{self.user}@127.0.0.1:{self.ports.sip}"
+        params = "" if self.transport == "udp" else f";transport={self.transport}"
+        relay = self._proc.relay if self._proc is not None else None
+        port = relay.advertised_port if relay is not None else self.ports.sip  # TLS: the relay
+        return f"sip:{self.user}@{sip_host(self.local)}:{port}{params}"
 
     # -- life cycle ---------------------------------------------------------------------------
     def _keys(self) -> dict[str, str]:
@@ -123,6 +132,8 @@ class _Party:
             keys=self._keys(),
             lifetime=self.lifetime,
             deadline=time.monotonic() + self.timeout,
+            local=self.local,
+            transport=self.transport,
         )
         return self
 

@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from conformance.errors import HarnessError, NotReceivedError, UsageError
+from conformance.harness.local_address import local_for, sip_host
 from conformance.harness.ports import PortBlock
 from conformance.harness.sipp import (
+    Credentials,
     Ports,
     SippExit,
     SippProcess,
@@ -41,6 +43,8 @@ from conformance.harness.sipp import (
     command,
     request_files,
     run,
+    start_with_edge,
+    tls_edge,
 )
 from conformance.oracle.dialoginfo import CONTENT_TYPE
 from conformance.resources import scenario_path
@@ -336,12 +340,21 @@ class Publisher(PublishVerbs):
         workdir: Path,
         domain: str,
         timeout: float = 5.0,
+        local: str | None = None,
+        transport: str = "udp",
+        auth: Credentials | None = None,
     ) -> None:
         self.server = server
         self.block = block
         self.workdir = Path(workdir)
         self.domain = domain
         self.timeout = timeout
+        self.auth = auth
+        """Digest credentials: a 401/407 to a PUBLISH is answered once (publish-digest.xml)."""
+        self.transport = transport
+        """udp or tcp: what SIPp speaks to ``server`` (TLS is tcp to the harness's relay)."""
+        self.local = local_for(local, server)
+        """The address every PUBLISH is sent from and advertised in Via (``--local-address``)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
 
     def _send_publish(self, user: str, body: bytes | None, lines: list[str]) -> PublishResult:
@@ -356,17 +369,26 @@ class Publisher(PublishVerbs):
             # Any other byte travels in argv unchanged (surrogateescape round-trips it).
             "body": os.fsdecode(data),
         }
-        result = self._run("publish.xml", prefix, keys=keys)
+        scenario = "publish.xml"
+        extra: tuple[str, ...] = ()
+        if self.auth is not None:
+            scenario = "publish-digest.xml"
+            secret = self.workdir / f"{prefix}credentials.csv"
+            extra = tuple(self.auth.sipp_args(secret, f"sip:{user}@{self.domain}"))
+        try:
+            result = self._run(scenario, prefix, keys=keys, extra=extra)
+        finally:
+            if self.auth is not None:
+                secret.unlink(missing_ok=True)  # the password stays on disk no longer than SIPp
         what = f"PUBLISH for {user}@{self.domain}"
-        request = next(
-            (
-                m.message
-                for m in result.messages
-                if m.direction == "out" and isinstance(m.message, Request)
-            ),
-            None,
-        )
-        response = _final_response(result.messages, (1, "PUBLISH"))
+        sent = [
+            m.message
+            for m in result.messages
+            if m.direction == "out" and isinstance(m.message, Request)
+        ]
+        request = sent[-1] if sent else None  # the authenticated retry when challenged
+        cseq = (request.cseq if request else None) or (1, "PUBLISH")
+        response = _final_response(result.messages, cseq)
         if request is None or response is None:
             raise NotReceivedError(
                 f"{what}: no final response within {self.timeout} s "
@@ -379,9 +401,9 @@ class Publisher(PublishVerbs):
         """Send ``raw`` (a whole request) as written, return its final response.
 
         Fields in brackets are filled in first: [local_ip] [local_port] [remote_ip]
-        [remote_port] [domain] [call_id] [branch] [len] (the body's byte count). A ``str`` may
-        use bare LF line ends (they become CRLF); ``bytes`` are sent exactly. The method must be
-        one of RAW_METHODS.
+        [remote_port] [transport] [domain] [call_id] [branch] [len] (the body's byte count). A
+        ``str`` may use bare LF line ends (they become CRLF); ``bytes`` are sent exactly. The
+        method must be one of RAW_METHODS.
         """
         data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
         if isinstance(raw, str):
@@ -393,14 +415,15 @@ class Publisher(PublishVerbs):
             raise UsageError(
                 f"a raw request starts with one of {', '.join(RAW_METHODS)}, not {data[:40]!r}"
             )
-        ports = Ports.take(self.block)
+        ports = Ports.take(self.block, host=self.local)
         call_id = f"raw-{uuid.uuid4().hex}@127.0.0.1"
         head, sep, body = rest.partition(b"\r\n\r\n")
         fields = {
-            b"[local_ip]": b"127.0.0.1",
+            b"[local_ip]": sip_host(self.local).encode(),
             b"[local_port]": str(ports.sip).encode(),
             b"[remote_ip]": self.server[0].encode(),
             b"[remote_port]": str(self.server[1]).encode(),
+            b"[transport]": self.transport.upper().encode(),
             b"[domain]": self.domain.encode(),
             b"[call_id]": call_id.encode(),
             b"[branch]": f"z9hG4bK-{uuid.uuid4().hex[:16]}".encode(),
@@ -450,7 +473,7 @@ class Publisher(PublishVerbs):
         """An OPTIONS to ``user@domain``: a probe that goes through SIPp like everything else."""
         return self.request(
             f"OPTIONS sip:{user}@[domain] SIP/2.0\n"
-            "Via: SIP/2.0/UDP [local_ip]:[local_port];branch=[branch]\n"
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
             "Max-Forwards: 70\n"
             f"From: <sip:{user}@[domain]>;tag=opt-{uuid.uuid4().hex[:12]}\n"
             f"To: <sip:{user}@[domain]>\n"
@@ -468,6 +491,8 @@ class Publisher(PublishVerbs):
             server=self.server,
             block=self.block,
             timeout=self.timeout,
+            local=self.local,
+            transport=self.transport,
             **kwargs,
         )
 
@@ -484,6 +509,8 @@ def _oneshot(
     sets: dict[str, str] | None = None,
     extra: Sequence[str] = (),
     ports: Ports | None = None,
+    local: str,
+    transport: str = "udp",
 ) -> SippResult:
     """Run a one-shot scenario; retry on a lost port race; HarnessError when SIPp itself broke."""
     for _attempt in range(BIND_RETRIES):
@@ -498,6 +525,8 @@ def _oneshot(
             extra=extra,
             ports=ports,
             prefix=prefix,
+            local=local,
+            transport=transport,
         )
         if result.exit is not SippExit.BIND_FAILED:
             break
@@ -588,6 +617,8 @@ def start_controlled(
     keys: dict[str, str],
     lifetime: float,
     deadline: float,
+    local: str | None = None,
+    transport: str = "udp",
     extra: Sequence[str] = (),
 ) -> tuple[SippProcess, _Twin, Ports]:
     """Start a long-lived SIPp driven over its 3PCC twin socket (watch.xml, caller.xml,
@@ -596,21 +627,27 @@ def start_controlled(
 
     No ``-m``: the scenario ends itself or the owner stops it. Raises HarnessError (with the
     command and log tails) when SIPp cannot be started or its socket does not open by
-    ``deadline``; nothing is left running then.
+    ``deadline``; nothing is left running then. ``local`` is the address SIPp binds its SIP
+    socket to and advertises (by default the kernel's choice towards ``server``); the 3PCC twin
+    socket stays on loopback.
     """
+    local = local_for(local, server)
     for attempt in range(BIND_RETRIES):
-        ports = Ports.take(block)
+        ports = Ports.take(block, host=local)
+        edge = tls_edge(server, local, ports, block) if transport == "tls" else None
         argv, logs = command(
             scenario_path(scenario),
-            server=server,
+            server=edge.plain if edge else server,
             ports=ports,
             workdir=workdir,
             keys=keys,
             calls=None,
             timeout=lifetime,
             extra=("-3pcc", f"127.0.0.1:{ports.twin}", *extra),
+            local=local,
+            **(edge.sipp_args if edge else {"transport": transport}),
         )
-        proc = SippProcess(argv, logs, cwd=workdir).start()
+        proc = start_with_edge(SippProcess(argv, logs, cwd=workdir), edge)
         try:
             twin = _Twin(ports.twin, deadline, proc)
             # SIPp opens the twin socket before it binds -cp and -mp: a port taken meanwhile
@@ -646,6 +683,8 @@ class Watcher:
         answer: int = 200,
         timeout: float = 5.0,
         lifetime: float = 900.0,
+        local: str | None = None,
+        transport: str = "udp",
     ) -> None:
         if answer not in ANSWER_CODES:
             raise UsageError(f"a watcher answers NOTIFYs with one of {ANSWER_CODES}, not {answer}")
@@ -660,6 +699,11 @@ class Watcher:
         self.answer = answer
         self.timeout = timeout
         self.lifetime = lifetime
+        self.local = local_for(local, server)
+        """The address SIPp binds and puts in Via and Contact: the server's NOTIFYs come here."""
+        self.transport = transport
+        """udp or tcp; on tcp the server may reuse the SUBSCRIBE's connection or open one to
+        the Contact (SIPp listens on its port)."""
         self.name = f"watcher of {user}"
         self.call_id = f"watch-{uuid.uuid4().hex}@127.0.0.1"
         self.responses: list[Response] = []
@@ -685,6 +729,8 @@ class Watcher:
             keys={"user": self.user, "domain": self.domain, "watcher": "watcher"},
             lifetime=self.lifetime,
             deadline=time.monotonic() + self.timeout,
+            local=self.local,
+            transport=self.transport,
             extra=("-aa",),
         )
         try:
@@ -768,6 +814,11 @@ class Watcher:
             if m.direction == "out" and isinstance(msg, Request) and msg.method == "SUBSCRIBE":
                 return msg.from_tag
         return None
+
+    @property
+    def relay(self) -> Any:
+        """The TLS relay of this watcher's SIPp (``transport="tls"``), for its counts."""
+        return self._proc.relay if self._proc is not None else None
 
     @property
     def active(self) -> bool:
@@ -902,11 +953,14 @@ def fetch(
     accept: str | None = CONTENT_TYPE,
     event: str | None = "dialog",
     timeout: float = 5.0,
+    local: str | None = None,
+    transport: str = "udp",
 ) -> tuple[Response, list[Notify]]:
     """A one-time fetch (SUBSCRIBE, Expires: 0): its final response and the NOTIFY it yields.
 
     Raises NotReceivedError when no final response arrives, or a 2xx is not followed by a
-    NOTIFY within ``timeout``.
+    NOTIFY within ``timeout``. ``local``: the address to bind and advertise (by default the
+    kernel's source address towards ``server``).
     """
     lines = []
     if event is not None:
@@ -930,6 +984,8 @@ def fetch(
         block=block,
         timeout=timeout,
         keys=keys,
+        local=local_for(local, server),
+        transport=transport,
     )
     what = f"fetch of {user}@{domain}"
     response = _final_response(result.messages, (1, "SUBSCRIBE"))

@@ -9,7 +9,7 @@ a peer). Two shapes of use:
   owner; ``messages()`` re-reads the trace incrementally while SIPp runs.
 
 What is pinned, and why (BEHAVIOUR.md, "SIPp 3.6.1 pitfalls"):
-* ``-i 127.0.0.1 -p -cp -mp`` from the caller's ``PortBlock``: unpinned, SIPp probes 5060-5119 and
+* ``-i LOCAL -p -cp -mp`` from the caller's ``PortBlock``: unpinned, SIPp probes 5060-5119 and
   binds 8888 and 6000+, colliding with servers and other workers.
 * ``-nostdin`` and stdin from /dev/null: with stdin closed SIPp 3.6.1 exits at once with 255.
 * ``-default_behaviors none``: the default answers surprises with BYE.
@@ -34,12 +34,14 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from conformance.errors import HarnessError, ToolMissingError
+from conformance.errors import HarnessError, ToolMissingError, UsageError
 from conformance.harness.ports import PortBlock
+from conformance.harness.relay import TlsRelay
 from conformance.sip.trace import Malformed, Traced, TraceParser
 
 INSTALL_HINT = "apt-get install sip-tester"
@@ -51,6 +53,12 @@ PORTS_PER_PROCESS = 6
 PortBlock: SIPp also binds the video RTP port (-mp + 2). With 4-port windows that port lay in
 the next window, and a SIPp started right after another failed to bind its control port (exit
 254; seen with LivePeers and Watchers started in quick succession)."""
+LOOPBACK = "127.0.0.1"
+"""Where SIPp binds when a caller names no address (tests of the harness itself)."""
+SIPP_TRANSPORTS = {"udp": "u1", "tcp": "t1"}
+"""SIPp's ``-t`` mode per transport: one socket for everything. With ``t1`` SIPp also listens
+on its ``-p`` port, where a server's own connections (NOTIFYs to a watcher's Contact) land.
+TLS is TCP behind the harness's relay (conformance/harness/relay.py)."""
 
 
 class SippExit(enum.IntEnum):
@@ -119,8 +127,9 @@ class Ports:
     twin: int
 
     @classmethod
-    def take(cls, block: PortBlock) -> Ports:
-        sip, control, twin, media, _rtcp, _video = block.take(PORTS_PER_PROCESS)
+    def take(cls, block: PortBlock, *, host: str = LOOPBACK) -> Ports:
+        """Ports free on ``host``, the address SIPp binds its SIP and media sockets to."""
+        sip, control, twin, media, _rtcp, _video = block.take(PORTS_PER_PROCESS, host=host)
         return cls(sip=sip, control=control, media=media, twin=twin)
 
 
@@ -136,25 +145,38 @@ def command(
     timeout: float | None = None,
     extra: Sequence[str] = (),
     prefix: str = "",
+    local: str = LOOPBACK,
+    transport: str = "udp",
+    advertise: tuple[str, int] | None = None,
+    via: str | None = None,
 ) -> tuple[list[str], dict[str, Path]]:
     """The argv for one SIPp process and the log files it will write under ``workdir``.
 
     ``prefix`` names the files (``<prefix>messages.log``...) so that many one-shot processes
     can share one directory: creating a directory per process costs as much as the process's
-    whole SIP exchange on this kind of disk.
+    whole SIP exchange on this kind of disk. ``local`` is the address SIPp binds (``-i``) and
+    writes as ``[local_ip]`` into Via and Contact; ``transport`` (udp or tcp) picks SIPp's
+    ``-t`` mode. Via and Contact advertise ``advertise`` (address, port; by default SIPp's own)
+    and ``via`` as transport (by default ``transport``): the TLS relay puts itself there.
     """
     logs = {
         "messages": workdir / f"{prefix}messages.log",
         "errors": workdir / f"{prefix}errors.log",
     }
     host, port = server
+    if transport not in SIPP_TRANSPORTS:
+        raise HarnessError(f"SIPp speaks {', '.join(SIPP_TRANSPORTS)}, not {transport!r}")
     argv = [
         sipp_binary(),
-        f"{host}:{port}",
+        f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "-sf",
         str(scenario),
         "-i",
-        "127.0.0.1",
+        local,
+        "-t",
+        SIPP_TRANSPORTS[transport],
+        *(() if transport == "udp" else ("-max_socket", "64")),
+        *_advertised(advertise or (local, ports.sip), transport if via is None else via),
         "-p",
         str(ports.sip),
         "-cp",
@@ -184,6 +206,93 @@ def command(
         argv += ["-set", name, value]
     argv += list(extra)
     return argv, logs
+
+
+@dataclass(frozen=True)
+class TlsEdge:
+    """A started relay for one SIPp: where SIPp connects, and what it advertises."""
+
+    relay: TlsRelay
+    plain: tuple[str, int]
+    advertised: tuple[str, int]
+
+    @property
+    def sipp_args(self) -> dict[str, Any]:
+        """``command`` keywords: TCP to the relay, TLS and the relay's address in Via/Contact."""
+        return {"transport": "tcp", "advertise": self.advertised, "via": "tls"}
+
+
+_UNSAFE_SECRET = set('"];\r\n\0')
+"""Characters SIPp's injection file or its [authentication] keyword would cut a value at."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A digest account (RFC 3261 §22; SIPp computes MD5 only). The password never goes on
+    SIPp's command line (``/proc/PID/cmdline`` is world-readable): ``injection_file`` writes it
+    into a mode-0600 file that SIPp reads with ``-inf``."""
+
+    user: str
+    password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        for what, value in (("user", self.user), ("password", self.password)):
+            if not value or _UNSAFE_SECRET & set(value) or (what == "user" and " " in value):
+                raise UsageError(
+                    f"digest {what}: empty, or a character SIPp cannot carry "
+                    '(" ] ; line breaks' + (", spaces" if what == "user" else "") + ")"
+                )
+
+    def injection_file(self, path: Path) -> Path:
+        """Write SIPp's -inf file (field 0: the whole [authentication] keyword), mode 0600."""
+        line = f'[authentication username={self.user} password="{self.password}"]'
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"SEQUENTIAL\n{line}\n")
+        return path
+
+    def sipp_args(self, path: Path, request_uri: str) -> list[str]:
+        """-inf and -auth_uri (SIPp puts "sip:" in front, so the URI goes without it)."""
+        uri = request_uri.removeprefix("sip:")
+        return ["-inf", str(self.injection_file(path)), "-auth_uri", uri]
+
+
+def start_with_edge(proc: SippProcess, edge: TlsEdge | None) -> SippProcess:
+    """Start ``proc``; its relay (if any) closes when it is stopped, or now if it cannot start."""
+    if edge is not None:
+        proc.relay = edge.relay
+        proc.on_stop.append(edge.relay.close)
+    try:
+        proc.start()
+    except BaseException:
+        if edge is not None:
+            edge.relay.close()
+        raise
+    return proc
+
+
+def tls_edge(server: tuple[str, int], local: str, ports: Ports, block: PortBlock) -> TlsEdge:
+    """Start the TLS relay for a SIPp that will bind ``local``:``ports.sip`` (relay.py)."""
+    plain, advertised = block.take(2, host=local)
+    relay = TlsRelay(
+        server=server,
+        local=local,
+        plain_port=plain,
+        advertised_port=advertised,
+        sipp_port=ports.sip,
+    ).start()
+    return TlsEdge(relay, (local, plain), (local, advertised))
+
+
+def _advertised(where: tuple[str, int], transport: str) -> list[str]:
+    """The -key arguments the scenarios write into Via and Contact."""
+    host, port = where
+    return [
+        "-key", "sip_host", f"[{host}]" if ":" in host else host,
+        "-key", "sip_port", str(port),
+        "-key", "via_transport", transport.upper(),
+        "-key", "contact_params", "" if transport == "udp" else f";transport={transport}",
+    ]  # fmt: skip
 
 
 def failure_message(
@@ -270,6 +379,10 @@ class SippProcess:
         self.stderr = b""
         self._proc: subprocess.Popen[bytes] | None = None
         self._started = 0.0
+        self.relay: TlsRelay | None = None
+        """The TLS relay carrying this SIPp's streams (``sips:`` targets), else None."""
+        self.on_stop: list[Callable[[], None]] = []
+        """Called once SIPp is reaped: the TLS relay that carried its streams closes there."""
         self._ended: float | None = None
         self._exit: SippExit | None = None
         self._parser = TraceParser()
@@ -355,6 +468,8 @@ class SippProcess:
         else:
             self._note_exit()
         self._ended = self._ended or time.monotonic()
+        while self.on_stop:
+            self.on_stop.pop()()
         return SippExit.UNKNOWN if self._exit is None else self._exit
 
     def __enter__(self) -> SippProcess:
@@ -456,6 +571,8 @@ def run(
     extra: Sequence[str] = (),
     ports: Ports | None = None,
     prefix: str = "",
+    local: str = LOOPBACK,
+    transport: str = "udp",
 ) -> SippResult:
     """Run a one-shot scenario (``-m 1``) to its end or ``timeout`` s, whichever comes first.
 
@@ -463,10 +580,11 @@ def run(
     "failure" is often the point. Raises ToolMissingError without sipp, HarnessError when the
     process cannot be started.
     """
-    ports = ports or Ports.take(block)
+    ports = ports or Ports.take(block, host=local)
+    edge = tls_edge(server, local, ports, block) if transport == "tls" else None
     argv, logs = command(
         scenario,
-        server=server,
+        server=edge.plain if edge else server,
         ports=ports,
         workdir=workdir,
         keys=keys,
@@ -474,10 +592,12 @@ def run(
         timeout=timeout,
         extra=extra,
         prefix=prefix,
+        local=local,
+        **(edge.sipp_args if edge else {"transport": transport}),
     )
     # No parent-death signal (see SippProcess): SIPp's own -timeout bounds an orphan.
     proc = SippProcess(argv, logs, cwd=workdir, die_with_parent=False, capture_stderr=True)
-    proc.start()
+    start_with_edge(proc, edge)
     try:
         if not proc.wait(timeout):
             proc.stop(reason=SippExit.TIMEOUT)

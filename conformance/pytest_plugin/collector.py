@@ -21,7 +21,7 @@ from conformance.errors import ConformanceError
 from conformance.oracle.findings import Verdict
 from conformance.oracle.requirements import CATALOGUE, GROUPS, Level
 from conformance.pytest_plugin.hooks import USER_PROPERTY
-from conformance.pytest_plugin.options import STRICT_OPTION, Settings, settings
+from conformance.pytest_plugin.options import LABEL_OPTION, STRICT_OPTION, Settings, settings
 
 COLLECTOR_NAME = "dialoginfo-conformance-collector"
 PROGRESS_NAME = "dialoginfo-conformance-progress"
@@ -179,6 +179,8 @@ class Collector:
             "profile": profile.name,
             "single_dialog": profile.single_dialog,
         }
+        if self.config.getoption(LABEL_OPTION):
+            target["label"] = self.config.getoption(LABEL_OPTION)
         run_info = {
             "target": target,
             "kit_version": __version__,

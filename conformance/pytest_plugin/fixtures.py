@@ -16,12 +16,22 @@ from typing import Any
 import pytest
 
 from conformance.errors import ConformanceError
-from conformance.pytest_plugin.options import Settings, settings, worker
+from conformance.pytest_plugin.options import (
+    LOCAL_ADDRESS_OPTION,
+    TLS_CA_OPTION,
+    TLS_INSECURE_OPTION,
+    Settings,
+    settings,
+    worker,
+)
 
 EXIT_TARGET_UNAVAILABLE = 10
 """``pytest.exit`` code when the target cannot start: none of pytest's own codes (0-5, where 3
 is pytest's internal error), so the ``run`` command can tell it apart and map it to its own
 table (README "Exit codes")."""
+EXIT_BAD_LOCAL_ADDRESS = 11
+"""``pytest.exit`` code when ``--dialoginfo-local-address`` cannot reach the target (not on
+this host, or not the route's): a usage error found only once the target is known."""
 
 case_key = pytest.StashKey[Any]()
 """Where ``dialoginfo_case`` leaves the case handle on its item, for the judge."""
@@ -51,15 +61,21 @@ def dialoginfo_ports(pytestconfig: pytest.Config) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def dialoginfo_target(
-    dialoginfo_settings: Settings, dialoginfo_ports: Any, tmp_path_factory: pytest.TempPathFactory
+    dialoginfo_settings: Settings,
+    dialoginfo_ports: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    pytestconfig: pytest.Config,
 ) -> Iterator[Any]:
     """The server under test for this worker: launched here, or the user's external one."""
+    from conformance.harness import relay
     from conformance.harness.sipp import sipp_binary
     from conformance.targets import make_target
 
     workdir = tmp_path_factory.mktemp("target")
+    ca = (pytestconfig.getoption(TLS_CA_OPTION), pytestconfig.getoption(TLS_INSECURE_OPTION))
     try:
         sipp_binary()  # every case needs SIPp: say so once, not in every case
+        relay.configure(ca[0], insecure=ca[1])
         tgt = make_target(
             dialoginfo_settings.target,
             profile=dialoginfo_settings.profile,
@@ -68,6 +84,9 @@ def dialoginfo_target(
             faults=dialoginfo_settings.faults,
         )
         tgt.start()
+        own_ca = getattr(tgt, "ca_path", None)
+        if own_ca and not any(ca):
+            relay.configure(str(own_ca))  # a launched TLS server: trust its own CA
     except ConformanceError as exc:
         pytest.exit(
             f"dialog-info conformance: cannot start target: {exc.message}",
@@ -77,6 +96,20 @@ def dialoginfo_target(
         yield tgt
     finally:
         tgt.stop()
+
+
+@pytest.fixture(scope="session")
+def dialoginfo_local_address(dialoginfo_target: Any, pytestconfig: pytest.Config) -> str:
+    """The address the peers bind and advertise: ``--dialoginfo-local-address``, checked
+    against the route to the target before any case runs, or the kernel's own choice."""
+    from conformance.harness.local_address import check_local_address, source_address
+
+    given = pytestconfig.getoption(LOCAL_ADDRESS_OPTION)
+    host, port = dialoginfo_target.host, dialoginfo_target.port
+    try:
+        return check_local_address(given, host, port) if given else source_address(host, port)
+    except ConformanceError as exc:
+        pytest.exit(f"dialog-info conformance: {exc.message}", returncode=EXIT_BAD_LOCAL_ADDRESS)
 
 
 @pytest.fixture
@@ -89,7 +122,11 @@ def dialoginfo_presentity(request: pytest.FixtureRequest, pytestconfig: pytest.C
 
 @pytest.fixture
 def dialoginfo_publisher(
-    dialoginfo_target: Any, dialoginfo_ports: Any, tmp_path: Path, dialoginfo_settings: Settings
+    dialoginfo_target: Any,
+    dialoginfo_ports: Any,
+    tmp_path: Path,
+    dialoginfo_settings: Settings,
+    dialoginfo_local_address: str,
 ) -> Any:
     """Sends PUBLISH through short-lived SIPp processes."""
     from conformance.harness.peers import Publisher
@@ -100,12 +137,18 @@ def dialoginfo_publisher(
         workdir=tmp_path / "publish",
         domain=dialoginfo_target.domain,
         timeout=dialoginfo_settings.timeout,
+        local=dialoginfo_local_address,
+        transport=dialoginfo_target.transport,
     )
 
 
 @pytest.fixture
 def dialoginfo_watcher(
-    dialoginfo_target: Any, dialoginfo_ports: Any, tmp_path: Path, dialoginfo_settings: Settings
+    dialoginfo_target: Any,
+    dialoginfo_ports: Any,
+    tmp_path: Path,
+    dialoginfo_settings: Settings,
+    dialoginfo_local_address: str,
 ) -> Iterator[Any]:
     """A factory: ``dialoginfo_watcher(user=..., expires=..., accept=..., answer=...)`` -> a
     started-later SIPp watcher; every watcher it made is closed (unsubscribed, reaped) after
@@ -122,6 +165,8 @@ def dialoginfo_watcher(
             workdir=tmp_path / f"watch-{next(counter)}",
             domain=dialoginfo_target.domain,
             timeout=dialoginfo_settings.timeout,
+            local=dialoginfo_local_address,
+            transport=dialoginfo_target.transport,
             **kw,
         )
         made.append(w)

@@ -27,6 +27,10 @@ FAULT_OPTION = PREFIX + "fault"
 TIMEOUT_OPTION = PREFIX + "sip-timeout"
 REPORT_OPTION = PREFIX + "report"
 SLOW_OPTION = PREFIX + "slow"
+LOCAL_ADDRESS_OPTION = PREFIX + "local-address"
+LABEL_OPTION = PREFIX + "label"
+TLS_CA_OPTION = PREFIX + "tls-ca"
+TLS_INSECURE_OPTION = PREFIX + "tls-insecure"
 
 _settings_key = pytest.StashKey["Settings"]()
 
@@ -117,6 +121,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="write results under DIR (default: reports/ of the working directory)",
     )
+    _add_deployment_options(group)
+
+
+def _add_deployment_options(group: Any) -> None:
+    """Options for testing a deployed server: where the kit's peers live, how it names the
+    target, how it trusts a TLS server."""
+    group.addoption(
+        LOCAL_ADDRESS_OPTION,
+        default=None,
+        dest="dialoginfo_local_address",
+        metavar="ADDR",
+        help="address every SIP peer binds and advertises in Via/Contact (default: the "
+        "source address the kernel picks towards the target)",
+    )
+    group.addoption(
+        LABEL_OPTION,
+        default=None,
+        dest="dialoginfo_label",
+        metavar="NAME",
+        help="name of the target in reports and matrix columns (default: its kind, e.g. "
+        "external, with the transport when not UDP)",
+    )
+    group.addoption(
+        TLS_CA_OPTION,
+        default=None,
+        dest="dialoginfo_tls_ca",
+        metavar="FILE",
+        help="sips: targets: CA certificates (PEM) the server's certificate must chain to; its "
+        "SAN must name the target's host or IP (default: the system's CAs)",
+    )
+    group.addoption(
+        TLS_INSECURE_OPTION,
+        action="store_true",
+        default=False,
+        dest="dialoginfo_tls_insecure",
+        help="sips: targets: do not verify the server's certificate",
+    )
 
 
 @dataclass(frozen=True)
@@ -139,7 +180,8 @@ def settings(config: pytest.Config) -> Settings:
 
         opt = config.option
         target = opt.dialoginfo_target
-        default_profile = {"reference": "reference", "kamailio": "kamailio"}.get(target, "generic")
+        kind = target.split(";")[0].split(":")[0]  # kamailio;transport=tcp -> kamailio
+        default_profile = {"reference": "reference", "kamailio": "kamailio"}.get(kind, "generic")
         try:
             profile = load_profile(opt.dialoginfo_profile or default_profile)
             profile = profile.with_overrides(

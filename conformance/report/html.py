@@ -355,6 +355,7 @@ def _header(results: Mapping[str, Any]) -> str:
     rows = [
         ("target", f"{target.get('name', '?')} ({target.get('kind', '?')})"),
         ("address", target.get("address")),
+        ("transport", str(target.get("transport") or "udp").upper()),
         ("profile", target.get("profile")),
         ("mode", results.get("mode")),
         ("server User-Agent", target.get("user_agent") or "not seen"),

@@ -157,7 +157,8 @@ def _target(column: Column) -> Mapping[str, Any]:
 def render_html(matrix: Matrix) -> str:
     """A self-contained page, same conventions as report.html."""
     head = "".join(
-        f"<th>{esc(c.label)}<br><span class='muted'>{esc(_target(c).get('address'))}</span></th>"
+        f"<th>{esc(c.label)}<br><span class='muted'>{esc(_target(c).get('address'))} "
+        f"{esc(str(_target(c).get('transport') or 'udp').upper())}</span></th>"
         for c in matrix.columns
     )
     body = []

@@ -92,9 +92,17 @@ def case_verdict(case: Mapping[str, Any]) -> str:
 
 
 def target_name(run_info: Mapping[str, Any]) -> str:
-    """The target's short name, safe in a directory name: ``reference``, ``kamailio``..."""
+    """The target's short name, safe in a directory name: the ``--label`` the user gave
+    (``staging``), else ``reference``, ``kamailio``... with the transport when it is not UDP
+    (``kamailio-tcp``), so runs of different servers or transports never share a column."""
     target = run_info.get("target") or {}
-    raw = str(target.get("name") or target.get("kind") or "target")
+    if target.get("label"):
+        raw = str(target["label"])
+    else:
+        raw = str(target.get("name") or target.get("kind") or "target")
+        transport = str(target.get("transport") or "udp")
+        if transport != "udp":
+            raw = f"{raw}-{transport}"
     return re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-.") or "target"
 
 

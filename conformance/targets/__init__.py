@@ -17,7 +17,7 @@ from typing import Any
 from conformance.errors import UsageError
 from conformance.harness.ports import PortBlock
 from conformance.targets.base import Target
-from conformance.targets.external import ExternalTarget, parse_spec
+from conformance.targets.external import TRANSPORTS, ExternalTarget, parse_spec, parse_target
 from conformance.targets.profile import SHIPPED, Profile, load_profile
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "load_profile",
     "make_target",
     "parse_spec",
+    "parse_target",
 ]
 
 _KAMAILIO_MODES = ("aggregate", "single", "dummy")
@@ -44,17 +45,28 @@ def make_target(
 ) -> Target:
     """Build (not start) the target named by ``spec``.
 
-    ``spec``: ``kamailio`` or ``kamailio:MODE`` (aggregate, single, dummy), ``reference``, or
-    ``sip:HOST:PORT``. ``profile``: a shipped name, a TOML path or a ``Profile``; by default the
-    profile named like the target (``generic`` for an external server). ``overrides`` are
-    command-line values that beat the profile (``None`` values are ignored); for Kamailio,
-    ``single_dialog=True`` selects the single mode. ``block`` supplies ports for launched
+    ``spec``: ``kamailio`` or ``kamailio:MODE`` (aggregate, single, dummy), optionally with
+    ``;transport=tcp``, ``reference``, or ``sip:HOST:PORT[;transport=tcp]``. ``profile``: a
+    shipped name, a TOML path or a ``Profile``; by default the profile named like the target
+    (``generic`` for an external server). ``overrides`` are command-line values that beat the
+    profile (``None`` values are ignored); for Kamailio, ``single_dialog=True`` selects the
+    single mode. ``block`` supplies ports for launched
     servers. ``faults`` (reference only) switch on the reference server's fault injection.
     """
     if faults and spec != "reference":
         raise UsageError(f"fault injection works only with the reference target, not {spec!r}")
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     kind, _, variant = spec.partition(":")
+    launched_transport = "udp"
+    if kind.startswith("kamailio") and ";" in spec:
+        spec, _, param = spec.partition(";")
+        kind, _, variant = spec.partition(":")
+        key, _, value = param.partition("=")
+        if key.strip().lower() != "transport" or value.strip().lower() not in TRANSPORTS:
+            raise UsageError(
+                f"bad target {spec};{param}: a launched Kamailio takes ;transport=udp, tcp or tls"
+            )
+        launched_transport = value.strip().lower()
     if kind == "kamailio":
         from conformance.targets.kamailio import KamailioTarget
 
@@ -70,7 +82,13 @@ def make_target(
                 f"--target {spec} contradicts --single-dialog={given['single_dialog']}: "
                 "use --target kamailio:single or drop one of them"
             )
-        return KamailioTarget(mode, block=block, workdir=workdir, profile=base)  # type: ignore[arg-type]
+        return KamailioTarget(
+            mode,  # type: ignore[arg-type]
+            block=block,
+            workdir=workdir,
+            profile=base,
+            transport=launched_transport,
+        )
     if spec == "reference":
         from conformance.targets.reference import ReferenceTarget  # type: ignore[import-not-found]
 
@@ -82,7 +100,7 @@ def make_target(
             ports=block,
             log_dir=Path(workdir) if workdir is not None else None,
         )
-    if kind == "sip":
+    if kind in ("sip", "sips"):
         base = _resolve(profile, "generic").with_overrides(**given)
         return ExternalTarget(spec, profile=base)
     raise UsageError(

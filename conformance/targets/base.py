@@ -22,11 +22,22 @@ class Target(abc.ABC):
     name: str
     """Short kind name for reports: ``kamailio``, ``reference``, ``external``."""
 
-    def __init__(self, *, host: str, port: int, domain: str | None, profile: Profile) -> None:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        domain: str | None,
+        profile: Profile,
+        transport: str = "udp",
+    ) -> None:
         self.host = host
         self.port = port
-        self.domain = domain or host
-        """Host part of presentity URIs (``sip:user@DOMAIN``); the host when not configured."""
+        self.transport = transport
+        """udp, tcp or tls: how the kit's peers reach the server (reports name it)."""
+        self.domain = domain or (f"[{host}]" if ":" in host else host)
+        """Host part of presentity URIs (``sip:user@DOMAIN``); the host when not configured
+        (an IPv6 address in brackets, as a SIP URI writes it)."""
         self.profile = profile
 
     @property
@@ -58,6 +69,7 @@ class Target(abc.ABC):
             "host": self.host,
             "port": self.port,
             "address": self.address,
+            "transport": self.transport,
             "domain": self.domain,
             "profile": self.profile.name,
             "profile_source": self.profile.source,
@@ -72,7 +84,10 @@ class Target(abc.ABC):
         self.stop()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name} {self.address} profile={self.profile.name}>"
+        return (
+            f"<{type(self).__name__} {self.name} {self.address} {self.transport} "
+            f"profile={self.profile.name}>"
+        )
 
 
 def wait_ready(host: str, port: int, *, timeout: float, what: str) -> _probe.ProbeResult:

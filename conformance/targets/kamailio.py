@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import sqlite3
+import ssl
 import subprocess
 import tempfile
 import time
@@ -57,6 +58,50 @@ _MODULE_DIRS = (
 _NEEDED_MODULES = ("tm", "sl", "db_sqlite", "presence", "presence_dialoginfo")
 
 
+TRANSPORTS = ("udp", "tcp", "tls")
+"""What one launched Kamailio serves: one transport per instance, as a deployment would."""
+
+
+TLS_CONFIG = """[server:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+private_key = {key}
+certificate = {cert}
+
+[client:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+"""
+"""tls.so's domains: the server side presents the test certificate; as a client (NOTIFYs to a
+watcher's Contact over a new connection) it does not check the kit's self-signed one."""
+
+
+def transport_settings(transport: str, host: str, port: int, tls_config: Path | None = None) -> str:
+    """The core settings that make an instance listen on ``transport`` only.
+
+    TCP keeps one TCP worker (``tcp_children=1``): the SQLite driver has no busy timeout, so
+    a second worker would give "database is locked" 500s, as with UDP ``children``.
+    """
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if transport == "udp":
+        return f"disable_tcp=yes\nlisten=udp:{where}"
+    lines = f"tcp_children=1\ntcp_accept_no_cl=yes\nlisten={transport}:{where}"
+    if transport == "tls":
+        lines += f'\nenable_tls=yes\nloadmodule "tls.so"\nmodparam("tls", "config", "{tls_config}")'
+    return lines
+
+
+def check_tls_installed() -> None:
+    """``ToolMissingError`` naming the package when Kamailio's TLS module or openssl is absent."""
+    dirs = [p for pattern in _MODULE_DIRS for p in Path("/").glob(pattern.lstrip("/"))]
+    if not any((d / "tls.so").is_file() for d in dirs):
+        raise ToolMissingError("Kamailio's tls.so not found: apt-get install kamailio-tls-modules")
+    if shutil.which("openssl") is None:
+        raise ToolMissingError("openssl not found (test certificates): apt-get install openssl")
+
+
 def render_config(template: str, values: dict[str, object]) -> str:
     """Fill ``{{name}}`` placeholders; a placeholder without a value is a kit bug, said plainly.
 
@@ -81,17 +126,47 @@ def check_installed(binary: str | os.PathLike[str] = BINARY) -> None:
             raise ToolMissingError(f"Kamailio module {module}.so not found; {hint}")
 
 
-def create_database(path: Path) -> None:
-    """A fresh SQLite database with the ``version`` table and the presence tables."""
+def create_database(path: Path, accounts: dict[str, str] | None = None, domain: str = "") -> None:
+    """A fresh SQLite database with the ``version`` table and the presence tables; with
+    ``accounts``, auth_db's subscriber table too (plain passwords, HA1 computed by Kamailio)."""
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     db = sqlite3.connect(path)
     try:
-        for name in ("standard", "presence"):
+        names = ("standard", "presence", *(("auth_db",) if accounts else ()))
+        for name in names:
             db.executescript((SQL_DIR / f"{name}-create.sql").read_text())
+        if accounts:
+            db.executemany(
+                "INSERT INTO subscriber (username, domain, password) VALUES (?, ?, ?)",
+                [(user, domain, password) for user, password in accounts.items()],
+            )
         db.commit()
     finally:
         db.close()
+
+
+def auth_settings(accounts: dict[str, str], realm: str, db: Path) -> dict[str, str]:
+    """Template values: digest authentication of PUBLISH and SUBSCRIBE, or nothing.
+
+    The realm is written literally: ``proxy_authorize("$fd", ...)`` failed in 5.6.3 with
+    "failed to get realm value" (seen in a spike)."""
+    if not accounts:
+        return {"auth_modules": "", "auth_check": ""}
+    modules = (
+        'loadmodule "auth.so"\nloadmodule "auth_db.so"\n'
+        f'modparam("auth_db", "db_url", "sqlite:///{db}")\n'
+        'modparam("auth_db", "calculate_ha1", yes)\n'
+        'modparam("auth_db", "password_column", "password")\n'
+    )
+    check = (
+        f'\t\tif (!proxy_authorize("{realm}", "subscriber")) {{\n'
+        f'\t\t\tproxy_challenge("{realm}", "0");\n'
+        "\t\t\texit;\n"
+        "\t\t}\n"
+        "\t\tconsume_credentials();"
+    )
+    return {"auth_modules": modules, "auth_check": check}
 
 
 class KamailioTarget(Target):
@@ -124,9 +199,15 @@ class KamailioTarget(Target):
         debug: int = 2,
         ready_timeout: float = 10.0,
         keep_files: bool = False,
+        transport: str = "udp",
+        accounts: dict[str, str] | None = None,
     ) -> None:
         if mode not in MODES:
             raise UsageError(f"Kamailio mode {mode!r} is not one of {', '.join(MODES)}")
+        if transport not in TRANSPORTS:
+            raise UsageError(
+                f"Kamailio transport {transport!r} is not one of {', '.join(TRANSPORTS)}"
+            )
         if port is None:
             if block is None:
                 raise UsageError("KamailioTarget needs a PortBlock (block=) or a port (port=)")
@@ -138,7 +219,13 @@ class KamailioTarget(Target):
             "expiry_timer": float(clean_period),
             "publish_expires_cap": max_expires,
         }
-        super().__init__(host=host, port=port, domain=domain, profile=base.with_overrides(**facts))
+        super().__init__(
+            host=host,
+            port=port,
+            domain=domain,
+            profile=base.with_overrides(**facts),
+            transport=transport,
+        )
         self.mode: Mode = mode
         self.binary = str(binary)
         self.template = Path(template) if template is not None else TEMPLATE
@@ -152,10 +239,21 @@ class KamailioTarget(Target):
         self.debug = debug
         self.ready_timeout = ready_timeout
         self.keep_files = keep_files
+        self.accounts = dict(accounts or {})
+        """Digest accounts (user -> password) of the subscriber table; when any, PUBLISH and
+        SUBSCRIBE must authenticate (auth_db, 407 challenges, realm = the domain)."""
+        self.ca_path: Path | None = None
+        """With TLS: the CA that signed this instance's certificate (made at start)."""
         self._parent_dir = Path(workdir) if workdir is not None else None
         self.workdir: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.command: list[str] = []
+
+    @property
+    def server_address(self) -> str:
+        """The URI presence puts in its NOTIFYs' Contact: where in-dialog SUBSCRIBEs come."""
+        params = "" if self.transport == "udp" else f";transport={self.transport}"
+        return f"sip:{self.address}{params}"
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -182,13 +280,19 @@ class KamailioTarget(Target):
         )
         (work / "run").mkdir()
         db = work / "kamailio.db"
-        create_database(db)
+        create_database(db, self.accounts, self.domain)
+        tls_config = self._make_tls(work) if self.transport == "tls" else None
         values = {
             "debug": self.debug,
             "host": self.host,
             "port": self.port,
             "domain": self.domain,
             "db_path": db,
+            "transport_settings": transport_settings(
+                self.transport, self.host, self.port, tls_config
+            ),
+            "server_address": self.server_address,
+            **auth_settings(self.accounts, self.domain, db),
             **self.settings,
         }
         try:
@@ -200,12 +304,36 @@ class KamailioTarget(Target):
         (work / "kamailio.cfg").write_text(render_config(template, values))
         return work
 
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """Clients of this instance verify it against its own CA (readiness proves the cert)."""
+        if self.ca_path is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_path))
+
+    def _make_tls(self, work: Path) -> Path:
+        """A CA and a server certificate for ``host`` (SAN IP or DNS), made now, and tls.cfg.
+
+        ``ca_path`` is what a client passes as ``--tls-ca`` to verify this instance."""
+        from conformance.harness.relay import make_ca, make_certificate
+
+        tls = work / "tls"
+        tls.mkdir()
+        ca = make_ca(tls)
+        kind = "IP" if re.fullmatch(r"[0-9.]+|[0-9A-Fa-f:]+", self.host) else "DNS"
+        cert, key = make_certificate(tls, "server", [f"{kind}:{self.host}"], ca=ca)
+        self.ca_path = ca[0]
+        config = tls / "tls.cfg"
+        config.write_text(TLS_CONFIG.format(key=key, cert=cert))
+        return config
+
     # -- process -------------------------------------------------------------------------------
 
     def start(self) -> None:
         if self.process is not None:
             return
         check_installed(self.binary)
+        if self.transport == "tls":
+            check_tls_installed()
         self.workdir = self._prepare()
         work = self.workdir
         self.command = [
@@ -243,7 +371,13 @@ class KamailioTarget(Target):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise self._failure(f"did not answer OPTIONS within {self.ready_timeout:g} s")
-            result = _probe.probe(self.host, self.port, timeout=min(0.5, left))
+            result = _probe.probe(
+                self.host,
+                self.port,
+                timeout=min(0.5, left),
+                transport=self.transport,
+                tls=self._tls_context(),
+            )
             if result.response is not None:
                 if result.ok:
                     return

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import secrets
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 
 from conformance.errors import SipParseError
+from conformance.phone.stream import StreamFramer
 from conformance.sip import message
 from conformance.sip.message import Request, Response
 
@@ -32,15 +34,17 @@ def options_request(
     call_id: str,
     branch: str,
     tag: str,
+    transport: str = "udp",
 ) -> Request:
     """An out-of-dialog OPTIONS to ``sip:host:port`` from ``local_host:local_port``."""
-    target = f"sip:{_hostport(host, port)}"
+    params = "" if transport == "udp" else f";transport={transport}"
+    target = f"sip:{_hostport(host, port)}{params}"
     local = _hostport(local_host, local_port)
     return Request(
         method="OPTIONS",
         uri=target,
         headers=(
-            ("Via", f"SIP/2.0/UDP {local};branch={branch};rport"),
+            ("Via", f"SIP/2.0/{transport.upper()} {local};branch={branch};rport"),
             ("Max-Forwards", "70"),
             ("From", f"<sip:probe@{local}>;tag={tag}"),
             ("To", f"<{target}>"),
@@ -70,6 +74,8 @@ class ProbeResult:
     response: Response | None
     elapsed: float
     attempts: int
+    error: str | None = None
+    """Why no answer came when the transport said so (a TLS certificate refused)."""
 
     @property
     def ok(self) -> bool:
@@ -82,12 +88,20 @@ def probe(
     *,
     timeout: float = 2.0,
     local_host: str | None = None,
+    transport: str = "udp",
+    tls: ssl.SSLContext | None = None,
 ) -> ProbeResult:
     """Send OPTIONS until a final response arrives or ``timeout`` seconds have passed.
 
     Any final response counts as an answer (a server may refuse OPTIONS yet be alive); callers
-    that need a 200 check ``ok``. Garbage and responses to other requests are ignored.
+    that need a 200 check ``ok``. Garbage and responses to other requests are ignored. Over
+    ``tcp`` one connection carries one OPTIONS (no retransmission: TCP is reliable); ``tls``
+    is the same inside TLS with the ``tls`` context (a certificate it refuses is no answer).
     """
+    if transport in ("tcp", "tls"):
+        if transport == "tls" and tls is None:
+            raise ValueError("a TLS probe needs an SSL context (tls=)")
+        return _probe_tcp(host, port, timeout=timeout, tls=tls if transport == "tls" else None)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if local_host is None:
         local_host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
@@ -102,16 +116,7 @@ def probe(
             sock.connect((host, port))  # also picks the source address for a wildcard bind
         except OSError:
             return ProbeResult(None, time.monotonic() - start, 0)
-        bound_host, bound_port = sock.getsockname()[:2]
-        request = options_request(
-            host,
-            port,
-            local_host=bound_host,
-            local_port=bound_port,
-            call_id=f"probe-{secrets.token_hex(8)}",
-            branch=f"z9hG4bK-{secrets.token_hex(8)}",
-            tag=secrets.token_hex(4),
-        )
+        request = _fresh_request(sock, host, port, "udp")
         data = bytes(request)
         interval = 0.05
         while True:
@@ -128,6 +133,85 @@ def probe(
             response = _receive_until(sock, request, resend_at)
             if response is not None:
                 return ProbeResult(response, time.monotonic() - start, attempts)
+
+
+def _fresh_request(sock: socket.socket, host: str, port: int, transport: str) -> Request:
+    """An OPTIONS with fresh identifiers, from the address ``sock`` is bound to."""
+    bound_host, bound_port = sock.getsockname()[:2]
+    return options_request(
+        host,
+        port,
+        local_host=bound_host,
+        local_port=bound_port,
+        call_id=f"probe-{secrets.token_hex(8)}",
+        branch=f"z9hG4bK-{secrets.token_hex(8)}",
+        tag=secrets.token_hex(4),
+        transport=transport,
+    )
+
+
+def _probe_tcp(
+    host: str, port: int, *, timeout: float, tls: ssl.SSLContext | None = None
+) -> ProbeResult:
+    start = time.monotonic()
+    deadline = start + timeout
+    attempts = 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return ProbeResult(None, time.monotonic() - start, attempts)
+        try:
+            sock = socket.create_connection((host, port), timeout=left)
+        except OSError:  # nothing listens yet
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            continue
+        if tls is not None:
+            try:
+                sock = tls.wrap_socket(sock, server_hostname=host)
+            except ssl.SSLCertVerificationError as exc:
+                sock.close()
+                why = f"TLS certificate refused: {exc.verify_message}"
+                return ProbeResult(None, time.monotonic() - start, attempts, why)
+            except (OSError, ssl.SSLError) as exc:
+                sock.close()
+                return ProbeResult(None, time.monotonic() - start, attempts, f"TLS: {exc}")
+        with sock:
+            request = _fresh_request(sock, host, port, "tls" if tls else "tcp")
+            attempts += 1
+            response = _read_stream(sock, request, deadline)
+        if response is not None:
+            return ProbeResult(response, time.monotonic() - start, attempts)
+
+
+def _read_stream(sock: socket.socket, request: Request, until: float) -> Response | None:
+    """Send ``request`` on a stream and read messages until its final response or ``until``."""
+    try:
+        sock.sendall(bytes(request))
+    except OSError:
+        return None
+    framer = StreamFramer()  # Content-Length delimits messages on a stream
+    while True:
+        left = until - time.monotonic()
+        if left <= 0:
+            return None
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65535)
+        except (TimeoutError, OSError):
+            return None
+        if not chunk:
+            return None
+        try:
+            raws = framer.feed(chunk)
+        except SipParseError:
+            return None
+        for raw in raws:
+            try:
+                msg = message.parse(raw)
+            except SipParseError:
+                continue
+            if isinstance(msg, Response) and msg.status >= 200 and is_answer(request, msg):
+                return msg
 
 
 def _receive_until(sock: socket.socket, request: Request, until: float) -> Response | None:

@@ -10,7 +10,7 @@ import pytest
 from conformance.errors import UsageError
 from conformance.sip import message
 from conformance.targets import make_target
-from conformance.targets.external import ExternalTarget, parse_spec
+from conformance.targets.external import ExternalTarget, parse_spec, parse_target
 from conformance.targets.kamailio import render_config
 from conformance.targets.probe import is_answer, options_request
 from conformance.targets.profile import SHIPPED, Profile, load_profile, profile_from_dict
@@ -218,14 +218,38 @@ def test_parse_spec(spec: str, expected: tuple[str, int, str | None]) -> None:
         "127.0.0.1:5060",
         "sip:",
         "sip:host:99999",
-        "sips:host:5061",
-        "sip:h:5060;transport=tcp",
+        "sips:host:5061;transport=tcp",
+        "sip:h:5060;transport=tls",
+        "sip:h:5060;transport=sctp",
         "sip:a b",
     ],
 )
 def test_bad_spec_is_a_usage_error(spec: str) -> None:
     with pytest.raises(UsageError, match="bad target"):
         parse_spec(spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("sip:h:5070;transport=tcp", ("h", 5070, None, "tcp")),
+        ("sip:h;transport=TCP;domain=d", ("h", 5060, "d", "tcp")),
+        ("sip:[::1]:5070;transport=udp", ("::1", 5070, None, "udp")),
+        ("sips:h", ("h", 5061, None, "tls")),
+        ("sips:h:5071;transport=tls", ("h", 5071, None, "tls")),
+    ],
+)
+def test_parse_target_names_the_transport(
+    spec: str, expected: tuple[str, int, str | None, str]
+) -> None:
+    assert parse_target(spec) == expected
+
+
+def test_tls_and_tcp_targets() -> None:
+    assert make_target("sip:127.0.0.1:5999;transport=tcp").transport == "tcp"
+    assert make_target("sips:127.0.0.1:5999").transport == "tls"
+    with pytest.raises(UsageError, match="takes ;transport=udp, tcp or tls"):
+        make_target("kamailio:single;transport=sctp")
 
 
 def test_make_target_external_applies_overrides() -> None:
