@@ -31,6 +31,7 @@ from conformance.harness.local_address import sip_host
 from conformance.harness.peers import Publisher, Watcher, fetch
 from conformance.harness.ports import PortBlock, reserve_block
 from conformance.harness.sipp import Credentials, SippProcess
+from conformance.pytest_plugin.fixtures import EXIT_BAD_LOCAL_ADDRESS
 from conformance.sip.message import Request, Response, param_of, uri_of
 from conformance.sip.trace import Traced
 from conformance.targets import make_target
@@ -257,8 +258,8 @@ def test_suite_passes_against_a_server_on_another_address(
     spec = f"sip:{SERVER}:{presence_kamailio.port}"
     extra = ["--dialoginfo-local-address", local] if local else []
     cmd = suite_argv(
-        "--target", spec, "--profile", "kamailio", *extra, "-q", "-n", "2",
-        "--conformance-report", str(tmp_path / "reports"),
+        "--dialoginfo-target", spec, "--dialoginfo-profile", "kamailio", *extra, "-q", "-n", "2",
+        "--dialoginfo-report", str(tmp_path / "reports"),
     )  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
@@ -281,8 +282,8 @@ def test_suite_passes_over_tcp_with_a_label(
     spec = f"sip:{SERVER}:{presence_kamailio_tcp.port};transport=tcp"
     reports = tmp_path / "reports"
     cmd = suite_argv(
-        "--target", spec, "--profile", "kamailio", "--dialoginfo-local-address", LOCAL,
-        "--dialoginfo-label", "staging", "-q", "-n", "2", "--conformance-report", str(reports),
+        "--dialoginfo-target", spec, "--dialoginfo-profile", "kamailio",
+        "--dialoginfo-local-address", LOCAL, "--dialoginfo-label", "staging", "-q", "-n", "2", "--dialoginfo-report", str(reports),
     )  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
@@ -320,9 +321,11 @@ def test_a_local_address_off_the_route_is_refused(presence_kamailio: KamailioTar
     if other is None:
         pytest.skip("this host has no non-loopback IPv4 address")
     spec = f"sip:{SERVER}:{presence_kamailio.port}"
-    cmd = suite_argv("--target", spec, "--dialoginfo-local-address", other, "-q", "-n", "0")
+    cmd = suite_argv(
+        "--dialoginfo-target", spec, "--dialoginfo-local-address", other, "-q", "-n", "0"
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 4, proc.stdout[-2000:]
+    assert proc.returncode == EXIT_BAD_LOCAL_ADDRESS, proc.stdout[-2000:]
     assert "is not on the route to the target" in proc.stdout + proc.stderr
     assert " passed" not in proc.stdout
 
@@ -354,8 +357,9 @@ def test_ipv6_target(block: PortBlock, tmp_path: Path) -> None:
             assert _sent_from(watcher.messages, "::1") == []
         spec = f"sip:[::1]:{ref.port}"
         cmd = suite_argv(
-            "--target", spec, "--profile", "reference", "-q", "-n", "0", "-k", "publish",
-            "--conformance-report", str(tmp_path / "reports"),
+            "--dialoginfo-target", spec, "--dialoginfo-profile", "reference",
+            "-q", "-n", "0", "-k", "publish",
+            "--dialoginfo-report", str(tmp_path / "reports"),
         )  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
@@ -402,9 +406,9 @@ def test_suite_passes_over_tls(presence_kamailio_tls: KamailioTarget, tmp_path: 
     spec = f"sips:{SERVER}:{presence_kamailio_tls.port}"
     reports = tmp_path / "reports"
     cmd = suite_argv(
-        "--target", spec, "--profile", "kamailio", "--dialoginfo-local-address", LOCAL,
-        "--dialoginfo-tls-ca", str(presence_kamailio_tls.ca_path), "-q", "-n", "2",
-        "--conformance-report", str(reports),
+        "--dialoginfo-target", spec, "--dialoginfo-profile", "kamailio",
+        "--dialoginfo-local-address", LOCAL, "--dialoginfo-tls-ca", str(presence_kamailio_tls.ca_path), "-q", "-n", "2",
+        "--dialoginfo-report", str(reports),
     )  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
