@@ -286,8 +286,10 @@ class Executor:
             self._stimulus(op.presentity, "publish", record, result, sent, body.data)
             self._taint(op.presentity, body, result, record)
             self._note(record, result, op.handle, op.presentity, op.publisher)
-            if body.valid and body.content_type == CONTENT_TYPE and not (
-                200 <= result.status < 300 or result.status == 423
+            if (
+                body.valid
+                and body.content_type == CONTENT_TYPE
+                and not (200 <= result.status < 300 or result.status == 423)
             ):
                 record.status_findings.append(
                     ("C03", f"initial PUBLISH of a valid body answered {result.status}")

@@ -396,7 +396,9 @@ def _nemesis(rng: random.Random, state: _State, limits: Limits, gap: float) -> O
         if n in limits.nemeses
     ]
     if state.watchers:
-        choices += [n for n in ("answer-481", "answer-489", "stop-answering") if n in limits.nemeses]
+        choices += [
+            n for n in ("answer-481", "answer-489", "stop-answering") if n in limits.nemeses
+        ]
     if not choices:
         return Fetch(rng.randrange(limits.presentities), gap=gap)
     what = rng.choice(choices)
