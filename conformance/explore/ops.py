@@ -267,6 +267,9 @@ class Limits:
     modify_terminated: bool = True
     """False: never modify a publication whose dialogs are all terminated (Kamailio skips the
     update and keeps the old body, a declared deviation)."""
+    reuse_ids: float = 0.2
+    """Chance a dialog id already handed out is reused (duplicate ids across publications;
+    0 for a server whose profile declares it does not de-duplicate them)."""
     nemeses: tuple[str, ...] = NEMESES
     """The hostile steps drawn (a profile's declared deviations take theirs out)."""
 
@@ -303,7 +306,7 @@ class _State:
 def _dialogs(rng: random.Random, state: _State, limits: Limits) -> tuple[tuple[str, str], ...]:
     out: dict[str, str] = {}
     for _ in range(rng.randint(1, limits.max_dialogs)):
-        if state.ids and rng.random() < 0.2:
+        if state.ids and rng.random() < limits.reuse_ids:
             did = rng.choice(state.ids)
         else:
             did = f"d{len(state.ids) + 1}"

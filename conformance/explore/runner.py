@@ -61,7 +61,9 @@ def limits_for(profile: Profile, *, presentities: int = 2) -> Limits:
     Kamailio (flavour ``kamailio``): prefixed-namespace bodies (it rewrites them into broken
     XML) and root extension elements are never generated (``drop``), invalid bodies neither
     (it stores non-XML bodies and sends them on, declared as C10/A02), no modify of an
-    all-terminated publication (it skips the update, declared as C15/C14), no second
+    all-terminated publication (it skips the update, declared as C15/C14), no dialog id
+    reused across publications (no de-duplication, declared A19; and a reused first id
+    replaces the publication, the replaces_on_same_first_id fact), no second
     SIP-If-Match (declared C12), no Accept without dialog-info (declared B15/B14)."""
     if profile.flavour == "kamailio":
         return Limits(
@@ -69,6 +71,7 @@ def limits_for(profile: Profile, *, presentities: int = 2) -> Limits:
             invalid_ratio=0.0,
             drop=("style", "root-extensions"),
             modify_terminated=False,
+            reuse_ids=0.0,
             nemeses=("answer-481", "answer-489", "stop-answering", "unknown-etag", "wrong-event"),
             short_expires=2,
         )
@@ -279,7 +282,9 @@ class Explorer:
         """Judge so far; a presentity with a finding a declared deviation excused is retired."""
         judged = judge_executor(ex, self.profile, strict=self.strict, end=time.time())
         for f, d, presentity in judged.known:
-            if presentity is not None and presentity not in ex.retired and f.effective_level:
+            # Only a deviation in the state (the history's findings) corrupts a presentity; a
+            # cosmetic one (a version number, a header) leaves it usable.
+            if presentity is not None and presentity not in ex.retired and "stimulus" in f.evidence:
                 ex.retired.add(presentity)
                 self.log(f"  presentity {presentity} retired: {d.requirement} {d.reason[:80]}")
 
@@ -288,24 +293,44 @@ class Explorer:
             self.restart()
 
     def run(
-        self, seed: int, *, lanes: int, steps: int | None = None, budget: float | None = None
+        self,
+        seed: int,
+        *,
+        lanes: int,
+        steps: int | None = None,
+        budget: float | None = None,
+        concurrency: int | None = None,
     ) -> list[LaneResult]:
-        """Every lane concurrently: ``steps`` in all split over the lanes, or until ``budget``
-        seconds have passed."""
+        """``lanes`` lanes, ``concurrency`` at a time (default: all at once): ``steps`` in all
+        split over the lanes, or each lane until ``budget`` seconds have passed."""
         deadline = time.monotonic() + budget if budget is not None else None
         results: list[LaneResult | BaseException | None] = [None] * lanes
+        todo = iter(range(lanes))
+        pick = threading.Lock()
 
-        def one(k: int) -> None:
-            share = None if steps is None else steps // lanes + (1 if k < steps % lanes else 0)
-            s = lane_seed(seed, k)
-            try:
-                results[k] = self.run_lane(
-                    ops_mod.stream(s, self.limits), lane=k, seed=s, deadline=deadline, steps=share
-                )
-            except BaseException as exc:  # re-raised in the caller's thread
-                results[k] = exc
+        def worker() -> None:
+            while True:
+                with pick:
+                    k = next(todo, None)
+                if k is None:
+                    return
+                share = None if steps is None else steps // lanes + (1 if k < steps % lanes else 0)
+                s = lane_seed(seed, k)
+                try:
+                    results[k] = self.run_lane(
+                        ops_mod.stream(s, self.limits),
+                        lane=k,
+                        seed=s,
+                        deadline=deadline,
+                        steps=share,
+                    )
+                except BaseException as exc:  # re-raised in the caller's thread
+                    results[k] = exc
 
-        threads = [threading.Thread(target=one, args=(k,), daemon=True) for k in range(lanes)]
+        threads = [
+            threading.Thread(target=worker, daemon=True)
+            for _ in range(min(lanes, concurrency or lanes))
+        ]
         for t in threads:
             t.start()
         for t in threads:

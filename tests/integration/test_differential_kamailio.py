@@ -1,0 +1,127 @@
+"""Differential: the oracle against a launched Kamailio 5.6.3 (issue 12 point 4b).
+
+At least 100 generated publication sequences per mode (aggregate and force_single_dialog), run
+concurrently across presentities (six lanes at a time, each with presentities of its own), with
+a fixed seed printed in the output. Every NOTIFY goes through the history check (each NOTIFY at
+its moment), the version rules and the schema checks, the explorer's judge applying the kamailio
+profile's declared deviations by observation. Behaviour the profile declares is kept out of the
+generator (``runner.limits_for``: prefixed namespaces, root extensions, non-XML and invalid
+bodies, a modify of an all-terminated publication, a dialog id reused across publications) or
+counted as the declared deviation it is; it never turns a sequence red silently.
+
+A disagreement is shrunk and its reproducer written (path in the failure message); copy it into
+tests/data/explore/ and ``test_regressions_replay`` keeps it as a regression test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conformance.explore import ops, replay
+from conformance.explore.runner import Explorer, distinct, summary
+from conformance.harness.ports import PortBlock, reserve_block
+from conformance.targets import make_target
+from conformance.targets.kamailio import BINARY, check_installed
+
+SEED = 20261130
+SEQUENCES = 100
+STEPS = 6
+"""Operations per sequence: each sequence is one lane (its own presentities, publishers and
+watchers), six lanes at a time."""
+DATA = Path(__file__).resolve().parents[1] / "data" / "explore"
+
+
+def _kamailio_missing() -> bool:
+    try:
+        check_installed()
+    except Exception:
+        return True
+    return False
+
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.kamailio,
+    pytest.mark.skipif(_kamailio_missing(), reason=f"{BINARY} and its modules are not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def block() -> Iterator[PortBlock]:
+    with reserve_block(os.getpid() % 40) as b:
+        yield b
+
+
+@pytest.mark.parametrize("mode", ["aggregate", "single"])
+def test_generated_sequences_agree_with_kamailio(
+    mode: str, block: PortBlock, tmp_path: Path
+) -> None:
+    target = make_target(f"kamailio:{mode}", block=block, workdir=tmp_path)
+    target.start()
+    try:
+        explorer = Explorer(target, target.profile, block, tmp_path)
+        results = explorer.run(SEED, lanes=SEQUENCES, steps=SEQUENCES * STEPS, concurrency=6)
+        info = summary(results, max(r.wall for r in results))
+        known: dict[str, int] = {}
+        for r in results:
+            for f, d, _ in r.judged.known:
+                key = f"{d.requirement} {f.observed}"
+                known[key] = known.get(key, 0) + 1
+        print(
+            f"differential kamailio {mode}: seed {SEED}, {len(results)} sequences, "
+            f"{info['steps']} steps, {info['notifies']} NOTIFYs, known deviations {known}"
+        )
+        assert len(results) >= 100
+        assert info["notifies"] > len(results)  # every sequence observed something
+        problems = []
+        for (rid, shape), hits in sorted(distinct(results).items()):
+            lane = next(r for r in results if r.lane == hits[0][0])
+            small, confirmed, _ = explorer.shrink(lane, rid, budget=40)
+            path = replay.write(
+                tmp_path / f"kamailio-{mode}-{rid}-{shape}.json",
+                replay.Replay(
+                    tuple(small),
+                    lane.seed,
+                    explorer.limits or ops.Limits(),
+                    {"target": f"kamailio:{mode}", "expect_failures": [rid]},
+                ),
+            )
+            problems.append(
+                f"{rid} ({shape}, {len(hits)}x, seed {SEED} lane {lane.lane}): "
+                f"{hits[0][1].message}\n  shrunk to {len(small)} step(s) "
+                f"({'confirmed' if confirmed else 'not confirmed'}): {path}"
+            )
+    finally:
+        target.stop()
+    assert not problems, "\n".join(problems)
+
+
+def _regressions() -> list[Path]:
+    return sorted(DATA.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", _regressions(), ids=lambda p: p.stem)
+def test_regressions_replay(path: Path, block: PortBlock, tmp_path: Path) -> None:
+    """Each kept reproducer replays with the outcome it records: ``expect_failures`` (ids
+    that must fail; empty: none may) and ``expect_known`` (declared deviations it shows)."""
+    kept = replay.read(path)
+    spec = str(kept.meta.get("target", "kamailio"))
+    if not spec.startswith("kamailio"):
+        pytest.skip(f"{path.name} is for {spec}; test_explore_runner replays those")
+    target = make_target(spec, block=block, workdir=tmp_path)
+    target.start()
+    try:
+        explorer = Explorer(target, target.profile, block, tmp_path, limits=kept.limits)
+        result = explorer.run_lane(list(kept.ops), seed=kept.seed or 0)
+    finally:
+        target.stop()
+    failed = sorted({f.requirement for f, _ in result.judged.failures})
+    shown = {f"{d.requirement} {f.observed}" for f, d, _ in result.judged.known}
+    messages = json.dumps([f.message for f, _ in result.judged.failures], indent=1)
+    assert failed == sorted(kept.meta.get("expect_failures", [])), messages
+    assert set(kept.meta.get("expect_known", [])) <= shown, shown
