@@ -22,7 +22,7 @@ from typing import Any
 from conformance.commands.run import EXIT_NONCONFORMING, EXIT_OK, EXIT_TARGET
 from conformance.errors import ConformanceError, UsageError
 
-LANES = 4
+LANES = 8
 """Lanes run concurrently (each with its own presentities, publishers and watchers)."""
 
 
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--shrink-budget", type=_seconds, default=120.0, help="seconds for shrinking (120s)"
     )
     parser.add_argument("--seed", type=int, help="the run's seed (default: drawn, printed)")
-    parser.add_argument("--lanes", type=_positive, default=LANES, help="concurrent lanes (4)")
+    parser.add_argument("--lanes", type=_positive, default=LANES, help="concurrent lanes (8)")
     parser.add_argument("--replay", metavar="FILE", help="run one regression file instead")
     parser.add_argument("--strict", action="store_true", help="SHOULD/DEF violations fail")
     parser.add_argument(
