@@ -94,6 +94,9 @@ def main() -> None:
         from conformance.server.faults import FAULTS
 
         names = list(FAULTS) if args.faults == "all" else args.faults.split(",")
+        unknown = [n for n in names if n not in FAULTS]
+        if unknown:
+            raise SystemExit(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(FAULTS)}")
         found, firsts, sizes, missed = 0, [], [], []
         for fault in names:
             ids = tuple(getattr(FAULTS[fault], "requirements", ()))
