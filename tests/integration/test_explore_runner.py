@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance.explore import replay
 from conformance.explore.runner import Explorer, limits_for
 from conformance.harness.ports import PortBlock, reserve_block
 from conformance.targets import make_target
@@ -61,3 +62,21 @@ def test_root_extensions_between_dialogs_found_and_shrunk(
     small, confirmed, _runs = explorer.shrink(lanes[0], "A34", budget=90)
     assert confirmed
     assert len(small) <= 4
+
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "explore"
+
+
+@pytest.mark.parametrize("path", sorted(DATA.glob("reference-*.json")), ids=lambda p: p.stem)
+def test_reference_regressions_replay(
+    path: Path, reference: Target, block: PortBlock, tmp_path: Path
+) -> None:
+    """Each kept reference-server reproducer replays with the failures it records (a fix of
+    the server turns this red on purpose: then update or drop the file)."""
+    kept = replay.read(path)
+    explorer = Explorer(reference, reference.profile, block, tmp_path, limits=kept.limits)
+    result = explorer.run_lane(list(kept.ops), seed=kept.seed or 0)
+    failed = sorted({f.requirement for f, _ in result.judged.failures})
+    assert failed == sorted(kept.meta.get("expect_failures", [])), [
+        f.message for f, _ in result.judged.failures
+    ]
