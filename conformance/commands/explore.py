@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -68,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from conformance.explore import replay as replay_mod
-    from conformance.explore.runner import Explorer, distinct, summary
+    from conformance.explore.runner import Explorer, reproduce, summary
     from conformance.harness.ports import reserve_block
     from conformance.harness.sipp import sipp_binary
     from conformance.targets import make_target
@@ -120,40 +121,28 @@ def run(args: argparse.Namespace) -> int:
                 f"{len(info['distinct_failures'])} distinct, {info['known']} known deviation(s)",
                 flush=True,
             )
-            regressions: list[dict[str, Any]] = []
-            if loaded is None:
-                deadline = time.monotonic() + args.shrink_budget
-                for (rid, shape), hits in sorted(distinct(results).items()):
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        print(f"explore: shrink budget spent; {rid}/{shape} not shrunk")
-                        continue
-                    lane = next(r for r in results if r.lane == hits[0][0])
-                    small, confirmed, runs = explorer.shrink(lane, rid, budget=left)
-                    regressions.append(
-                        {
-                            "requirement": rid,
-                            "shape": shape,
-                            "lane": lane.lane,
-                            "lane_seed": lane.seed,
-                            "ops": small,
-                            "confirmed": confirmed,
-                            "runs": runs,
-                            "message": hits[0][1].message,
-                        }
-                    )
-                    print(
-                        f"explore: {rid} ({shape}) shrunk from {len(lane.ops)} to {len(small)} "
-                        f"step(s) in {runs} run(s), {'confirmed' if confirmed else 'NOT confirmed'}"
-                    )
+            found: list[Any] = []
+            if loaded is None and info["failures"]:
+                found = reproduce(
+                    explorer,
+                    results,
+                    Path(tmp) / "regressions",
+                    budget=args.shrink_budget,
+                    meta={
+                        "target": args.target,
+                        "profile": target.profile.name,
+                        "single_dialog": target.profile.single_dialog,
+                        "faults": list(args.fault),
+                    },
+                    log=lambda line: print(line, flush=True),
+                )
         finally:
             target.stop()
-    run_dir = _write_report(
-        args, seed, target, results, info, regressions, explorer.limits, loaded is not None
-    )
+        run_dir = _write_report(args, seed, target, results, info, found, loaded is not None)
     print(f"explore: report {run_dir / 'report.html'}")
-    for reg in regressions:
-        print(f"explore: reproducer {reg['file']} (replay: explore --replay {reg['file']})")
+    for rep in found:
+        kept = run_dir / "regressions" / rep.path.name
+        print(f"explore: reproducer {kept} (replay: explore --replay {kept})")
     return EXIT_NONCONFORMING if info["failures"] else EXIT_OK
 
 
@@ -163,15 +152,13 @@ def _write_report(
     target: Any,
     results: list[Any],
     info: dict[str, Any],
-    regressions: list[dict[str, Any]],
-    limits: Any,
+    found: list[Any],
     replayed: bool,
 ) -> Path:
     from datetime import UTC, datetime
 
     from conformance import __version__
     from conformance.explore import ops as ops_mod
-    from conformance.explore import replay as replay_mod
     from conformance.pytest_plugin.hooks import finding_json
     from conformance.report.results import build_results
     from conformance.report.run_dir import write_run
@@ -207,19 +194,8 @@ def _write_report(
         run_dir = write_run(build_results(run_info, cases), Path(args.report_dir))
     except OSError as exc:
         raise UsageError(f"cannot write the report: {exc}") from None
-    for n, reg in enumerate(regressions, 1):
-        path = run_dir / "regressions" / f"{reg['requirement']}-{reg['shape']}-{n}.json"
-        meta = {
-            "target": args.target,
-            "profile": profile.name,
-            "single_dialog": profile.single_dialog,
-            "faults": list(args.fault),
-            "requirement": reg["requirement"],
-            "shape": reg["shape"],
-            "confirmed": reg["confirmed"],
-            "finding": reg["message"],
-            "lane": reg["lane"],
-        }
-        replay_mod.write(path, replay_mod.Replay(tuple(reg["ops"]), reg["lane_seed"], limits, meta))
-        reg["file"] = str(path)
+    if found:
+        (run_dir / "regressions").mkdir(exist_ok=True)
+    for rep in found:
+        shutil.copyfile(rep.path, run_dir / "regressions" / rep.path.name)
     return run_dir

@@ -370,6 +370,67 @@ class Explorer:
         return list(shrunk.ops), confirmed, shrunk.tests + 1
 
 
+@dataclass(frozen=True)
+class Reproducer:
+    """One distinct failure, shrunk, re-run and written as a regression file."""
+
+    requirement: str
+    shape: str
+    hits: int
+    message: str
+    lane: LaneResult
+    ops: list[Op]
+    confirmed: bool
+    runs: int
+    path: Path
+
+
+def reproduce(
+    explorer: Explorer,
+    results: Sequence[LaneResult],
+    directory: Path,
+    *,
+    budget: float,
+    meta: dict[str, Any] | None = None,
+    log: Callable[[str], None] = lambda _line: None,
+) -> list[Reproducer]:
+    """Every distinct failure of ``results`` shrunk (sharing ``budget`` seconds), confirmed by
+    a re-run, and written to ``directory`` as ``<id>-<shape>.json`` (``explore --replay``)."""
+    from conformance.explore import replay
+
+    deadline = time.monotonic() + budget
+    out = []
+    for (rid, sh), hits in sorted(distinct(results).items()):
+        lane = next(r for r in results if r.lane == hits[0][0])
+        left = deadline - time.monotonic()
+        if left > 0:
+            small, confirmed, runs = explorer.shrink(lane, rid, budget=left)
+        else:
+            log(f"explore: shrink budget spent; {rid}/{sh} kept unshrunk")
+            small, confirmed, runs = list(lane.ops), False, 0
+        info = {
+            **(meta or {}),
+            "requirement": rid,
+            "shape": sh,
+            "confirmed": confirmed,
+            "finding": hits[0][1].message,
+            "lane": lane.lane,
+            "expect_failures": [rid],
+        }
+        path = replay.write(
+            directory / f"{rid}-{sh}.json",
+            replay.Replay(tuple(small), lane.seed, explorer.limits or Limits(), info),
+        )
+        log(
+            f"explore: {rid} ({sh}) shrunk from {len(lane.ops)} to {len(small)} step(s) in "
+            f"{runs} run(s), {'confirmed' if confirmed else 'NOT confirmed'}: {path}"
+        )
+        out.append(
+            Reproducer(rid, sh, len(hits), hits[0][1].message, lane, small, confirmed, runs, path)
+        )
+    return out
+
+
 def distinct(results: Sequence[LaneResult]) -> dict[tuple[str, str], list[tuple[int, Finding]]]:
     """Failures de-duplicated by requirement and shape: (rid, shape) -> (lane, finding)s."""
     out: dict[tuple[str, str], list[tuple[int, Finding]]] = {}
@@ -413,10 +474,12 @@ __all__ = [
     "Judged",
     "LaneResult",
     "LockedBlock",
+    "Reproducer",
     "distinct",
     "judge_executor",
     "lane_seed",
     "limits_for",
+    "reproduce",
     "shape",
     "started",
     "summary",

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from conformance.explore import ops, replay
-from conformance.explore.runner import Explorer, distinct, summary
+from conformance.explore import ops
+from conformance.explore.runner import Explorer, reproduce, summary
 
 
 def test_explore(
@@ -51,19 +51,13 @@ def test_explore(
         results = explorer.run(seed, lanes=4, steps=steps)
         info = summary(results, sum(r.wall for r in results) / len(results))
         print(f"explore: seed {seed}: {info}")
-        lines = []
-        for (rid, shape), hits in sorted(distinct(results).items()):
-            lane = next(r for r in results if r.lane == hits[0][0])
-            small, confirmed, _ = explorer.shrink(lane, rid, budget=60)
-            path = replay.write(
-                tmp_path / f"{rid}-{shape}.json",
-                replay.Replay(tuple(small), lane.seed, explorer.limits or ops.Limits()),
-            )
-            lines.append(
-                f"{rid} ({shape}, {len(hits)}x): {hits[0][1].message}\n"
-                f"  shrunk to {len(small)} step(s), {'confirmed' if confirmed else 'unconfirmed'}"
-                f": {path}\n" + ops.describe(small)
-            )
+        found = reproduce(explorer, results, tmp_path, budget=120, meta={"seed": seed})
+        lines = [
+            f"{r.requirement} ({r.shape}, {r.hits}x): {r.message}\n  shrunk to {len(r.ops)} "
+            f"step(s), {'confirmed' if r.confirmed else 'unconfirmed'}: {r.path}\n"
+            + ops.describe(r.ops)
+            for r in found
+        ]
     finally:
         target.stop()
     assert not lines, f"explore seed {seed}: " + "\n".join(lines)

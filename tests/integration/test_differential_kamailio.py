@@ -22,11 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from conformance.explore import ops, replay
-from conformance.explore.runner import Explorer, distinct, summary
+from conformance.explore import replay
+from conformance.explore.runner import Explorer, reproduce, summary
 from conformance.harness.ports import PortBlock, reserve_block
 from conformance.targets import make_target
-from conformance.targets.kamailio import BINARY, check_installed
+from conformance.targets.kamailio import BINARY
+from tests.integration.test_kamailio_target import _kamailio_missing as _missing
 
 SEED = 20261130
 SEQUENCES = 100
@@ -36,18 +37,10 @@ watchers), six lanes at a time."""
 DATA = Path(__file__).resolve().parents[1] / "data" / "explore"
 
 
-def _kamailio_missing() -> bool:
-    try:
-        check_installed()
-    except Exception:
-        return True
-    return False
-
-
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.kamailio,
-    pytest.mark.skipif(_kamailio_missing(), reason=f"{BINARY} and its modules are not installed"),
+    pytest.mark.skipif(_missing(), reason=f"{BINARY} and its modules are not installed"),
 ]
 
 
@@ -78,24 +71,15 @@ def test_generated_sequences_agree_with_kamailio(
         )
         assert len(results) >= 100
         assert info["notifies"] > len(results)  # every sequence observed something
-        problems = []
-        for (rid, shape), hits in sorted(distinct(results).items()):
-            lane = next(r for r in results if r.lane == hits[0][0])
-            small, confirmed, _ = explorer.shrink(lane, rid, budget=40)
-            path = replay.write(
-                tmp_path / f"kamailio-{mode}-{rid}-{shape}.json",
-                replay.Replay(
-                    tuple(small),
-                    lane.seed,
-                    explorer.limits or ops.Limits(),
-                    {"target": f"kamailio:{mode}", "expect_failures": [rid]},
-                ),
-            )
-            problems.append(
-                f"{rid} ({shape}, {len(hits)}x, seed {SEED} lane {lane.lane}): "
-                f"{hits[0][1].message}\n  shrunk to {len(small)} step(s) "
-                f"({'confirmed' if confirmed else 'not confirmed'}): {path}"
-            )
+        found = reproduce(
+            explorer, results, tmp_path, budget=120, meta={"target": f"kamailio:{mode}"}
+        )
+        problems = [
+            f"{r.requirement} ({r.shape}, {r.hits}x, seed {SEED} lane {r.lane.lane}): {r.message}"
+            f"\n  shrunk to {len(r.ops)} step(s) "
+            f"({'confirmed' if r.confirmed else 'not confirmed'}): {r.path}"
+            for r in found
+        ]
     finally:
         target.stop()
     assert not problems, "\n".join(problems)
