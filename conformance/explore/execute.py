@@ -88,6 +88,20 @@ class Subscribed:
     paused: list[tuple[float, float]] = field(default_factory=list)
 
 
+def _sent_at(watcher: Watcher, default: float, *, last: bool = False) -> float:
+    """Trace time of the watcher's first (or latest) SUBSCRIBE: where the server's grant
+    starts counting, rather than the step's start (SIPp's own start-up lies between, seconds
+    on a loaded host, and B09 bounds every NOTIFY's expires= by the time since)."""
+    times = [
+        m.timestamp
+        for m in watcher.messages
+        if m.direction == "out" and getattr(m.message, "method", None) == "SUBSCRIBE"
+    ]
+    if not times:
+        return default
+    return times[-1] if last else times[0]
+
+
 def make_body(spec: BodySpec, entity: str) -> bodies.Body:
     """The bytes a BodySpec stands for (deterministic from its seed)."""
     rng = random.Random(spec.seed)
@@ -313,6 +327,7 @@ class Executor:
             self._seen[op.handle] = 0
             response = watcher.start()
             record.statuses.append(response.status)
+            started = _sent_at(watcher, started)
             granted = response.header("Expires")
             ctx = checks.Subscription(
                 presentity=self.entity(op.presentity),
@@ -343,6 +358,7 @@ class Executor:
                 else (watcher.unsubscribe())
             )
             record.statuses.append(response.status)
+            sent = _sent_at(watcher, sent, last=True)
             granted = response.header("Expires")
             if isinstance(op, RefreshSub) and 200 <= response.status < 300 and granted:
                 # B09 bounds a NOTIFY's expires by the time left: after a refresh, by the end
@@ -429,6 +445,10 @@ class Executor:
             result = peer.publish(user, None, etag=first, extra_headers=[f"SIP-If-Match: {first}x"])
             # A server that reads only the first SIP-If-Match treats it as a refresh of it.
             self._stimulus(op.presentity, "refresh", record, result, sent, None, first)
+            if result.status != 400:
+                record.status_findings.append(
+                    ("C12", f"PUBLISH with two SIP-If-Match answered {result.status}")
+                )
             if pub is not None and 200 <= result.status < 300 and result.etag:
                 pub.etag = result.etag
                 record.statuses.append(result.status)
@@ -437,6 +457,13 @@ class Executor:
             response, _ = self.probe.fetch(user, accept="application/pidf+xml")
             record.statuses.append(response.status)
             return
+        # What RFC 3903 §6 requires of each hostile PUBLISH (the suite's C11, C01, C12 rows).
+        required = {"unknown-etag": ("C11", 412), "wrong-event": ("C01", 489)}
+        rid, status = required.get(op.what, ("", result.status))
+        if rid and result.status != status:
+            record.status_findings.append(
+                (rid, f"PUBLISH with {op.what.replace('-', ' ')} answered {result.status}")
+            )
         record.statuses.append(result.status)
         if 200 <= result.status < 300 and result.etag:
             # A hostile PUBLISH the server accepted made a publication: remember to remove it.
