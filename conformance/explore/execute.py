@@ -43,7 +43,7 @@ from conformance.harness.peers import PublishResult, Watcher
 from conformance.harness.ports import PortBlock
 from conformance.oracle import checks, schema
 from conformance.oracle.dialoginfo import CONTENT_TYPE
-from conformance.oracle.findings import Verdict
+from conformance.oracle.findings import Finding, Verdict
 from conformance.oracle.history import Kind, Stimulus
 
 NOTIFY_WAIT = 0.5
@@ -68,6 +68,8 @@ class StepRecord:
     status_findings: list[tuple[str, str]] = field(default_factory=list)
     """(requirement, message) of response rules the step broke (a valid initial PUBLISH not
     accepted: C03; no answer, or no answer to the liveness OPTIONS after it)."""
+    response_findings: list[Finding] = field(default_factory=list)
+    """The suite's own response checks where a step has one (``check_subscribe_response``)."""
 
 
 @dataclass
@@ -328,6 +330,9 @@ class Executor:
             response = watcher.start()
             record.statuses.append(response.status)
             started = _sent_at(watcher, started)
+            record.response_findings += checks.check_subscribe_response(
+                response, requested=op.expires, rfc=self.rfc
+            )
             granted = response.header("Expires")
             ctx = checks.Subscription(
                 presentity=self.entity(op.presentity),

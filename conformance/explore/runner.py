@@ -149,6 +149,7 @@ def judge_executor(ex: Executor, profile: Profile, *, strict: bool, end: float) 
                 evidence={"step": r.index, "step_kind": r.op.kind},
             )
             tagged.append((f, ex.presentity_of(r.op)))
+        tagged += [(f, ex.presentity_of(r.op)) for f in r.response_findings]
     verdicts = judge(
         [f for f, _ in tagged], profile=ExploreDeviations(profile), case_id=CASE_ID, strict=strict
     )
