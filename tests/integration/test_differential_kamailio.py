@@ -10,13 +10,15 @@ bodies, a modify of an all-terminated publication, a dialog id reused across pub
 counted as the declared deviation it is; it never turns a sequence red silently.
 
 A disagreement is shrunk and its reproducer written (path in the failure message); copy it into
-tests/data/explore/ and ``test_regressions_replay`` keeps it as a regression test.
+tests/data/explore/ and ``test_regressions_replay`` keeps it as a regression test. One that a
+lone re-run of its sequence does not confirm (timing) is a warning with its reproducer.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,12 +76,22 @@ def test_generated_sequences_agree_with_kamailio(
         found = reproduce(
             explorer, results, tmp_path, budget=120, meta={"target": f"kamailio:{mode}"}
         )
-        problems = [
-            f"{r.requirement} ({r.shape}, {r.hits}x, seed {SEED} lane {r.lane.lane}): {r.message}"
-            f"\n  shrunk to {len(r.ops)} step(s) "
-            f"({'confirmed' if r.confirmed else 'not confirmed'}): {r.path}"
+        lines = [
+            (
+                r,
+                f"{r.requirement} ({r.shape}, {r.hits}x, seed {SEED} lane {r.lane.lane}): "
+                f"{r.message}\n  shrunk to {len(r.ops)} step(s) "
+                f"({'confirmed' if r.confirmed else 'not confirmed'}): {r.path}",
+            )
             for r in found
         ]
+        # A failure a lone re-run of its sequence does not show again depends on timing (seen:
+        # Kamailio answering 500 to a valid initial PUBLISH under load): reported as a warning
+        # with its reproducer, never dropped; a confirmed one fails the test.
+        for r, line in lines:
+            if not r.confirmed:
+                warnings.warn(f"kamailio {mode}: unconfirmed disagreement: {line}", stacklevel=1)
+        problems = [line for r, line in lines if r.confirmed]
     finally:
         target.stop()
     assert not problems, "\n".join(problems)
