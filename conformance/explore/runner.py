@@ -42,6 +42,7 @@ from conformance.oracle.findings import Finding, Verdict
 from conformance.oracle.requirements import Level
 from conformance.oracle.verdicts import Deviation, judge
 from conformance.targets.base import Target
+from conformance.targets.probe import probe
 from conformance.targets.profile import Profile
 
 CASE_ID = "explore"
@@ -272,6 +273,9 @@ class Explorer:
                         ("C03", f"step {len(done)} {op.kind}: the exchange broke: {exc.message}")
                     )
                     break
+                if any("stopped answering" in m for _, m in ex.records[-1].status_findings):
+                    ex.liveness = False  # the finding names the step; the lane ends here
+                    break
                 if len(done) % JUDGE_EVERY == 0:
                     self._retire(ex)
             time.sleep(max(QUIET_WINDOW, profile.settle_time))
@@ -290,7 +294,15 @@ class Explorer:
                 self.log(f"  presentity {presentity} retired: {d.requirement} {d.reason[:80]}")
 
     def ensure_alive(self) -> None:
-        if not self.target.alive() and self.restart is not None:
+        """Before a lane (a shrink candidate too): a server that died or stopped answering is
+        restarted (when the explorer launched it), so every run starts from a live server and a
+        shrunk crash reproducer is minimal for a fresh one."""
+        if self.restart is None:
+            return
+        if self.target.alive() and probe(self.target.host, self.target.port).response:
+            return
+        with self._lock:
+            self.target.stop()
             self.restart()
 
     def run(
