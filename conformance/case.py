@@ -127,15 +127,7 @@ class Subscription:
         return self.watcher.notifies
 
     def captured(self) -> list[checks.Captured]:
-        return [
-            checks.Captured(
-                n.request,
-                n.timestamp,
-                n.answered,
-                late=any(a <= n.timestamp <= b for a, b in self.paused),
-            )
-            for n in self.notifies
-        ]
+        return captured(self.notifies, self.paused)
 
     def pause(self) -> None:
         """The watcher stops answering (a hung phone) until ``resume``."""
@@ -149,32 +141,10 @@ class Subscription:
             self.paused[-1] = (self.paused[-1][0], self.clock.now() + 1.0)
 
     def observations(self) -> list[history.Observation]:
-        """The NOTIFYs as the history check reads them: trace time, body, retransmission key;
-        one read late by a paused watcher may have arrived as early as the pause began."""
-        out = []
-        for n in self.notifies:
-            paused = next((a for a, b in self.paused if a <= n.timestamp <= b), None)
-            out.append(
-                history.Observation(
-                    f"NOTIFY CSeq {n.cseq}",
-                    n.timestamp,
-                    n.body,
-                    n.subscription_state,
-                    key=(n.request.branch, n.cseq),
-                    earliest=paused,
-                )
-            )
-        return out
+        return observations(self.notifies, self.paused)
 
     def ended(self) -> float | None:
-        """When the subscription ended, as far as the watcher can tell: a terminated NOTIFY, a
-        NOTIFY it rejected (B25), or a pause (a server may drop it after Timer F, B26)."""
-        times = [a for a, _ in self.paused]
-        for n in self.notifies:
-            if n.subscription_state == "terminated" or (n.answered or 200) >= 300:
-                times.append(n.timestamp)
-                break
-        return min(times) if times else None
+        return ended(self.notifies, self.paused)
 
     def view(self, notifies: Sequence[Notify] | None = None) -> WatcherView:
         """The §4.3 watcher table after ``notifies`` (default: every NOTIFY so far)."""
@@ -642,27 +612,102 @@ class Case:
         end = self.clock.now()
         rules = history.Rules.from_profile(self.profile)
         for sub in self.subscriptions:
-            captured = sub.captured()
-            for c in captured:
-                self.record(checks.check_notify(c, sub.ctx))
-            self.record(checks.check_sequence(captured))
-            if not sub.notifies:
-                continue
-            ended = sub.ended()
-            recorded = history.History(
-                presentity=sub.ctx.presentity,
-                stimuli=tuple(self.expectation(sub.user).stimuli) if sub.user else (),
-                notifies=tuple(sub.observations()),
-                end=ended if ended is not None else end,
-                ended=ended is not None,
-                subscribed=sub.ctx.granted_at if sub.ctx.granted_at is not None else -math.inf,
+            stimuli = self.expectation(sub.user).stimuli if sub.user else ()
+            self.record(
+                judge_subscription(
+                    sub.notifies,
+                    sub.ctx,
+                    stimuli,
+                    rules,
+                    paused=sub.paused,
+                    end=end,
+                    checkpoints=sub.checkpoints,
+                )
             )
-            self.record(history.check(recorded, rules, checkpoints=sub.checkpoints).findings)
         return self.findings
 
     def close(self) -> None:
         for sub in self.subscriptions:
             sub.watcher.close()
+
+
+def captured(
+    notifies: Sequence[Notify], paused: Sequence[tuple[float, float]] = ()
+) -> list[checks.Captured]:
+    """The NOTIFYs as the per-NOTIFY checks read them; one read by a watcher paused on purpose
+    is ``late`` (its timestamp is when it was read)."""
+    return [
+        checks.Captured(
+            n.request, n.timestamp, n.answered, late=any(a <= n.timestamp <= b for a, b in paused)
+        )
+        for n in notifies
+    ]
+
+
+def observations(
+    notifies: Sequence[Notify], paused: Sequence[tuple[float, float]] = ()
+) -> list[history.Observation]:
+    """The NOTIFYs as the history check reads them: trace time, body, retransmission key;
+    one read late by a paused watcher may have arrived as early as the pause began."""
+    out = []
+    for n in notifies:
+        since = next((a for a, b in paused if a <= n.timestamp <= b), None)
+        out.append(
+            history.Observation(
+                f"NOTIFY CSeq {n.cseq}",
+                n.timestamp,
+                n.body,
+                n.subscription_state,
+                key=(n.request.branch, n.cseq),
+                earliest=since,
+            )
+        )
+    return out
+
+
+def ended(notifies: Sequence[Notify], paused: Sequence[tuple[float, float]] = ()) -> float | None:
+    """When a subscription ended, as far as the watcher can tell: a terminated NOTIFY, a
+    NOTIFY it rejected (B25), or a pause (a server may drop it after Timer F, B26)."""
+    times = [a for a, _ in paused]
+    for n in notifies:
+        if n.subscription_state == "terminated" or (n.answered or 200) >= 300:
+            times.append(n.timestamp)
+            break
+    return min(times) if times else None
+
+
+def judge_subscription(
+    notifies: Sequence[Notify],
+    ctx: checks.Subscription,
+    stimuli: Sequence[Stimulus],
+    rules: history.Rules,
+    *,
+    end: float,
+    paused: Sequence[tuple[float, float]] = (),
+    checkpoints: Sequence[Checkpoint] = (),
+) -> list[Finding]:
+    """Every NOTIFY of one subscription judged: headers and body (``checks.check_notify``), the
+    CSeq and version sequence (``checks.check_sequence``), and the history (each NOTIFY at its
+    moment against ``stimuli``, convergence at ``end`` or when the subscription ended, and the
+    checkpoints). Shared by ``Case.finish`` and the explorer, so both judge alike."""
+    seen = captured(notifies, paused)
+    findings: list[Finding] = []
+    for c in seen:
+        findings += checks.check_notify(c, ctx)
+    findings += checks.check_sequence(seen)
+    if not notifies:
+        return findings
+    stop = ended(notifies, paused)
+    recorded = history.History(
+        presentity=ctx.presentity,
+        stimuli=tuple(stimuli),
+        notifies=tuple(observations(notifies, paused)),
+        end=stop if stop is not None else end,
+        ended=stop is not None,
+        subscribed=ctx.granted_at if ctx.granted_at is not None else -math.inf,
+    )
+    findings += history.check(recorded, rules, checkpoints=checkpoints).findings
+    return findings
 
 
 def _message_json(stamped, party: str) -> dict[str, object]:

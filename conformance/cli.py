@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "aggregate": "print the document a presence_dialoginfo server must send for publications",
     "report": "render reports and the compatibility matrix from results.json files",
     "phone": "probe a phone: which dialog-info bodies does it survive?",
+    "explore": "generated operation sequences against a server, failures shrunk to reproducers",
     "load": "measure NOTIFY fan-out latency and loss under many watchers (SIPp load)",
 }
 

@@ -15,6 +15,7 @@ a shared server keeps nothing from it; every SIPp it started is reaped.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import time
 from collections.abc import Iterable, Sequence
@@ -40,8 +41,10 @@ from conformance.explore.ops import (
 from conformance.harness.live_publisher import LivePeer
 from conformance.harness.peers import PublishResult, Watcher
 from conformance.harness.ports import PortBlock
-from conformance.oracle import schema
-from conformance.oracle.findings import Verdict
+from conformance.oracle import checks, schema
+from conformance.oracle.dialoginfo import CONTENT_TYPE
+from conformance.oracle.findings import Finding, Verdict
+from conformance.oracle.history import Kind, Stimulus
 
 NOTIFY_WAIT = 0.5
 """Seconds a PUBLISH step waits for each active watcher of its presentity to be notified."""
@@ -60,6 +63,13 @@ class StepRecord:
     """Binding schema failures of NOTIFYs that arrived during the step, and liveness."""
     skipped: str | None = None
     """Why the step sent nothing (its publication was never created, for instance)."""
+    started_at: float = 0.0
+    """Wall-clock time the step started (the SIPp traces' clock)."""
+    status_findings: list[tuple[str, str]] = field(default_factory=list)
+    """(requirement, message) of response rules the step broke (a valid initial PUBLISH not
+    accepted: C03; no answer, or no answer to the liveness OPTIONS after it)."""
+    response_findings: list[Finding] = field(default_factory=list)
+    """The suite's own response checks where a step has one (``check_subscribe_response``)."""
 
 
 @dataclass
@@ -67,6 +77,31 @@ class _Publication:
     presentity: int
     publisher: int
     etag: str
+
+
+@dataclass
+class Subscribed:
+    """One subscription the sequence opened, with what its judgement needs."""
+
+    handle: str
+    presentity: int
+    watcher: Watcher
+    ctx: checks.Subscription
+    paused: list[tuple[float, float]] = field(default_factory=list)
+
+
+def _sent_at(watcher: Watcher, default: float, *, last: bool = False) -> float:
+    """Trace time of the watcher's first (or latest) SUBSCRIBE: where the server's grant
+    starts counting, rather than the step's start (SIPp's own start-up lies between, seconds
+    on a loaded host, and B09 bounds every NOTIFY's expires= by the time since)."""
+    times = [
+        m.timestamp
+        for m in watcher.messages
+        if m.direction == "out" and getattr(m.message, "method", None) == "SUBSCRIBE"
+    ]
+    if not times:
+        return default
+    return times[-1] if last else times[0]
 
 
 def make_body(spec: BodySpec, entity: str) -> bodies.Body:
@@ -91,6 +126,8 @@ class Executor:
         publishers: int = 2,
         expiry_wait: float = 2.5,
         timeout: float = 5.0,
+        rfc: int = 6665,
+        entity_rebuilt: bool = False,
     ) -> None:
         self.server = server
         self.domain = domain
@@ -100,10 +137,22 @@ class Executor:
         self.expiry_wait = expiry_wait
         """Seconds past a short Expires before the server's expiry timer has surely acted."""
         self.timeout = timeout
+        self.liveness = True
+        self.rfc = rfc
+        self.entity_rebuilt = entity_rebuilt
+        """Probe with an OPTIONS after every step (issue 13: liveness)."""
         self.peers = [self._peer(f"pub{i}") for i in range(publishers)]
         self.probe = self._peer("probe")
         self.publications: dict[str, _Publication] = {}
         self.watchers: dict[str, tuple[int, Watcher]] = {}
+        self.subscriptions: list[Subscribed] = []
+        """Every subscription opened, ended ones too: each is judged at the end."""
+        self.stimuli: dict[int, list[Stimulus]] = {}
+        """Every PUBLISH sent per presentity, as the history check reads it."""
+        self.tainted: dict[int, int] = {}
+        """Presentity -> the first step whose invalid body the server accepted (2xx)."""
+        self.retired: set[int] = set()
+        """Presentities a declared deviation corrupted: later steps on them are skipped."""
         self._seen: dict[str, int] = {}
         self.records: list[StepRecord] = []
 
@@ -144,6 +193,8 @@ class Executor:
             self.publications.pop(handle, None)
         for _, watcher in self.watchers.values():
             watcher.close()
+        for sub in self.subscriptions:
+            sub.watcher.close()  # idempotent: unsubscribes if still active, reaps SIPp
         self.watchers.clear()
         for peer in (*self.peers, self.probe):
             peer.close()
@@ -157,32 +208,108 @@ class Executor:
     def step(self, op: Op) -> StepRecord:
         record = StepRecord(len(self.records) + 1, op)
         self.records.append(record)
+        presentity = self.presentity_of(op)
+        if presentity is not None and presentity in self.retired:
+            record.skipped = f"presentity {presentity} retired (a declared deviation corrupted it)"
+            return record
         if op.gap:
             time.sleep(op.gap)
         started = time.monotonic()
+        record.started_at = time.time()
         try:
             self._do(op, record)
         except NotReceivedError as exc:
             record.findings.append(f"no answer: {exc}")
+            record.status_findings.append(("C03", f"step {record.index} {op.kind}: no answer"))
         record.notifies, failures = self._check_notifies()
         record.findings.extend(failures)
-        try:
-            status = self.probe.options("liveness").status
-            if not 200 <= status < 300:
-                record.findings.append(f"liveness: OPTIONS answered {status}")
-        except NotReceivedError:
-            record.findings.append(f"liveness: no answer to OPTIONS after step {record.index}")
+        if self.liveness:
+            try:
+                status = self.probe.options("liveness").status
+                if not 200 <= status < 300:
+                    record.findings.append(f"liveness: OPTIONS answered {status}")
+            except (NotReceivedError, HarnessError):
+                record.findings.append(f"liveness: no answer to OPTIONS after step {record.index}")
+                record.status_findings.append(
+                    (
+                        "C03",
+                        f"the server stopped answering (no answer to OPTIONS within "
+                        f"{self.timeout} s) after step {record.index} {op.kind}",
+                    )
+                )
         record.seconds = time.monotonic() - started
         return record
+
+    def _taint(
+        self, presentity: int, body: bodies.Body, result: PublishResult, record: StepRecord
+    ) -> None:
+        """Remember the first invalid body the server accepted for ``presentity``: what its
+        NOTIFYs then carry is the publisher's garbage, relayed (issue 13: accepting invalid
+        input is allowed if it corrupts no other publication's state)."""
+        if not body.valid and 200 <= result.status < 300:
+            self.tainted.setdefault(presentity, record.index)
+
+    def presentity_of(self, op: Op) -> int | None:
+        """The presentity a step acts on (None: unknown, e.g. its handle is gone)."""
+        if isinstance(op, Publish | Subscribe | Fetch | Nemesis):
+            return op.presentity
+        if isinstance(op, RefreshSub | Unsubscribe):
+            entry = self.watchers.get(op.handle)
+            return entry[0] if entry else None
+        pub = self.publications.get(op.handle)  # type: ignore[attr-defined]
+        return pub.presentity if pub else None
+
+    def _stimulus(
+        self,
+        presentity: int,
+        kind: Kind,
+        record: StepRecord,
+        result: PublishResult | None,
+        sent: float,
+        body: bytes | None = None,
+        replaces: str | None = None,
+    ) -> None:
+        """Record one PUBLISH for the history check: trace times, status, granted Expires."""
+        label = f"{kind} at step {record.index} ({record.op.kind})"
+        if result is None:  # no answer: may or may not have taken effect
+            stim = Stimulus(kind, label, sent, None, None, body, replaces=replaces)
+        else:
+            stim = Stimulus(
+                kind,
+                label,
+                result.sent_at if result.sent_at is not None else sent,
+                result.answered_at,
+                result.status if result.answered_at is not None else None,
+                body,
+                etag=result.etag,
+                replaces=replaces,
+                expires=0 if kind == "remove" else result.expires,
+            )
+        self.stimuli.setdefault(presentity, []).append(stim)
 
     def _do(self, op: Op, record: StepRecord) -> None:
         if isinstance(op, Publish):
             body = make_body(op.body, self.entity(op.presentity))
-            result = self.peers[op.publisher].publish(
-                self.user(op.presentity), body.data, expires=op.expires,
-                content_type=body.content_type,
-            )  # fmt: skip
+            sent = time.time()
+            try:
+                result = self.peers[op.publisher].publish(
+                    self.user(op.presentity), body.data, expires=op.expires,
+                    content_type=body.content_type,
+                )  # fmt: skip
+            except NotReceivedError:
+                self._stimulus(op.presentity, "publish", record, None, sent, body.data)
+                raise
+            self._stimulus(op.presentity, "publish", record, result, sent, body.data)
+            self._taint(op.presentity, body, result, record)
             self._note(record, result, op.handle, op.presentity, op.publisher)
+            if (
+                body.valid
+                and body.content_type == CONTENT_TYPE
+                and not (200 <= result.status < 300 or result.status == 423)
+            ):
+                record.status_findings.append(
+                    ("C03", f"initial PUBLISH of a valid body answered {result.status}")
+                )
             if 200 <= result.status < 300:
                 self._await_notify(op.presentity, record)
         elif isinstance(op, Modify | Refresh | Remove | Expire):
@@ -197,10 +324,29 @@ class Executor:
                 expires=op.expires,
                 timeout=self.timeout,
             )
-            response = watcher.start()
-            record.statuses.append(response.status)
+            started = time.time()
             self.watchers[op.handle] = (op.presentity, watcher)
             self._seen[op.handle] = 0
+            response = watcher.start()
+            record.statuses.append(response.status)
+            started = _sent_at(watcher, started)
+            record.response_findings += checks.check_subscribe_response(
+                response, requested=op.expires, rfc=self.rfc
+            )
+            granted = response.header("Expires")
+            ctx = checks.Subscription(
+                presentity=self.entity(op.presentity),
+                call_id=watcher.call_id,
+                subscriber_tag=watcher.from_tag or "",
+                notifier_tag=response.to_tag,
+                event="dialog",
+                accept=(CONTENT_TYPE,),
+                granted=int(granted) if granted and granted.isdigit() else None,
+                granted_at=started,
+                rfc=self.rfc,
+                entity_rebuilt=self.entity_rebuilt,
+            )
+            self.subscriptions.append(Subscribed(op.handle, op.presentity, watcher, ctx))
             if 200 <= response.status < 300:
                 watcher.wait_notifies(1, timeout=self.timeout)
         elif isinstance(op, RefreshSub | Unsubscribe):
@@ -210,12 +356,24 @@ class Executor:
                 return
             watcher = entry[1]
             before = len(watcher.notifies)
+            sent = time.time()
             response = (
                 watcher.refresh(op.expires)
                 if isinstance(op, RefreshSub)
                 else (watcher.unsubscribe())
             )
             record.statuses.append(response.status)
+            sent = _sent_at(watcher, sent, last=True)
+            granted = response.header("Expires")
+            if isinstance(op, RefreshSub) and 200 <= response.status < 300 and granted:
+                # B09 bounds a NOTIFY's expires by the time left: after a refresh, by the end
+                # of the newest grant (one ctx for the whole subscription, so the bound is the
+                # latest end, loose for the NOTIFYs before the refresh, never too tight).
+                for sub in self.subscriptions:
+                    if sub.handle == op.handle and granted.isdigit():
+                        start = sub.ctx.granted_at or sent
+                        end = max(start + (sub.ctx.granted or 0), sent + int(granted))
+                        sub.ctx = dataclasses.replace(sub.ctx, granted=int(end - start) + 1)
             if 200 <= response.status < 300:
                 watcher.wait_notifies(before + 1, timeout=self.timeout)
         elif isinstance(op, Fetch):
@@ -230,16 +388,29 @@ class Executor:
             record.skipped = f"publication {op.handle} does not exist"
             return
         peer, user = self.peers[pub.publisher], self.user(pub.presentity)
+        sent = time.time()
+        data: bytes | None = None
+        kind: Kind = "refresh"
+        try:
+            if isinstance(op, Modify):
+                kind = "modify"
+                body = make_body(op.body, self.entity(pub.presentity))
+                data = body.data
+                result = peer.publish(
+                    user, body.data, expires=op.expires, etag=pub.etag,
+                    content_type=body.content_type,
+                )  # fmt: skip
+            elif isinstance(op, Remove):
+                kind = "remove"
+                result = peer.remove(user, pub.etag)
+            else:
+                result = peer.refresh(user, pub.etag, expires=op.expires)
+        except NotReceivedError:
+            self._stimulus(pub.presentity, kind, record, None, sent, data, pub.etag)
+            raise
+        self._stimulus(pub.presentity, kind, record, result, sent, data, pub.etag)
         if isinstance(op, Modify):
-            body = make_body(op.body, self.entity(pub.presentity))
-            result = peer.publish(
-                user, body.data, expires=op.expires, etag=pub.etag,
-                content_type=body.content_type,
-            )  # fmt: skip
-        elif isinstance(op, Remove):
-            result = peer.remove(user, pub.etag)
-        else:
-            result = peer.refresh(user, pub.etag, expires=op.expires)
+            self._taint(pub.presentity, body, result, record)
         self._note(record, result, op.handle, pub.presentity, pub.publisher)
         if isinstance(op, Remove | Expire):
             self.publications.pop(op.handle, None)
@@ -258,23 +429,46 @@ class Executor:
                 return
             if op.what == "stop-answering":
                 entry[1].pause()
+                for sub in self.subscriptions:
+                    if sub.handle == op.target:
+                        sub.paused.append((time.time(), float("inf")))
             else:
                 entry[1].set_answer(int(op.what.split("-")[1]))
             return
         body = make_body(BodySpec(record.index, (("n1", "trying"),)), self.entity(op.presentity))
         peer = self.peers[0]
+        sent = time.time()
         if op.what == "unknown-etag":
-            result = peer.refresh(user, f"a.{record.index}.0.0.0")
+            bogus = f"a.{record.index}.0.0.0"
+            result = peer.refresh(user, bogus)
+            self._stimulus(op.presentity, "refresh", record, result, sent, None, bogus)
         elif op.what == "wrong-event":
             result = peer.publish(user, body.data, event="presence")
         elif op.what == "two-if-match":
             pub = self.publications.get(op.target or "")
             first = pub.etag if pub else "a.1.1.1.1"
             result = peer.publish(user, None, etag=first, extra_headers=[f"SIP-If-Match: {first}x"])
+            # A server that reads only the first SIP-If-Match treats it as a refresh of it.
+            self._stimulus(op.presentity, "refresh", record, result, sent, None, first)
+            if result.status != 400:
+                record.status_findings.append(
+                    ("C12", f"PUBLISH with two SIP-If-Match answered {result.status}")
+                )
+            if pub is not None and 200 <= result.status < 300 and result.etag:
+                pub.etag = result.etag
+                record.statuses.append(result.status)
+                return
         else:  # accept-without-dialog-info
             response, _ = self.probe.fetch(user, accept="application/pidf+xml")
             record.statuses.append(response.status)
             return
+        # What RFC 3903 §6 requires of each hostile PUBLISH (the suite's C11, C01, C12 rows).
+        required = {"unknown-etag": ("C11", 412), "wrong-event": ("C01", 489)}
+        rid, status = required.get(op.what, ("", result.status))
+        if rid and result.status != status:
+            record.status_findings.append(
+                (rid, f"PUBLISH with {op.what.replace('-', ' ')} answered {result.status}")
+            )
         record.statuses.append(result.status)
         if 200 <= result.status < 300 and result.etag:
             # A hostile PUBLISH the server accepted made a publication: remember to remove it.

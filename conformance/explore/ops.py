@@ -17,8 +17,9 @@ Pure and deterministic: everything is drawn from the ``random.Random`` the calle
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -260,6 +261,17 @@ class Limits:
     invalid_ratio: float = 0.1
     nemesis_ratio: float = 0.08
     max_dialogs: int = 4
+    drop: tuple[str, ...] = ()
+    """Body parts (``bodies.PARTS``) every generated body leaves out: behaviour the target's
+    profile declares it breaks (Kamailio: prefixed namespaces, root extension elements)."""
+    modify_terminated: bool = True
+    """False: never modify a publication whose dialogs are all terminated (Kamailio skips the
+    update and keeps the old body, a declared deviation)."""
+    reuse_ids: float = 0.2
+    """Chance a dialog id already handed out is reused (duplicate ids across publications;
+    0 for a server whose profile declares it does not de-duplicate them)."""
+    nemeses: tuple[str, ...] = NEMESES
+    """The hostile steps drawn (a profile's declared deviations take theirs out)."""
 
 
 WEIGHTS = {
@@ -283,6 +295,8 @@ class _State:
     counter: int = 0
     ids: list[str] = field(default_factory=list)
     """Dialog ids handed out so far: reused now and then across publications (duplicates)."""
+    terminated: set[str] = field(default_factory=set)
+    """Publications whose current body has only terminated dialogs."""
 
     def handle(self, prefix: str) -> str:
         self.counter += 1
@@ -292,7 +306,7 @@ class _State:
 def _dialogs(rng: random.Random, state: _State, limits: Limits) -> tuple[tuple[str, str], ...]:
     out: dict[str, str] = {}
     for _ in range(rng.randint(1, limits.max_dialogs)):
-        if state.ids and rng.random() < 0.2:
+        if state.ids and rng.random() < limits.reuse_ids:
             did = rng.choice(state.ids)
         else:
             did = f"d{len(state.ids) + 1}"
@@ -305,7 +319,11 @@ def _body(rng: random.Random, state: _State, limits: Limits) -> BodySpec:
     invalid = None
     if rng.random() < limits.invalid_ratio:
         invalid = rng.choice(sorted(k for k in INVALID_KINDS if k != "wrong-content-type"))
-    return BodySpec(rng.randrange(2**31), _dialogs(rng, state, limits), invalid)
+    return BodySpec(rng.randrange(2**31), _dialogs(rng, state, limits), invalid, limits.drop)
+
+
+def _all_terminated(body: BodySpec) -> bool:
+    return body.invalid is None and all(s == "terminated" for _, s in body.dialogs)
 
 
 def _gap(rng: random.Random, limits: Limits) -> float:
@@ -339,6 +357,8 @@ def step(rng: random.Random, state: _State, limits: Limits) -> Op:
         )
         if body.invalid is None:
             state.publications[op.handle] = presentity  # type: ignore[attr-defined]
+            if _all_terminated(body):
+                state.terminated.add(op.handle)  # type: ignore[attr-defined]
         return op
     if kind == "subscribe":
         handle = state.handle("w")
@@ -348,10 +368,16 @@ def step(rng: random.Random, state: _State, limits: Limits) -> Op:
         return Fetch(presentity, gap=gap)
     if kind in ("modify", "refresh", "remove", "expire"):
         handle = rng.choice(sorted(state.publications))
+        if kind == "modify" and not limits.modify_terminated and handle in state.terminated:
+            kind = "refresh"  # the profile declares what a modify of it does: keep it out
         if kind == "modify":
             body = _body(rng, state, limits)
             if body.invalid is not None:
                 state.publications.pop(handle)  # a rejected modify may or may not keep it
+            if _all_terminated(body):
+                state.terminated.add(handle)
+            else:
+                state.terminated.discard(handle)
             return Modify(handle, body, expires=rng.choice((60, 600, 3600)), gap=gap)
         if kind == "refresh":
             return Refresh(handle, expires=rng.choice((60, 600, 3600)), gap=gap)
@@ -367,9 +393,17 @@ def step(rng: random.Random, state: _State, limits: Limits) -> Op:
 
 
 def _nemesis(rng: random.Random, state: _State, limits: Limits, gap: float) -> Op:
-    choices = ["unknown-etag", "wrong-event", "two-if-match", "accept-without-dialog-info"]
+    choices: list[str] = [
+        n
+        for n in ("unknown-etag", "wrong-event", "two-if-match", "accept-without-dialog-info")
+        if n in limits.nemeses
+    ]
     if state.watchers:
-        choices += ["answer-481", "answer-489", "stop-answering"]
+        choices += [
+            n for n in ("answer-481", "answer-489", "stop-answering") if n in limits.nemeses
+        ]
+    if not choices:
+        return Fetch(rng.randrange(limits.presentities), gap=gap)
     what = rng.choice(choices)
     presentity = rng.randrange(limits.presentities)
     target: str | None = None
@@ -386,10 +420,17 @@ def _nemesis(rng: random.Random, state: _State, limits: Limits, gap: float) -> O
 
 def generate(seed: int, steps: int, limits: Limits | None = None) -> list[Op]:
     """``steps`` operations drawn from ``seed``: the same seed always gives the same list."""
+    return list(itertools.islice(stream(seed, limits), steps))
+
+
+def stream(seed: int, limits: Limits | None = None) -> Iterator[Op]:
+    """Operations drawn from ``seed`` without end (a time budget takes as many as it runs);
+    its first N are ``generate(seed, N)``."""
     rng = random.Random(seed)
     limits = limits or Limits()
     state = _State()
-    return [step(rng, state, limits) for _ in range(steps)]
+    while True:
+        yield step(rng, state, limits)
 
 
 def describe(ops: Sequence[Op]) -> str:
@@ -422,4 +463,5 @@ __all__ = [
     "describe",
     "generate",
     "normalize",
+    "stream",
 ]

@@ -115,6 +115,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="also run the cases marked slow (they wait out timers of more than 30 s)",
     )
     group.addoption(
+        "--dialoginfo-explore-steps",
+        type=int,
+        default=0,
+        dest="dialoginfo_explore_steps",
+        metavar="N",
+        help="opt in to the explorer case: N generated operations (issue 13; default 0: off)",
+    )
+    group.addoption(
+        "--dialoginfo-explore-seed",
+        type=int,
+        default=None,
+        dest="dialoginfo_explore_seed",
+        metavar="S",
+        help="the explorer case's seed (default: drawn and printed)",
+    )
+    group.addoption(
         REPORT_OPTION,
         default=None,
         dest="dialoginfo_report",

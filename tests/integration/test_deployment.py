@@ -283,7 +283,8 @@ def test_suite_passes_over_tcp_with_a_label(
     reports = tmp_path / "reports"
     cmd = suite_argv(
         "--dialoginfo-target", spec, "--dialoginfo-profile", "kamailio",
-        "--dialoginfo-local-address", LOCAL, "--dialoginfo-label", "staging", "-q", "-n", "2", "--dialoginfo-report", str(reports),
+        "--dialoginfo-local-address", LOCAL, "--dialoginfo-label", "staging",
+        "-q", "-n", "2", "--dialoginfo-report", str(reports),
     )  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
@@ -407,7 +408,8 @@ def test_suite_passes_over_tls(presence_kamailio_tls: KamailioTarget, tmp_path: 
     reports = tmp_path / "reports"
     cmd = suite_argv(
         "--dialoginfo-target", spec, "--dialoginfo-profile", "kamailio",
-        "--dialoginfo-local-address", LOCAL, "--dialoginfo-tls-ca", str(presence_kamailio_tls.ca_path), "-q", "-n", "2",
+        "--dialoginfo-local-address", LOCAL,
+        "--dialoginfo-tls-ca", str(presence_kamailio_tls.ca_path), "-q", "-n", "2",
         "--dialoginfo-report", str(reports),
     )  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
