@@ -56,7 +56,7 @@ from lxml import etree
 from conformance.errors import BodyError, SipParseError, UsageError
 from conformance.server import bodies
 from conformance.server.bodies import Publication
-from conformance.server.hooks import Hooks, Trigger
+from conformance.server.hooks import CHANGE_TRIGGERS, Hooks, Trigger
 from conformance.sip import message as sipmsg
 from conformance.sip.message import Request, Response, tag_of, uri_of
 
@@ -108,6 +108,11 @@ class ServerConfig:
     subscribe_expires_default: int = 3600
     subscribe_expires_max: int = 3600
     subscribe_expires_min: int = 1
+    notify_interval: float | None = None
+    """Least time between two NOTIFYs to one subscription (RFC 4235 §3.10, A30): a state
+    change inside it is held back and coalesced into one NOTIFY of the latest state when it
+    ends. The initial, refresh and terminated NOTIFYs are never held. None: 1 s with flavour
+    strict, 0 (no throttle, as the modules) otherwise."""
     t1: float = 0.5
     """RFC 3261 T1: the first NOTIFY retransmission interval; Timer F is 64*T1."""
     t2: float = 4.0
@@ -131,6 +136,12 @@ class ServerConfig:
             # The default follows the cap, so lowering the cap alone is enough.
             default = getattr(self, f"{name}_expires_default")
             object.__setattr__(self, f"{name}_expires_default", min(max(default, low), high))
+
+    @property
+    def min_notify_interval(self) -> float:
+        if self.notify_interval is not None:
+            return max(0.0, self.notify_interval)
+        return 1.0 if self.flavour == "strict" else 0.0
 
     @property
     def refresh_notifies(self) -> bool:
@@ -177,6 +188,11 @@ class _Subscription:
     cseq: int = 0
     bodies: int = 0
     """Bodies sent so far: the version of the next one is ``first_version + bodies``."""
+    last_notify_at: float | None = None
+    """When the last NOTIFY went out (the A30 throttle counts from it)."""
+    held: Trigger | None = None
+    """The latest state change held back by the throttle, sent at ``held_until``."""
+    held_until: float = 0.0
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -261,6 +277,7 @@ class PresenceCore:
             if math.isfinite(p.expires_at)
         ]
         times.extend(s.expires_at for s in self._subscriptions.values())
+        times.extend(s.held_until for s in self._subscriptions.values() if s.held is not None)
         for t in self._client.values():
             times.append(t.retransmit_at)
             times.append(t.timeout_at)
@@ -271,6 +288,10 @@ class PresenceCore:
         if self._halted:
             return
         self._expire_publications(now)
+        for sub in [s for s in self._subscriptions.values() if s.held and s.held_until <= now]:
+            trigger, sub.held = sub.held, None
+            if trigger is not None and sub.expires_at > now:
+                self._notify(sub, now, trigger=trigger)  # the coalesced, latest state
         for sub in [s for s in self._subscriptions.values() if s.expires_at <= now]:
             self._subscriptions.pop(sub.key, None)
             self._notify(sub, now, trigger="subscription-expiry", terminated=True)
@@ -576,6 +597,10 @@ class PresenceCore:
     ) -> None:
         if self._halted or not self.hooks.notifies(True, trigger):
             return
+        if self._held_back(sub, now, trigger, terminated):
+            return
+        sub.held = None  # whatever goes out now carries the latest state
+        sub.last_notify_at = now
         if terminated:
             state = "terminated;reason=timeout"
         else:
@@ -621,6 +646,21 @@ class PresenceCore:
             timeout_at=now + 64 * self.config.t1,
         )
         self._halted = self.hooks.halts(False, dialogs)
+
+    def _held_back(
+        self, sub: _Subscription, now: float, trigger: Trigger, terminated: bool
+    ) -> bool:
+        """A30: a state change less than ``min_notify_interval`` after the last NOTIFY waits
+        (RFC 6665 §4.2.2 lets the notifier skip intermediate states: only the latest is sent)."""
+        interval = self.config.min_notify_interval
+        if terminated or trigger not in CHANGE_TRIGGERS or sub.last_notify_at is None:
+            return False
+        due = sub.last_notify_at + interval
+        if now >= due or not self.hooks.throttles(interval > 0, trigger):
+            return False
+        sub.held = trigger
+        sub.held_until = due
+        return True
 
     def _body(
         self,

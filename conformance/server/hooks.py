@@ -106,6 +106,9 @@ class CoreHooks:
     halts: Callable[[bool, int], bool] = _same
     """After a NOTIFY with this many dialogs the server stops for good (a crash)."""
 
+    throttles: Callable[[bool, Trigger], bool] = _same
+    """A state-change NOTIFY waits out the per-subscription rate limit (A30)."""
+
 
 @dataclass(slots=True)
 class BodyHooks:

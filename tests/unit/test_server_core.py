@@ -37,6 +37,9 @@ class Net:
     """A fake network and clock around one core."""
 
     def __init__(self, *, faults: frozenset[str] = frozenset(), **config: object) -> None:
+        # Most tests send several changes at one instant and read each NOTIFY; the A30
+        # throttle has its own tests below.
+        config.setdefault("notify_interval", 0.0)
         self.core = PresenceCore(ServerConfig(**config), hooks=hooks_for(faults))  # type: ignore[arg-type]
         self.now = 1000.0
         self.responses: list[Response] = []
@@ -1178,3 +1181,54 @@ def test_strict_tie_break_last_option() -> None:
     net.publish(doc(("b", "early")))
     net.subscribe()
     assert ids(net.notifies[-1]) == ["b"]
+
+
+# ---- A30: at most one state-change NOTIFY per second per subscription -----------------------
+
+
+def test_strict_throttle_coalesces_a_burst_into_one_notify_of_the_latest_state() -> None:
+    net = Net(notify_interval=None)
+    a = net.publish(doc(("a1", "early"))).header("SIP-ETag")
+    net.subscribe()
+    assert len(net.notifies) == 1  # the initial NOTIFY is never held
+    for k in range(2, 6):
+        a = net.publish(doc((f"a{k}", "confirmed")), etag=a).header("SIP-ETag")
+    assert len(net.notifies) == 1  # the burst waits out the second after the initial NOTIFY
+    assert net.core.get_timer() == pytest.approx(net.now + 1.0)
+    net.advance(1.0)
+    assert len(net.notifies) == 2
+    assert ids(net.notifies[-1]) == ["a5"]  # intermediate states skipped (RFC 6665 §4.2.2)
+    assert version(net.notifies[-1]) == version(net.notifies[0]) + 1
+    net.advance(5.0)
+    assert len(net.notifies) == 2  # nothing left pending
+
+
+def test_strict_throttle_exempts_refresh_and_terminated_notifies() -> None:
+    net = Net(notify_interval=None)
+    a = net.publish(doc(("a1", "early"))).header("SIP-ETag")
+    sub = net.subscribe()
+    net.publish(doc(("a2", "confirmed")), etag=a)
+    assert len(net.notifies) == 1
+    net.subscribe(expires=600, cseq=2, **net.dialog_of(sub))
+    assert len(net.notifies) == 2 and ids(net.notifies[-1]) == ["a2"]
+    net.subscribe(expires=0, cseq=3, **net.dialog_of(sub))
+    assert len(net.notifies) == 3 and sub_state(net.notifies[-1]).startswith("terminated")
+    net.advance(2.0)
+    assert len(net.notifies) == 3  # the held change went out with the refresh NOTIFY
+
+
+def test_module_flavours_do_not_throttle() -> None:
+    net = Net(notify_interval=None, flavour="kamailio")
+    a = net.publish(doc(("a1", "early"))).header("SIP-ETag")
+    net.subscribe()
+    net.publish(doc(("a2", "confirmed")), etag=a)
+    assert len(net.notifies) == 2
+
+
+def test_fault_notify_unthrottled() -> None:
+    net = Net(notify_interval=None, faults=frozenset({"notify-unthrottled"}))
+    a = net.publish(doc(("a1", "early"))).header("SIP-ETag")
+    net.subscribe()
+    for k in range(2, 5):
+        a = net.publish(doc((f"a{k}", "confirmed")), etag=a).header("SIP-ETag")
+    assert len(net.notifies) == 4

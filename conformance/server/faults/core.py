@@ -31,6 +31,10 @@ def _etag_not_renewed(h: Hooks) -> None:
     h.core.new_etag = lambda fresh, previous: previous or fresh
 
 
+def _waive_throttle(h: Hooks) -> None:
+    h.core.throttles = lambda throttled, trigger: False
+
+
 def _remove_ignored(h: Hooks) -> None:
     h.core.removal_applies = lambda applies: False
 
@@ -508,6 +512,12 @@ FAULTS = (
         "a modify within 0.5 s of the previous store keeps the old body (answered 200)",
         ("C18",),
         _quick_modify_lost,
+    ),
+    Fault(
+        "notify-unthrottled",
+        "state changes are notified at once, several per second to one watcher",
+        ("A30",),
+        _waive_throttle,
     ),
 )
 """Protocol-core faults, in catalogue order."""
