@@ -612,6 +612,7 @@ class PresenceCore:
             doc_state = "partial"
             items_override = tuple(bodies.root_children(published))
         doc_state = self.hooks.document_state(doc_state, trigger)
+        items_override = self.hooks.notify_items(items_override, trigger)
         body, dialogs, version = self._body(sub, now, doc_state, items_override)
         sub.cseq = self.hooks.next_cseq(sub.cseq + 1, sub.cseq)
         branch = f"z9hG4bK{secrets.token_hex(8)}"

@@ -108,6 +108,10 @@ class CoreHooks:
 
     throttles: Callable[[bool, Trigger], bool] = _same
     """A state-change NOTIFY waits out the per-subscription rate limit (A30)."""
+    notify_items: Callable[
+        [tuple[etree._Element, ...] | None, Trigger], tuple[etree._Element, ...] | None
+    ] = _same
+    """The root children a NOTIFY carries instead of the aggregate (None: the aggregate)."""
 
 
 @dataclass(slots=True)

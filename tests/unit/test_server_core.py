@@ -1232,3 +1232,23 @@ def test_fault_notify_unthrottled() -> None:
     for k in range(2, 5):
         a = net.publish(doc((f"a{k}", "confirmed")), etag=a).header("SIP-ETag")
     assert len(net.notifies) == 4
+
+
+def test_fault_terminated_dialogs_dropped() -> None:
+    net = faulted("terminated-dialogs-dropped")
+    net.publish(doc(("a", "terminated"), ("b", "confirmed")))
+    net.subscribe()
+    assert ids(net.notifies[-1]) == ["b"]
+
+
+def test_fault_entity_user_case() -> None:
+    assert info(_one_dialog("entity-user-case", ("d", "early"))).entity == "sip:ALICE@example.com"
+
+
+def test_fault_refresh_notify_empty() -> None:
+    net = faulted("refresh-notify-empty")
+    net.publish(doc(("d", "early")))
+    sub = net.subscribe()
+    assert ids(net.notifies[-1]) == ["d"] and info(net.notifies[-1]).state == "full"
+    net.subscribe(expires=600, cseq=2, **net.dialog_of(sub))
+    assert ids(net.notifies[-1]) == [] and info(net.notifies[-1]).state == "partial"

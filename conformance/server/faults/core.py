@@ -114,6 +114,16 @@ def _initial_notify_partial(h: Hooks) -> None:
     )
 
 
+def _refresh_notify_empty(h: Hooks) -> None:
+    state, items = h.core.document_state, h.core.notify_items
+    h.core.document_state = lambda value, trigger: (
+        "partial" if trigger == "resubscribe" else state(value, trigger)
+    )
+    h.core.notify_items = lambda value, trigger: (
+        () if trigger == "resubscribe" else items(value, trigger)
+    )
+
+
 def _cseq_gap(h: Hooks) -> None:
     h.core.next_cseq = lambda value, previous: previous + 2 if previous else value
 
@@ -447,6 +457,12 @@ FAULTS = (
         "a refresh SUBSCRIBE gets no NOTIFY",
         ("B20",),
         _silence(frozenset({"resubscribe"})),
+    ),
+    Fault(
+        "refresh-notify-empty",
+        "the NOTIFY answering a refresh SUBSCRIBE is state=partial with no dialogs",
+        ("B20", "A14"),
+        _refresh_notify_empty,
     ),
     Fault(
         "fetch-no-notify",
