@@ -433,8 +433,12 @@ class PresenceCore:
         self._presentities[presentity] = pres
         if expires == 0:
             if stored is not None and self.hooks.removal_applies(True):
+                stale = self.hooks.notifies_before_change(False, "remove")
+                if stale:
+                    self._notify_presentity(presentity, now, trigger="remove")
                 pres.publications.remove(stored)
-                self._notify_presentity(presentity, now, trigger="remove")
+                if not stale:
+                    self._notify_presentity(presentity, now, trigger="remove")
             return ok, f"etag={new_etag} removed"
         expires_at = self.hooks.publication_expires(now + expires)
         if stored is not None and body:
@@ -456,11 +460,18 @@ class PresenceCore:
         elif not body:
             kind = "refresh"
             index = pres.publications.index(stored)
-            pres.publications[index] = dataclasses.replace(
+            refreshed = dataclasses.replace(
                 stored,
                 etag=new_etag,
                 expires_at=self.hooks.refreshed_expires(expires_at, stored.expires_at),
             )
+            if self.config.flavour == "kamailio":
+                # Kamailio's update_presentity rewrites received_time on a refresh too: the
+                # publication moves to the end of the aggregation order (oracle: refreshed).
+                refreshed = dataclasses.replace(refreshed, stored_at=now, arrival=next(self._seq))
+            pres.publications[index] = refreshed
+        elif not self.hooks.modify_applies(True, stored):
+            kind = "modify-skipped"  # answered 200, the stored publication left as it was
         else:
             kind = "modify"
             if self.hooks.modify_replaces(True):
@@ -492,9 +503,18 @@ class PresenceCore:
 
     def _expire_publications(self, now: float) -> None:
         for presentity, pres in list(self._presentities.items()):
-            before = len(pres.publications)
-            pres.publications = [p for p in pres.publications if p.expires_at > now]
-            if len(pres.publications) != before:
+            live = [p for p in pres.publications if p.expires_at > now]
+            if len(live) == len(pres.publications):
+                continue
+            stale = self.hooks.notifies_before_change(False, "publication-expiry")
+            if stale:  # the NOTIFY is built while the expired publications are still stored
+                pres.publications = [
+                    p if p in live else dataclasses.replace(p, expires_at=math.inf)
+                    for p in pres.publications
+                ]
+                self._notify_presentity(presentity, now, trigger="publication-expiry")
+            pres.publications = live
+            if not stale:
                 self._notify_presentity(presentity, now, trigger="publication-expiry")
         watched = {s.presentity for s in self._subscriptions.values()}
         for presentity, pres in list(self._presentities.items()):
@@ -608,7 +628,8 @@ class PresenceCore:
         state = self.hooks.subscription_state(state, trigger)
         doc_state = "full"
         items_override = None
-        if self.config.partial_on_publish and trigger == "publish" and published:
+        partial = self.hooks.partial_on_publish(self.config.partial_on_publish)
+        if partial and trigger == "publish" and published:
             doc_state = "partial"
             items_override = tuple(bodies.root_children(published))
         doc_state = self.hooks.document_state(doc_state, trigger)

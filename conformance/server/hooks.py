@@ -85,6 +85,12 @@ class CoreHooks:
     """A modify replaces the publication it names (C15)."""
     modified_body: Callable[[bytes, Publication, float], bytes] = _same
     """The body a modify stores, given the stored publication and the time (C18)."""
+    modify_applies: Callable[[bool, Publication], bool] = _same
+    """A modify of this stored publication is applied at all (else answered 200, kept: C15)."""
+    notifies_before_change: Callable[[bool, Trigger], bool] = _same
+    """A remove or an expiry notifies from the store before the change (C16, C17)."""
+    partial_on_publish: Callable[[bool], bool] = _same
+    """A PUBLISH with a body is notified as a partial document of that body alone (A17)."""
     subscription_expires: Callable[[int, bool], int] = _same
     """The Expires a SUBSCRIBE is granted, already capped; True for a refresh (B03, B19)."""
     response: Callable[[Response, Request], Response] = _same

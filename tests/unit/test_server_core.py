@@ -1252,3 +1252,76 @@ def test_fault_refresh_notify_empty() -> None:
     assert ids(net.notifies[-1]) == ["d"] and info(net.notifies[-1]).state == "full"
     net.subscribe(expires=600, cseq=2, **net.dialog_of(sub))
     assert ids(net.notifies[-1]) == [] and info(net.notifies[-1]).state == "partial"
+
+
+def test_kamailio_refresh_moves_the_publication_to_the_end() -> None:
+    """Kamailio rewrites received_time on a refresh: A early, B early, refresh A, and the
+    single-dialog tie (last of the class wins) goes to A (oracle: aggregator.refreshed)."""
+    net = Net(flavour="kamailio", single_dialog=True)
+    a = net.publish(doc(("a", "early"))).header("SIP-ETag")
+    net.advance(0.1)
+    net.publish(doc(("b", "early")))
+    net.subscribe()
+    assert ids(net.notifies[-1]) == ["b"]
+    net.advance(0.1)
+    net.publish(etag=a)
+    assert ids(net.notifies[-1]) == ["a"]
+    strict = Net(single_dialog=True, tie_break="last")
+    a = strict.publish(doc(("a", "early"))).header("SIP-ETag")
+    strict.advance(0.1)
+    strict.publish(doc(("b", "early")))
+    strict.advance(0.1)
+    strict.publish(etag=a)
+    strict.subscribe()
+    assert ids(strict.notifies[-1]) == ["b"]  # the strict flavour keeps the refreshed one's place
+
+
+def test_fault_modify_of_terminated_skipped() -> None:
+    net = faulted("modify-of-terminated-skipped")
+    old = net.publish(doc(("a", "terminated"))).header("SIP-ETag")
+    net.subscribe()
+    new = net.publish(doc(("b", "early")), etag=old)
+    assert new.status == 200 and new.header("SIP-ETag") != old
+    assert ids(net.notifies[-1]) == ["a"]
+    assert net.publish(doc(("c", "early")), etag=new.header("SIP-ETag")).status == 412
+    assert net.publish(etag=old).status == 200  # the old entity-tag still names it
+
+
+def test_fault_stale_removal_notify() -> None:
+    net = faulted("stale-removal-notify", notify_interval=None)
+    a = net.publish(doc(("a", "early"))).header("SIP-ETag")
+    net.subscribe()
+    assert net.publish(etag=a, expires=0).status == 200
+    assert ids(net.notifies[-1]) == ["a"]
+    net.advance(3)
+    assert ids(net.notifies[-1]) == ["a"] and net.core.publications(PRES) == []
+
+
+def test_fault_stale_expiry_notify() -> None:
+    net = faulted("stale-expiry-notify", notify_interval=None)
+    net.publish(doc(("a", "early")), expires=2)
+    net.subscribe()
+    net.advance(3)
+    assert len(net.notifies) == 2 and ids(net.notifies[-1]) == ["a"]
+    assert net.core.publications(PRES) == []
+
+
+def test_fault_partial_notify_per_publication() -> None:
+    net = faulted("partial-notify-per-publication", notify_interval=None)
+    net.publish(doc(("a", "early")))
+    net.subscribe()
+    assert info(net.notifies[-1]).state == "full"
+    net.publish(doc(("b", "confirmed")))
+    assert info(net.notifies[-1]).state == "partial" and ids(net.notifies[-1]) == ["b"]
+    assert version(net.notifies[-1]) == version(net.notifies[-2]) + 1
+
+
+def test_fault_out_of_order_modify() -> None:
+    net = faulted("out-of-order-modify")
+    etag = net.publish(doc(("a", "early"))).header("SIP-ETag")
+    net.subscribe()
+    etag = net.publish(doc(("b", "confirmed")), etag=etag).header("SIP-ETag")
+    assert ids(net.notifies[-1]) == ["a"]
+    net.advance(0.5)
+    net.publish(doc(("c", "confirmed")), etag=etag)
+    assert ids(net.notifies[-1]) == ["b"]

@@ -7,7 +7,8 @@ import math
 import re
 from collections.abc import Callable
 
-from conformance.server.bodies import Publication
+from conformance.errors import BodyError
+from conformance.server.bodies import DIALOG, DIALOG_INFO_NS, Publication, read_xml
 from conformance.server.faults.base import Fault
 from conformance.server.hooks import CHANGE_TRIGGERS, Hooks, Trigger
 from conformance.sip.message import Request, Response
@@ -122,6 +123,61 @@ def _refresh_notify_empty(h: Hooks) -> None:
     h.core.notify_items = lambda value, trigger: (
         () if trigger == "resubscribe" else items(value, trigger)
     )
+
+
+def _unthrottled(triggers: frozenset[str], h: Hooks) -> None:
+    """These triggers' NOTIFYs skip the A30 throttle, so a coalesced NOTIFY cannot hide the
+    fault's own one."""
+    previous = h.core.throttles
+    h.core.throttles = lambda held, trigger: (
+        False if trigger in triggers else previous(held, trigger)
+    )
+
+
+def _stale_notify(trigger: Trigger) -> Callable[[Hooks], None]:
+    def install(h: Hooks) -> None:
+        previous = h.core.notifies_before_change
+        h.core.notifies_before_change = lambda stale, why: (
+            True if why == trigger else previous(stale, why)
+        )
+        _unthrottled(frozenset({trigger}), h)
+
+    return install
+
+
+def _partial_per_publication(h: Hooks) -> None:
+    h.core.partial_on_publish = lambda partial: True
+    _unthrottled(frozenset({"publish"}), h)
+
+
+def _all_terminated(body: bytes) -> bool:
+    try:
+        root = read_xml(body)
+    except BodyError:
+        return False
+    states = [
+        (d.findtext(f"{{{DIALOG_INFO_NS}}}state") or "").strip().lower() for d in root.iter(DIALOG)
+    ]
+    return bool(states) and all(s == "terminated" for s in states)
+
+
+def _modify_of_terminated_skipped(h: Hooks) -> None:
+    previous = h.core.modify_applies
+    h.core.modify_applies = lambda applies, stored: (
+        False if _all_terminated(bytes(stored.body)) else previous(applies, stored)
+    )
+
+
+def _out_of_order_modify(h: Hooks) -> None:
+    waiting: dict[tuple[bytes, float], bytes] = {}
+    previous = h.core.modified_body
+
+    def one_behind(new: bytes, stored: Publication, now: float) -> bytes:
+        kept = waiting.pop((bytes(stored.body), stored.stored_at), bytes(stored.body))
+        waiting[(kept, now)] = previous(new, stored, now)
+        return kept
+
+    h.core.modified_body = one_behind
 
 
 def _cseq_gap(h: Hooks) -> None:
@@ -534,6 +590,38 @@ FAULTS = (
         "state changes are notified at once, several per second to one watcher",
         ("A30",),
         _waive_throttle,
+    ),
+    Fault(
+        "modify-of-terminated-skipped",
+        "a modify of an all-terminated publication answers 200 with a new ETag but keeps the "
+        "old body and the old ETag (Kamailio)",
+        ("C15", "C14"),
+        _modify_of_terminated_skipped,
+    ),
+    Fault(
+        "stale-removal-notify",
+        "a remove notifies from the store before deleting (the removed dialogs still listed), "
+        "with no corrective NOTIFY",
+        ("C16",),
+        _stale_notify("remove"),
+    ),
+    Fault(
+        "stale-expiry-notify",
+        "an expiring publication is notified before it is dropped (its dialogs still listed)",
+        ("C17",),
+        _stale_notify("publication-expiry"),
+    ),
+    Fault(
+        "partial-notify-per-publication",
+        "a NOTIFY caused by a PUBLISH with a body is state=partial with only that body's dialogs",
+        ("A17",),
+        _partial_per_publication,
+    ),
+    Fault(
+        "out-of-order-modify",
+        "a modify answers 200 but its body is stored only when the next modify arrives",
+        ("C15",),
+        _out_of_order_modify,
     ),
 )
 """Protocol-core faults, in catalogue order."""
