@@ -244,6 +244,9 @@ class PresenceCore:
         self._log: list[LogRecord] = []
         self._halted = False
         self._last_aggregate: tuple[tuple[object, ...], bodies.Built] | None = None
+        self._ended: dict[tuple[str, str, str], tuple[_Subscription, float]] = {}
+        """Unsubscribed subscriptions a hook still notifies late (strict: never any)."""
+        self._late: list[_Subscription] = []
 
     # ---- the sans-IO API -------------------------------------------------------------------
 
@@ -278,6 +281,7 @@ class PresenceCore:
         ]
         times.extend(s.expires_at for s in self._subscriptions.values())
         times.extend(s.held_until for s in self._subscriptions.values() if s.held is not None)
+        times.extend(s.held_until for s in self._late)
         for t in self._client.values():
             times.append(t.retransmit_at)
             times.append(t.timeout_at)
@@ -292,6 +296,9 @@ class PresenceCore:
             trigger, sub.held = sub.held, None
             if trigger is not None and sub.expires_at > now:
                 self._notify(sub, now, trigger=trigger)  # the coalesced, latest state
+        for sub in [s for s in self._late if s.held_until <= now]:
+            self._late.remove(sub)
+            self._notify(sub, now, trigger=sub.held or "publish")
         for sub in [s for s in self._subscriptions.values() if s.expires_at <= now]:
             self._subscriptions.pop(sub.key, None)
             self._notify(sub, now, trigger="subscription-expiry", terminated=True)
@@ -561,6 +568,9 @@ class PresenceCore:
             if expires == 0:
                 self._subscriptions.pop(sub.key, None)
                 self._notify(sub, now, trigger="unsubscribe", terminated=True)
+                late = self.hooks.late_notify_after_unsubscribe(None)
+                if late is not None:
+                    self._ended[sub.key] = (sub, late)
                 return ok, "unsubscribed"
             self._notify(sub, now, trigger="resubscribe")
             return ok, f"refreshed expires={expires}"
@@ -605,6 +615,11 @@ class PresenceCore:
         """A state change: every active subscription of ``presentity`` gets a NOTIFY (B24)."""
         for sub in [s for s in self._subscriptions.values() if s.presentity == presentity]:
             self._notify(sub, now, trigger=trigger, published=published)
+        for key, (sub, delay) in list(self._ended.items()):
+            if sub.presentity == presentity:
+                del self._ended[key]
+                sub.held, sub.held_until = trigger, now + delay
+                self._late.append(sub)
 
     def _notify(
         self,

@@ -91,6 +91,9 @@ class CoreHooks:
     """A remove or an expiry notifies from the store before the change (C16, C17)."""
     partial_on_publish: Callable[[bool], bool] = _same
     """A PUBLISH with a body is notified as a partial document of that body alone (A17)."""
+    late_notify_after_unsubscribe: Callable[[float | None], float | None] = _same
+    """Seconds after the next change an unsubscribed watcher still gets a NOTIFY (None: never,
+    B21)."""
     subscription_expires: Callable[[int, bool], int] = _same
     """The Expires a SUBSCRIBE is granted, already capped; True for a refresh (B03, B19)."""
     response: Callable[[Response, Request], Response] = _same

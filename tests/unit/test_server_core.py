@@ -1325,3 +1325,19 @@ def test_fault_out_of_order_modify() -> None:
     net.advance(0.5)
     net.publish(doc(("c", "confirmed")), etag=etag)
     assert ids(net.notifies[-1]) == ["b"]
+
+
+def test_fault_notify_after_unsubscribe_late() -> None:
+    net = faulted("notify-after-unsubscribe-late")
+    a = net.publish(doc(("a", "early"))).header("SIP-ETag")
+    sub = net.subscribe()
+    net.subscribe(expires=0, cseq=2, **net.dialog_of(sub))
+    assert len(net.notifies) == 2
+    net.publish(doc(("b", "confirmed")), etag=a)
+    net.advance(2.4)
+    assert len(net.notifies) == 2
+    net.advance(0.2)
+    assert len(net.notifies) == 3 and ids(net.notifies[-1]) == ["b"]
+    net.publish(doc(("c", "confirmed")))
+    net.advance(5)
+    assert len(net.notifies) == 3  # one late NOTIFY only

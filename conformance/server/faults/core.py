@@ -180,6 +180,10 @@ def _out_of_order_modify(h: Hooks) -> None:
     h.core.modified_body = one_behind
 
 
+def _notify_after_unsubscribe_late(h: Hooks) -> None:
+    h.core.late_notify_after_unsubscribe = lambda delay: 2.5
+
+
 def _cseq_gap(h: Hooks) -> None:
     h.core.next_cseq = lambda value, previous: previous + 2 if previous else value
 
@@ -622,6 +626,12 @@ FAULTS = (
         "a modify answers 200 but its body is stored only when the next modify arrives",
         ("C15",),
         _out_of_order_modify,
+    ),
+    Fault(
+        "notify-after-unsubscribe-late",
+        "after an unsubscribe, the next change sends one NOTIFY on the ended dialog 2.5 s later",
+        ("B21",),
+        _notify_after_unsubscribe_late,
     ),
 )
 """Protocol-core faults, in catalogue order."""
