@@ -185,6 +185,8 @@ class _Subscription:
     expires_at: float
     accept: tuple[str, ...] = ()
     """The SUBSCRIBE's Accept header values (none: the package default)."""
+    entity: str = ""
+    """The ``entity`` of its bodies (empty: the module's rebuilt ``sip:user@host``)."""
     cseq: int = 0
     bodies: int = 0
     """Bodies sent so far: the version of the next one is ``first_version + bodies``."""
@@ -591,6 +593,7 @@ class PresenceCore:
             event=req.header("Event") or EVENT_PACKAGE,
             expires_at=now + expires,
             accept=tuple(req.header_all("Accept")),
+            entity=self._entity(req.uri),
         )
         ok = self._response(req, 200, "OK", to_tag=local_tag, extra=self._sub_extra(sub, expires))
         self._presentities.setdefault(presentity, _Presentity())
@@ -600,6 +603,13 @@ class PresenceCore:
         self._subscriptions[sub.key] = sub
         self._notify(sub, now, trigger="subscribe")
         return ok, f"expires={expires}"
+
+    def _entity(self, uri: str) -> str:
+        """Strict: the Request-URI's scheme and port kept (A12); the modules rebuild
+        ``"sip:"+user+"@"+domain`` (D02)."""
+        rebuilt = bodies.entity_of(uri)
+        strict = bodies.entity_uri(uri) if self.config.flavour == "strict" else rebuilt
+        return self.hooks.entity(strict, rebuilt)
 
     def _sub_extra(self, sub: _Subscription, expires: int) -> tuple[tuple[str, str], ...]:
         return (("Expires", str(expires)), ("Contact", self._contact()))
@@ -708,7 +718,7 @@ class PresenceCore:
     ) -> tuple[bytes | None, int, int | str | None]:
         """(body or None, number of dialogs in it, version used)."""
         self._presentities.setdefault(sub.presentity, _Presentity())
-        entity = bodies.entity_of(sub.presentity)
+        entity = sub.entity or bodies.entity_of(sub.presentity)
         if items_override is not None:
             items: tuple[etree._Element, ...] = items_override
         else:

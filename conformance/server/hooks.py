@@ -94,6 +94,8 @@ class CoreHooks:
     late_notify_after_unsubscribe: Callable[[float | None], float | None] = _same
     """Seconds after the next change an unsubscribed watcher still gets a NOTIFY (None: never,
     B21)."""
+    entity: Callable[[str, str], str] = _same
+    """The bodies' ``entity``, given the module's rebuilt ``sip:user@host`` (A12)."""
     subscription_expires: Callable[[int, bool], int] = _same
     """The Expires a SUBSCRIBE is granted, already capped; True for a refresh (B03, B19)."""
     response: Callable[[Response, Request], Response] = _same

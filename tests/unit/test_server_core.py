@@ -13,6 +13,7 @@ import random
 import pytest
 
 from conformance.errors import UsageError
+from conformance.oracle import checks
 from conformance.oracle import dialoginfo as di
 from conformance.server.core import PresenceCore, ServerConfig
 from conformance.server.faults import FAULTS, check_names, hooks_for
@@ -650,9 +651,9 @@ def test_extension_elements_and_escaping_survive(net: Net) -> None:
     assert d.extensions == (f"{{{di.SA_NS}}}appearance",)
 
 
-def test_entity_is_rebuilt_from_the_request_uri(net: Net) -> None:
+def test_entity_is_the_request_uri_without_its_parameters(net: Net) -> None:
     net.subscribe(uri="sip:bob@example.com:5070;transport=udp")
-    assert info(net.notifies[-1]).entity == "sip:bob@example.com"
+    assert info(net.notifies[-1]).entity == "sip:bob@example.com:5070"
 
 
 # ---- robustness ---------------------------------------------------------------------------------
@@ -1341,3 +1342,32 @@ def test_fault_notify_after_unsubscribe_late() -> None:
     net.publish(doc(("c", "confirmed")))
     net.advance(5)
     assert len(net.notifies) == 3  # one late NOTIFY only
+
+
+def test_strict_entity_keeps_the_request_uri_scheme_and_port() -> None:
+    net = Net()
+    uri = "sips:alice@example.com:5061;transport=tls"
+    net.publish(doc(("d", "early")), uri=uri)
+    net.subscribe(uri=uri)
+    assert info(net.notifies[-1]).entity == "sips:alice@example.com:5061"
+    kam = Net(flavour="kamailio")
+    kam.publish(doc(("d", "early")), uri=uri)
+    kam.subscribe(uri=uri)
+    assert info(kam.notifies[-1]).entity == "sip:alice@example.com"
+
+
+def test_fault_entity_rebuilt() -> None:
+    """The suite's presentities carry no port, so no suite case sees this fault; the A12 check
+    itself kills it on a presentity with one (documented in the mutation step)."""
+    uri = "sip:alice@example.com:5080"
+    net = faulted("entity-rebuilt")
+    net.publish(doc(("d", "early")), uri=uri)
+    net.subscribe(uri=uri)
+    entity = info(net.notifies[-1]).entity
+    assert entity == "sip:alice@example.com"
+    (finding,) = checks.check_entity(entity, uri)
+    assert finding.requirement == "A12" and not finding.passed
+    clean = Net()
+    clean.publish(doc(("d", "early")), uri=uri)
+    clean.subscribe(uri=uri)
+    assert all(f.passed for f in checks.check_entity(info(clean.notifies[-1]).entity, uri))

@@ -184,6 +184,10 @@ def _notify_after_unsubscribe_late(h: Hooks) -> None:
     h.core.late_notify_after_unsubscribe = lambda delay: 2.5
 
 
+def _entity_rebuilt(h: Hooks) -> None:
+    h.core.entity = lambda strict, rebuilt: rebuilt
+
+
 def _cseq_gap(h: Hooks) -> None:
     h.core.next_cseq = lambda value, previous: previous + 2 if previous else value
 
@@ -632,6 +636,13 @@ FAULTS = (
         "after an unsubscribe, the next change sends one NOTIFY on the ended dialog 2.5 s later",
         ("B21",),
         _notify_after_unsubscribe_late,
+    ),
+    Fault(
+        "entity-rebuilt",
+        "the root's entity is rebuilt as sip:user@host (scheme and port of the Request-URI "
+        "lost, as the modules do); only a presentity URI with a port or sips: shows it",
+        ("A12",),
+        _entity_rebuilt,
     ),
 )
 """Protocol-core faults, in catalogue order."""
