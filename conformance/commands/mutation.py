@@ -1,11 +1,14 @@
 """Mutation testing: run the whole conformance suite against the reference server with one fault
 switched on, and see which cases kill it.
 
-A fault counts as killed "through its own requirement" when some case fails with a finding
-whose id is one the fault breaks; a fault that only makes unrelated cases fail (a crash noticed
-by a timeout) is reported as killed by unrelated cases. The suite runs in a child pytest with
-``--dialoginfo-strict``, so a broken SHOULD fails too. Shared by ``tests/mutation`` and
-``benchmarks/mutation_score.py``.
+The contract (issue 12): each fault runs ONCE, as a default (non-strict) run; its recorded
+findings (``results.json``) are then judged twice with ``oracle.verdicts.judge``, as a default
+run and as a strict run, since strictness only changes the judge. A fault whose ids include a
+binding one (MUST, MUST*, MAY) is killed by default when the default judgement fails through one
+of its own ids; a SHOULD/DEF fault is killed by default when a warn finding with one of its
+ids appears. Either is killed strictly when the strict judgement fails through one of its own
+ids. A fault that only makes unrelated cases fail (a crash noticed by a timeout) is reported as
+killed by unrelated cases. Shared by ``tests/mutation`` and ``benchmarks/mutation_score.py``.
 
 Fault runs spend most of their time waiting on SIP timers, so ``run_faults`` runs a few at once
 (``CONCURRENCY``); each is its own suite process on its own port blocks.
@@ -27,12 +30,24 @@ from pathlib import Path
 
 from conformance.commands.run import suite_argv
 from conformance.errors import HarnessError
+from conformance.oracle.findings import Finding, Verdict
+from conformance.oracle.requirements import CATALOGUE, Level
+from conformance.oracle.verdicts import Deviation, judge
 from conformance.server.faults import FAULTS
 
 SINGLE_MODE_FAULTS = frozenset({"priority-wrong", "tie-wrong", "single-dialog-one-publication"})
 """Faults that exist only in force_single_dialog mode; the others are run in aggregate mode."""
 SLOW_FAULTS = frozenset({"subscription-kept-after-timeout"})
 """Faults only a slow case (a 32 s timer) can see; their runs add --slow."""
+CRASHES = frozenset({"crash-after-two-dialogs"})
+"""Faults whose only symptom is a crash: killed by any case (timeouts), not only their own."""
+SUITE_BLIND = {
+    "entity-rebuilt": "the suite's presentities carry no port and no sips:, so the rebuilt "
+    "entity equals the Request-URI; tests/unit/test_server_core.py::test_fault_entity_rebuilt "
+    "shows the A12 check kill it on a presentity with a port",
+}
+"""Faults no suite case can see against the embedded reference target, with where they are
+shown killed instead; the mutation step leaves them out (never silently: each names its proof)."""
 CONCURRENCY = 3
 """Fault runs at once: they wait on SIP timers far more than they compute (2 cores here)."""
 
@@ -42,6 +57,63 @@ class Kill:
     case: str
     requirement: str
     message: str
+    strict_only: bool = False
+    """Failed only under the strict judgement (a warn in the default one)."""
+
+
+class _NoDeviations:
+    """The reference server's profile, as the judge sees it: it declares nothing."""
+
+    claims_presence_dialoginfo = False
+
+    def deviations_for(self, case_id: str, variant: str | None) -> tuple[Deviation, ...]:
+        return ()
+
+    def wildcard_deviations(self) -> tuple[Deviation, ...]:
+        return ()
+
+
+def _recorded(entry: dict) -> Finding:
+    """A finding back from ``results.json``. The file keeps the verdict of the run, not the
+    level a check may have overridden (A08, B21), so the level is restored from the verdict:
+    a recorded fail is binding, a warn is SHOULD-like, an info is INFO."""
+    rid = entry["requirement"]
+    level = CATALOGUE[rid].level if rid in CATALOGUE else Level.INFO
+    verdict = entry.get("verdict")
+    if verdict == Verdict.FAIL and not level.binding:
+        level = Level.MUST
+    elif verdict == Verdict.WARN and level not in (Level.SHOULD, Level.DEF, Level.IMPL):
+        level = Level.SHOULD
+    elif verdict == Verdict.INFO:
+        level = Level.INFO
+    return Finding(
+        rid,
+        bool(entry["passed"]),
+        entry.get("message", ""),
+        level=level,
+        observed=entry.get("observed", ""),
+        skipped=bool(entry.get("skipped")),
+    )
+
+
+def judge_case(case: dict) -> list[Kill]:
+    """One recorded case judged as a default and as a strict run: every finding that fails
+    (``strict_only`` for those only the strict judgement fails), or the case's error when it
+    failed without a failing finding (a timeout, a crash)."""
+    findings = [_recorded(f) for f in case.get("findings", [])]
+    kills: list[Kill] = []
+    for strict in (False, True):
+        judged = judge(findings, profile=_NoDeviations(), case_id=case["case"], strict=strict)
+        kills += [
+            Kill(case["case"], f.requirement, f.message, strict_only=strict)
+            for f, verdict, _ in judged.findings
+            if verdict is Verdict.FAIL
+            and not any(k.requirement == f.requirement and k.message == f.message for k in kills)
+        ]
+    if case.get("outcome") == "failed" and not any(not k.strict_only for k in kills):
+        why = (case.get("longrepr") or "failed").strip().splitlines()[-1:] or ["failed"]
+        kills.append(Kill(case["case"], "", why[0][:200]))
+    return kills
 
 
 @dataclass(frozen=True)
@@ -56,19 +128,40 @@ class MutationResult:
     seconds: float = 0.0
 
     @property
+    def binding(self) -> bool:
+        """The fault breaks a binding id: the default judgement alone must kill it."""
+        return any(CATALOGUE[r].level.binding for r in self.broken if r in CATALOGUE)
+
+    @property
     def killed(self) -> bool:
         return bool(self.kills)
 
     @property
-    def own(self) -> tuple[Kill, ...]:
-        """Kills through a finding with one of the broken requirement ids."""
+    def own_strict(self) -> tuple[Kill, ...]:
+        """Failures of the strict judgement through one of the broken requirement ids."""
         return tuple(k for k in self.kills if k.requirement in self.broken)
 
     @property
-    def verdict(self) -> str:
-        if self.own:
+    def own_default(self) -> tuple[Kill, ...]:
+        """Binding fault: default-judgement failures through its ids. SHOULD/DEF fault: its
+        ids' warnings (the strict-only failures, which the default judgement shows as warn)."""
+        if self.binding:
+            return tuple(k for k in self.own_strict if not k.strict_only)
+        return self.own_strict
+
+    @property
+    def own(self) -> tuple[Kill, ...]:
+        """Killed through its own ids under both judgements (the contract); else empty."""
+        return self.own_strict if self.own_default else ()
+
+    def verdict_for(self, own: tuple[Kill, ...]) -> str:
+        if own:
             return "killed"
         return "killed by unrelated cases" if self.killed else "SURVIVED"
+
+    @property
+    def verdict(self) -> str:
+        return self.verdict_for(self.own)
 
 
 def mode_for(fault: str) -> str:
@@ -97,7 +190,6 @@ def run_fault(
         "reference",
         "--dialoginfo-fault",
         fault,
-        "--dialoginfo-strict",
         f"--dialoginfo-report={report_dir}",
         "-n",
         workers,
@@ -126,18 +218,7 @@ def run_fault(
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
         raise HarnessError(f"suite against fault {fault} wrote no results:\n{tail}")
     results = json.loads(runs[-1].read_text(encoding="utf-8"))
-    kills: list[Kill] = []
-    for case in results["cases"]:
-        if case.get("outcome") != "failed":
-            continue
-        failed = [
-            Kill(case["case"], f["requirement"], f["message"])
-            for f in case["findings"]
-            if f.get("verdict") == "fail"
-        ]
-        # A case that failed without a failing finding died on an error (a timeout, say).
-        why = (case.get("longrepr") or "failed").strip().splitlines()[-1:] or ["failed"]
-        kills += failed or [Kill(case["case"], "", why[0][:200])]
+    kills = [kill for case in results["cases"] for kill in judge_case(case)]
     return MutationResult(
         fault,
         FAULTS[fault].requirements,

@@ -135,7 +135,21 @@ def is_dialog_info(root: etree._Element) -> bool:
 
 def entity_of(uri: str) -> str:
     """``sip:USER@HOST`` from a presentity URI: scheme forced to ``sip``, port, password,
-    parameters and headers dropped, user and host as written (D02, A12)."""
+    parameters and headers dropped, user and host as written (D02, A12). The modules write
+    this, and the server keys presentities by it."""
+    _scheme, user, host, _port = _entity_parts(uri)
+    return f"sip:{user}@{host}"
+
+
+def entity_uri(uri: str) -> str:
+    """The strict server's ``entity``: the Request-URI's scheme, user, host and port, with
+    password, parameters and headers dropped (A12 compares scheme and port too)."""
+    scheme, user, host, port = _entity_parts(uri)
+    return f"{scheme}:{user}@{host}" + (f":{port}" if port else "")
+
+
+def _entity_parts(uri: str) -> tuple[str, str, str, str]:
+    """(scheme lower-cased, user, host, port) of a presentity URI; BodyError when unreadable."""
     text = uri.strip().removeprefix("<").removesuffix(">").strip()
     scheme, colon, rest = text.partition(":")
     if not (scheme and colon and rest):
@@ -148,11 +162,12 @@ def entity_of(uri: str) -> str:
     user = user.partition(":")[0]
     if hostport.startswith("[") and "]" in hostport:
         host = hostport[: hostport.index("]") + 1]
+        port = hostport[len(host) :].removeprefix(":")
     else:
-        host = hostport.partition(":")[0]
+        host, _, port = hostport.partition(":")
     if not host:
         raise BodyError(f"{uri!r} names no host")
-    return f"sip:{user}@{host}"
+    return scheme.lower(), user, host, port
 
 
 def root_children(body: bytes) -> list[etree._Element]:

@@ -56,7 +56,7 @@ from lxml import etree
 from conformance.errors import BodyError, SipParseError, UsageError
 from conformance.server import bodies
 from conformance.server.bodies import Publication
-from conformance.server.hooks import Hooks, Trigger
+from conformance.server.hooks import CHANGE_TRIGGERS, Hooks, Trigger
 from conformance.sip import message as sipmsg
 from conformance.sip.message import Request, Response, tag_of, uri_of
 
@@ -108,6 +108,11 @@ class ServerConfig:
     subscribe_expires_default: int = 3600
     subscribe_expires_max: int = 3600
     subscribe_expires_min: int = 1
+    notify_interval: float | None = None
+    """Least time between two NOTIFYs to one subscription (RFC 4235 §3.10, A30): a state
+    change inside it is held back and coalesced into one NOTIFY of the latest state when it
+    ends. The initial, refresh and terminated NOTIFYs are never held. None: 1 s with flavour
+    strict, 0 (no throttle, as the modules) otherwise."""
     t1: float = 0.5
     """RFC 3261 T1: the first NOTIFY retransmission interval; Timer F is 64*T1."""
     t2: float = 4.0
@@ -131,6 +136,12 @@ class ServerConfig:
             # The default follows the cap, so lowering the cap alone is enough.
             default = getattr(self, f"{name}_expires_default")
             object.__setattr__(self, f"{name}_expires_default", min(max(default, low), high))
+
+    @property
+    def min_notify_interval(self) -> float:
+        if self.notify_interval is not None:
+            return max(0.0, self.notify_interval)
+        return 1.0 if self.flavour == "strict" else 0.0
 
     @property
     def refresh_notifies(self) -> bool:
@@ -174,9 +185,16 @@ class _Subscription:
     expires_at: float
     accept: tuple[str, ...] = ()
     """The SUBSCRIBE's Accept header values (none: the package default)."""
+    entity: str = ""
+    """The ``entity`` of its bodies (empty: the module's rebuilt ``sip:user@host``)."""
     cseq: int = 0
     bodies: int = 0
     """Bodies sent so far: the version of the next one is ``first_version + bodies``."""
+    last_notify_at: float | None = None
+    """When the last NOTIFY went out (the A30 throttle counts from it)."""
+    held: Trigger | None = None
+    """The latest state change held back by the throttle, sent at ``held_until``."""
+    held_until: float = 0.0
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -228,6 +246,9 @@ class PresenceCore:
         self._log: list[LogRecord] = []
         self._halted = False
         self._last_aggregate: tuple[tuple[object, ...], bodies.Built] | None = None
+        self._ended: dict[tuple[str, str, str], tuple[_Subscription, float]] = {}
+        """Unsubscribed subscriptions a hook still notifies late (strict: never any)."""
+        self._late: list[_Subscription] = []
 
     # ---- the sans-IO API -------------------------------------------------------------------
 
@@ -261,6 +282,8 @@ class PresenceCore:
             if math.isfinite(p.expires_at)
         ]
         times.extend(s.expires_at for s in self._subscriptions.values())
+        times.extend(s.held_until for s in self._subscriptions.values() if s.held is not None)
+        times.extend(s.held_until for s in self._late)
         for t in self._client.values():
             times.append(t.retransmit_at)
             times.append(t.timeout_at)
@@ -271,6 +294,13 @@ class PresenceCore:
         if self._halted:
             return
         self._expire_publications(now)
+        for sub in [s for s in self._subscriptions.values() if s.held and s.held_until <= now]:
+            trigger, sub.held = sub.held, None
+            if trigger is not None and sub.expires_at > now:
+                self._notify(sub, now, trigger=trigger)  # the coalesced, latest state
+        for sub in [s for s in self._late if s.held_until <= now]:
+            self._late.remove(sub)
+            self._notify(sub, now, trigger=sub.held or "publish")
         for sub in [s for s in self._subscriptions.values() if s.expires_at <= now]:
             self._subscriptions.pop(sub.key, None)
             self._notify(sub, now, trigger="subscription-expiry", terminated=True)
@@ -412,8 +442,12 @@ class PresenceCore:
         self._presentities[presentity] = pres
         if expires == 0:
             if stored is not None and self.hooks.removal_applies(True):
+                stale = self.hooks.notifies_before_change(False, "remove")
+                if stale:
+                    self._notify_presentity(presentity, now, trigger="remove")
                 pres.publications.remove(stored)
-                self._notify_presentity(presentity, now, trigger="remove")
+                if not stale:
+                    self._notify_presentity(presentity, now, trigger="remove")
             return ok, f"etag={new_etag} removed"
         expires_at = self.hooks.publication_expires(now + expires)
         if stored is not None and body:
@@ -435,11 +469,18 @@ class PresenceCore:
         elif not body:
             kind = "refresh"
             index = pres.publications.index(stored)
-            pres.publications[index] = dataclasses.replace(
+            refreshed = dataclasses.replace(
                 stored,
                 etag=new_etag,
                 expires_at=self.hooks.refreshed_expires(expires_at, stored.expires_at),
             )
+            if self.config.flavour == "kamailio":
+                # Kamailio's update_presentity rewrites received_time on a refresh too: the
+                # publication moves to the end of the aggregation order (oracle: refreshed).
+                refreshed = dataclasses.replace(refreshed, stored_at=now, arrival=next(self._seq))
+            pres.publications[index] = refreshed
+        elif not self.hooks.modify_applies(True, stored):
+            kind = "modify-skipped"  # answered 200, the stored publication left as it was
         else:
             kind = "modify"
             if self.hooks.modify_replaces(True):
@@ -471,9 +512,18 @@ class PresenceCore:
 
     def _expire_publications(self, now: float) -> None:
         for presentity, pres in list(self._presentities.items()):
-            before = len(pres.publications)
-            pres.publications = [p for p in pres.publications if p.expires_at > now]
-            if len(pres.publications) != before:
+            live = [p for p in pres.publications if p.expires_at > now]
+            if len(live) == len(pres.publications):
+                continue
+            stale = self.hooks.notifies_before_change(False, "publication-expiry")
+            if stale:  # the NOTIFY is built while the expired publications are still stored
+                pres.publications = [
+                    p if p in live else dataclasses.replace(p, expires_at=math.inf)
+                    for p in pres.publications
+                ]
+                self._notify_presentity(presentity, now, trigger="publication-expiry")
+            pres.publications = live
+            if not stale:
                 self._notify_presentity(presentity, now, trigger="publication-expiry")
         watched = {s.presentity for s in self._subscriptions.values()}
         for presentity, pres in list(self._presentities.items()):
@@ -520,6 +570,9 @@ class PresenceCore:
             if expires == 0:
                 self._subscriptions.pop(sub.key, None)
                 self._notify(sub, now, trigger="unsubscribe", terminated=True)
+                late = self.hooks.late_notify_after_unsubscribe(None)
+                if late is not None:
+                    self._ended[sub.key] = (sub, late)
                 return ok, "unsubscribed"
             self._notify(sub, now, trigger="resubscribe")
             return ok, f"refreshed expires={expires}"
@@ -540,6 +593,7 @@ class PresenceCore:
             event=req.header("Event") or EVENT_PACKAGE,
             expires_at=now + expires,
             accept=tuple(req.header_all("Accept")),
+            entity=self._entity(req.uri),
         )
         ok = self._response(req, 200, "OK", to_tag=local_tag, extra=self._sub_extra(sub, expires))
         self._presentities.setdefault(presentity, _Presentity())
@@ -549,6 +603,13 @@ class PresenceCore:
         self._subscriptions[sub.key] = sub
         self._notify(sub, now, trigger="subscribe")
         return ok, f"expires={expires}"
+
+    def _entity(self, uri: str) -> str:
+        """Strict: the Request-URI's scheme and port kept (A12); the modules rebuild
+        ``"sip:"+user+"@"+domain`` (D02)."""
+        rebuilt = bodies.entity_of(uri)
+        strict = bodies.entity_uri(uri) if self.config.flavour == "strict" else rebuilt
+        return self.hooks.entity(strict, rebuilt)
 
     def _sub_extra(self, sub: _Subscription, expires: int) -> tuple[tuple[str, str], ...]:
         return (("Expires", str(expires)), ("Contact", self._contact()))
@@ -564,6 +625,11 @@ class PresenceCore:
         """A state change: every active subscription of ``presentity`` gets a NOTIFY (B24)."""
         for sub in [s for s in self._subscriptions.values() if s.presentity == presentity]:
             self._notify(sub, now, trigger=trigger, published=published)
+        for key, (sub, delay) in list(self._ended.items()):
+            if sub.presentity == presentity:
+                del self._ended[key]
+                sub.held, sub.held_until = trigger, now + delay
+                self._late.append(sub)
 
     def _notify(
         self,
@@ -576,6 +642,10 @@ class PresenceCore:
     ) -> None:
         if self._halted or not self.hooks.notifies(True, trigger):
             return
+        if self._held_back(sub, now, trigger, terminated):
+            return
+        sub.held = None  # whatever goes out now carries the latest state
+        sub.last_notify_at = now
         if terminated:
             state = "terminated;reason=timeout"
         else:
@@ -583,10 +653,12 @@ class PresenceCore:
         state = self.hooks.subscription_state(state, trigger)
         doc_state = "full"
         items_override = None
-        if self.config.partial_on_publish and trigger == "publish" and published:
+        partial = self.hooks.partial_on_publish(self.config.partial_on_publish)
+        if partial and trigger == "publish" and published:
             doc_state = "partial"
             items_override = tuple(bodies.root_children(published))
         doc_state = self.hooks.document_state(doc_state, trigger)
+        items_override = self.hooks.notify_items(items_override, trigger)
         body, dialogs, version = self._body(sub, now, doc_state, items_override)
         sub.cseq = self.hooks.next_cseq(sub.cseq + 1, sub.cseq)
         branch = f"z9hG4bK{secrets.token_hex(8)}"
@@ -622,6 +694,21 @@ class PresenceCore:
         )
         self._halted = self.hooks.halts(False, dialogs)
 
+    def _held_back(
+        self, sub: _Subscription, now: float, trigger: Trigger, terminated: bool
+    ) -> bool:
+        """A30: a state change less than ``min_notify_interval`` after the last NOTIFY waits
+        (RFC 6665 §4.2.2 lets the notifier skip intermediate states: only the latest is sent)."""
+        interval = self.config.min_notify_interval
+        if terminated or trigger not in CHANGE_TRIGGERS or sub.last_notify_at is None:
+            return False
+        due = sub.last_notify_at + interval
+        if now >= due or not self.hooks.throttles(interval > 0, trigger):
+            return False
+        sub.held = trigger
+        sub.held_until = due
+        return True
+
     def _body(
         self,
         sub: _Subscription,
@@ -631,7 +718,7 @@ class PresenceCore:
     ) -> tuple[bytes | None, int, int | str | None]:
         """(body or None, number of dialogs in it, version used)."""
         self._presentities.setdefault(sub.presentity, _Presentity())
-        entity = bodies.entity_of(sub.presentity)
+        entity = sub.entity or bodies.entity_of(sub.presentity)
         if items_override is not None:
             items: tuple[etree._Element, ...] = items_override
         else:

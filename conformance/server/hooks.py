@@ -85,6 +85,17 @@ class CoreHooks:
     """A modify replaces the publication it names (C15)."""
     modified_body: Callable[[bytes, Publication, float], bytes] = _same
     """The body a modify stores, given the stored publication and the time (C18)."""
+    modify_applies: Callable[[bool, Publication], bool] = _same
+    """A modify of this stored publication is applied at all (else answered 200, kept: C15)."""
+    notifies_before_change: Callable[[bool, Trigger], bool] = _same
+    """A remove or an expiry notifies from the store before the change (C16, C17)."""
+    partial_on_publish: Callable[[bool], bool] = _same
+    """A PUBLISH with a body is notified as a partial document of that body alone (A17)."""
+    late_notify_after_unsubscribe: Callable[[float | None], float | None] = _same
+    """Seconds after the next change an unsubscribed watcher still gets a NOTIFY (None: never,
+    B21)."""
+    entity: Callable[[str, str], str] = _same
+    """The bodies' ``entity``, given the module's rebuilt ``sip:user@host`` (A12)."""
     subscription_expires: Callable[[int, bool], int] = _same
     """The Expires a SUBSCRIBE is granted, already capped; True for a refresh (B03, B19)."""
     response: Callable[[Response, Request], Response] = _same
@@ -105,6 +116,13 @@ class CoreHooks:
     """A final NOTIFY response (``None``: Timer F fired) ends the subscription (B25, B26)."""
     halts: Callable[[bool, int], bool] = _same
     """After a NOTIFY with this many dialogs the server stops for good (a crash)."""
+
+    throttles: Callable[[bool, Trigger], bool] = _same
+    """A state-change NOTIFY waits out the per-subscription rate limit (A30)."""
+    notify_items: Callable[
+        [tuple[etree._Element, ...] | None, Trigger], tuple[etree._Element, ...] | None
+    ] = _same
+    """The root children a NOTIFY carries instead of the aggregate (None: the aggregate)."""
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ import random
 import pytest
 
 from conformance.errors import UsageError
+from conformance.oracle import checks
 from conformance.oracle import dialoginfo as di
 from conformance.server.core import PresenceCore, ServerConfig
 from conformance.server.faults import FAULTS, check_names, hooks_for
@@ -37,6 +38,9 @@ class Net:
     """A fake network and clock around one core."""
 
     def __init__(self, *, faults: frozenset[str] = frozenset(), **config: object) -> None:
+        # Most tests send several changes at one instant and read each NOTIFY; the A30
+        # throttle has its own tests below.
+        config.setdefault("notify_interval", 0.0)
         self.core = PresenceCore(ServerConfig(**config), hooks=hooks_for(faults))  # type: ignore[arg-type]
         self.now = 1000.0
         self.responses: list[Response] = []
@@ -647,9 +651,9 @@ def test_extension_elements_and_escaping_survive(net: Net) -> None:
     assert d.extensions == (f"{{{di.SA_NS}}}appearance",)
 
 
-def test_entity_is_rebuilt_from_the_request_uri(net: Net) -> None:
+def test_entity_is_the_request_uri_without_its_parameters(net: Net) -> None:
     net.subscribe(uri="sip:bob@example.com:5070;transport=udp")
-    assert info(net.notifies[-1]).entity == "sip:bob@example.com"
+    assert info(net.notifies[-1]).entity == "sip:bob@example.com:5070"
 
 
 # ---- robustness ---------------------------------------------------------------------------------
@@ -1178,3 +1182,192 @@ def test_strict_tie_break_last_option() -> None:
     net.publish(doc(("b", "early")))
     net.subscribe()
     assert ids(net.notifies[-1]) == ["b"]
+
+
+# ---- A30: at most one state-change NOTIFY per second per subscription -----------------------
+
+
+def test_strict_throttle_coalesces_a_burst_into_one_notify_of_the_latest_state() -> None:
+    net = Net(notify_interval=None)
+    a = net.publish(doc(("a1", "early"))).header("SIP-ETag")
+    net.subscribe()
+    assert len(net.notifies) == 1  # the initial NOTIFY is never held
+    for k in range(2, 6):
+        a = net.publish(doc((f"a{k}", "confirmed")), etag=a).header("SIP-ETag")
+    assert len(net.notifies) == 1  # the burst waits out the second after the initial NOTIFY
+    assert net.core.get_timer() == pytest.approx(net.now + 1.0)
+    net.advance(1.0)
+    assert len(net.notifies) == 2
+    assert ids(net.notifies[-1]) == ["a5"]  # intermediate states skipped (RFC 6665 §4.2.2)
+    assert version(net.notifies[-1]) == version(net.notifies[0]) + 1
+    net.advance(5.0)
+    assert len(net.notifies) == 2  # nothing left pending
+
+
+def test_strict_throttle_exempts_refresh_and_terminated_notifies() -> None:
+    net = Net(notify_interval=None)
+    a = net.publish(doc(("a1", "early"))).header("SIP-ETag")
+    sub = net.subscribe()
+    net.publish(doc(("a2", "confirmed")), etag=a)
+    assert len(net.notifies) == 1
+    net.subscribe(expires=600, cseq=2, **net.dialog_of(sub))
+    assert len(net.notifies) == 2 and ids(net.notifies[-1]) == ["a2"]
+    net.subscribe(expires=0, cseq=3, **net.dialog_of(sub))
+    assert len(net.notifies) == 3 and sub_state(net.notifies[-1]).startswith("terminated")
+    net.advance(2.0)
+    assert len(net.notifies) == 3  # the held change went out with the refresh NOTIFY
+
+
+def test_module_flavours_do_not_throttle() -> None:
+    net = Net(notify_interval=None, flavour="kamailio")
+    a = net.publish(doc(("a1", "early"))).header("SIP-ETag")
+    net.subscribe()
+    net.publish(doc(("a2", "confirmed")), etag=a)
+    assert len(net.notifies) == 2
+
+
+def test_fault_notify_unthrottled() -> None:
+    net = Net(notify_interval=None, faults=frozenset({"notify-unthrottled"}))
+    a = net.publish(doc(("a1", "early"))).header("SIP-ETag")
+    net.subscribe()
+    for k in range(2, 5):
+        a = net.publish(doc((f"a{k}", "confirmed")), etag=a).header("SIP-ETag")
+    assert len(net.notifies) == 4
+
+
+def test_fault_terminated_dialogs_dropped() -> None:
+    net = faulted("terminated-dialogs-dropped")
+    net.publish(doc(("a", "terminated"), ("b", "confirmed")))
+    net.subscribe()
+    assert ids(net.notifies[-1]) == ["b"]
+
+
+def test_fault_entity_user_case() -> None:
+    assert info(_one_dialog("entity-user-case", ("d", "early"))).entity == "sip:ALICE@example.com"
+
+
+def test_fault_refresh_notify_empty() -> None:
+    net = faulted("refresh-notify-empty")
+    net.publish(doc(("d", "early")))
+    sub = net.subscribe()
+    assert ids(net.notifies[-1]) == ["d"] and info(net.notifies[-1]).state == "full"
+    net.subscribe(expires=600, cseq=2, **net.dialog_of(sub))
+    assert ids(net.notifies[-1]) == [] and info(net.notifies[-1]).state == "partial"
+
+
+def test_kamailio_refresh_moves_the_publication_to_the_end() -> None:
+    """Kamailio rewrites received_time on a refresh: A early, B early, refresh A, and the
+    single-dialog tie (last of the class wins) goes to A (oracle: aggregator.refreshed)."""
+    net = Net(flavour="kamailio", single_dialog=True)
+    a = net.publish(doc(("a", "early"))).header("SIP-ETag")
+    net.advance(0.1)
+    net.publish(doc(("b", "early")))
+    net.subscribe()
+    assert ids(net.notifies[-1]) == ["b"]
+    net.advance(0.1)
+    net.publish(etag=a)
+    assert ids(net.notifies[-1]) == ["a"]
+    strict = Net(single_dialog=True, tie_break="last")
+    a = strict.publish(doc(("a", "early"))).header("SIP-ETag")
+    strict.advance(0.1)
+    strict.publish(doc(("b", "early")))
+    strict.advance(0.1)
+    strict.publish(etag=a)
+    strict.subscribe()
+    assert ids(strict.notifies[-1]) == ["b"]  # the strict flavour keeps the refreshed one's place
+
+
+def test_fault_modify_of_terminated_skipped() -> None:
+    net = faulted("modify-of-terminated-skipped")
+    old = net.publish(doc(("a", "terminated"))).header("SIP-ETag")
+    net.subscribe()
+    new = net.publish(doc(("b", "early")), etag=old)
+    assert new.status == 200 and new.header("SIP-ETag") != old
+    assert ids(net.notifies[-1]) == ["a"]
+    assert net.publish(doc(("c", "early")), etag=new.header("SIP-ETag")).status == 412
+    assert net.publish(etag=old).status == 200  # the old entity-tag still names it
+
+
+def test_fault_stale_removal_notify() -> None:
+    net = faulted("stale-removal-notify", notify_interval=None)
+    a = net.publish(doc(("a", "early"))).header("SIP-ETag")
+    net.subscribe()
+    assert net.publish(etag=a, expires=0).status == 200
+    assert ids(net.notifies[-1]) == ["a"]
+    net.advance(3)
+    assert ids(net.notifies[-1]) == ["a"] and net.core.publications(PRES) == []
+
+
+def test_fault_stale_expiry_notify() -> None:
+    net = faulted("stale-expiry-notify", notify_interval=None)
+    net.publish(doc(("a", "early")), expires=2)
+    net.subscribe()
+    net.advance(3)
+    assert len(net.notifies) == 2 and ids(net.notifies[-1]) == ["a"]
+    assert net.core.publications(PRES) == []
+
+
+def test_fault_partial_notify_per_publication() -> None:
+    net = faulted("partial-notify-per-publication", notify_interval=None)
+    net.publish(doc(("a", "early")))
+    net.subscribe()
+    assert info(net.notifies[-1]).state == "full"
+    net.publish(doc(("b", "confirmed")))
+    assert info(net.notifies[-1]).state == "partial" and ids(net.notifies[-1]) == ["b"]
+    assert version(net.notifies[-1]) == version(net.notifies[-2]) + 1
+
+
+def test_fault_out_of_order_modify() -> None:
+    net = faulted("out-of-order-modify")
+    etag = net.publish(doc(("a", "early"))).header("SIP-ETag")
+    net.subscribe()
+    etag = net.publish(doc(("b", "confirmed")), etag=etag).header("SIP-ETag")
+    assert ids(net.notifies[-1]) == ["a"]
+    net.advance(0.5)
+    net.publish(doc(("c", "confirmed")), etag=etag)
+    assert ids(net.notifies[-1]) == ["b"]
+
+
+def test_fault_notify_after_unsubscribe_late() -> None:
+    net = faulted("notify-after-unsubscribe-late")
+    a = net.publish(doc(("a", "early"))).header("SIP-ETag")
+    sub = net.subscribe()
+    net.subscribe(expires=0, cseq=2, **net.dialog_of(sub))
+    assert len(net.notifies) == 2
+    net.publish(doc(("b", "confirmed")), etag=a)
+    net.advance(2.4)
+    assert len(net.notifies) == 2
+    net.advance(0.2)
+    assert len(net.notifies) == 3 and ids(net.notifies[-1]) == ["b"]
+    net.publish(doc(("c", "confirmed")))
+    net.advance(5)
+    assert len(net.notifies) == 3  # one late NOTIFY only
+
+
+def test_strict_entity_keeps_the_request_uri_scheme_and_port() -> None:
+    net = Net()
+    uri = "sips:alice@example.com:5061;transport=tls"
+    net.publish(doc(("d", "early")), uri=uri)
+    net.subscribe(uri=uri)
+    assert info(net.notifies[-1]).entity == "sips:alice@example.com:5061"
+    kam = Net(flavour="kamailio")
+    kam.publish(doc(("d", "early")), uri=uri)
+    kam.subscribe(uri=uri)
+    assert info(kam.notifies[-1]).entity == "sip:alice@example.com"
+
+
+def test_fault_entity_rebuilt() -> None:
+    """The suite's presentities carry no port, so no suite case sees this fault; the A12 check
+    itself kills it on a presentity with one (documented in the mutation step)."""
+    uri = "sip:alice@example.com:5080"
+    net = faulted("entity-rebuilt")
+    net.publish(doc(("d", "early")), uri=uri)
+    net.subscribe(uri=uri)
+    entity = info(net.notifies[-1]).entity
+    assert entity == "sip:alice@example.com"
+    (finding,) = checks.check_entity(entity, uri)
+    assert finding.requirement == "A12" and not finding.passed
+    clean = Net()
+    clean.publish(doc(("d", "early")), uri=uri)
+    clean.subscribe(uri=uri)
+    assert all(f.passed for f in checks.check_entity(info(clean.notifies[-1]).entity, uri))

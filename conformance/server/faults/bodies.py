@@ -94,6 +94,34 @@ def _body_not_well_formed(h: Hooks) -> None:
     h.bodies.document = truncated
 
 
+def _terminated_dropped(h: Hooks) -> None:
+    previous = h.bodies.items
+
+    def live_only(items: list[etree._Element]) -> list[etree._Element]:
+        def ended(item: etree._Element) -> bool:
+            state = item.find(_q("state"))
+            text = state.text if state is not None else None
+            return item.tag == DIALOG and (text or "").strip().lower() == "terminated"
+
+        return [i for i in previous(items) if not ended(i)]
+
+    h.bodies.items = live_only
+
+
+def _entity_user_upper(h: Hooks) -> None:
+    previous = h.bodies.document
+
+    def shouted(body: bytes) -> bytes:
+        return re.sub(
+            rb' entity="(sips?:)([^@"]*)@',
+            lambda m: b' entity="' + m.group(1) + m.group(2).upper() + b"@",
+            previous(body),
+            count=1,
+        )
+
+    h.bodies.document = shouted
+
+
 def _each_dialog(edit: Callable[[etree._Element], None]) -> Callable[[Hooks], None]:
     """An items fault that edits a copy of every ``<dialog>`` of the document."""
 
@@ -282,6 +310,18 @@ FAULTS = (
         "an idle presentity's NOTIFY carries a confirmed dialog",
         ("B27",),
         _idle_confirmed,
+    ),
+    Fault(
+        "terminated-dialogs-dropped",
+        "terminated dialogs are left out of NOTIFY bodies",
+        ("A23",),
+        _terminated_dropped,
+    ),
+    Fault(
+        "entity-user-case",
+        "the root's entity has the presentity's user part upper-cased",
+        ("A12",),
+        _entity_user_upper,
     ),
 )
 """Body-builder faults, in catalogue order."""

@@ -7,7 +7,8 @@ import math
 import re
 from collections.abc import Callable
 
-from conformance.server.bodies import Publication
+from conformance.errors import BodyError
+from conformance.server.bodies import DIALOG, DIALOG_INFO_NS, Publication, read_xml
 from conformance.server.faults.base import Fault
 from conformance.server.hooks import CHANGE_TRIGGERS, Hooks, Trigger
 from conformance.sip.message import Request, Response
@@ -29,6 +30,10 @@ def _content_type_ignored(h: Hooks) -> None:
 
 def _etag_not_renewed(h: Hooks) -> None:
     h.core.new_etag = lambda fresh, previous: previous or fresh
+
+
+def _waive_throttle(h: Hooks) -> None:
+    h.core.throttles = lambda throttled, trigger: False
 
 
 def _remove_ignored(h: Hooks) -> None:
@@ -108,6 +113,79 @@ def _initial_notify_partial(h: Hooks) -> None:
     h.core.document_state = lambda value, trigger: (
         "partial" if trigger == "subscribe" else previous(value, trigger)
     )
+
+
+def _refresh_notify_empty(h: Hooks) -> None:
+    state, items = h.core.document_state, h.core.notify_items
+    h.core.document_state = lambda value, trigger: (
+        "partial" if trigger == "resubscribe" else state(value, trigger)
+    )
+    h.core.notify_items = lambda value, trigger: (
+        () if trigger == "resubscribe" else items(value, trigger)
+    )
+
+
+def _unthrottled(triggers: frozenset[str], h: Hooks) -> None:
+    """These triggers' NOTIFYs skip the A30 throttle, so a coalesced NOTIFY cannot hide the
+    fault's own one."""
+    previous = h.core.throttles
+    h.core.throttles = lambda held, trigger: (
+        False if trigger in triggers else previous(held, trigger)
+    )
+
+
+def _stale_notify(trigger: Trigger) -> Callable[[Hooks], None]:
+    def install(h: Hooks) -> None:
+        previous = h.core.notifies_before_change
+        h.core.notifies_before_change = lambda stale, why: (
+            True if why == trigger else previous(stale, why)
+        )
+        _unthrottled(frozenset({trigger}), h)
+
+    return install
+
+
+def _partial_per_publication(h: Hooks) -> None:
+    h.core.partial_on_publish = lambda partial: True
+    _unthrottled(frozenset({"publish"}), h)
+
+
+def _all_terminated(body: bytes) -> bool:
+    try:
+        root = read_xml(body)
+    except BodyError:
+        return False
+    states = [
+        (d.findtext(f"{{{DIALOG_INFO_NS}}}state") or "").strip().lower() for d in root.iter(DIALOG)
+    ]
+    return bool(states) and all(s == "terminated" for s in states)
+
+
+def _modify_of_terminated_skipped(h: Hooks) -> None:
+    previous = h.core.modify_applies
+    h.core.modify_applies = lambda applies, stored: (
+        False if _all_terminated(bytes(stored.body)) else previous(applies, stored)
+    )
+
+
+def _out_of_order_modify(h: Hooks) -> None:
+    waiting: dict[tuple[bytes, float], bytes] = {}
+    previous = h.core.modified_body
+
+    def one_behind(new: bytes, stored: Publication, now: float) -> bytes:
+        kept = waiting.pop((bytes(stored.body), stored.stored_at), bytes(stored.body))
+        waiting[(kept, now)] = previous(new, stored, now)
+        return kept
+
+    h.core.modified_body = one_behind
+
+
+def _notify_after_unsubscribe_late(h: Hooks) -> None:
+    h.core.late_notify_after_unsubscribe = lambda delay: 2.5
+
+
+def _entity_rebuilt(h: Hooks) -> None:
+    h.core.entity = lambda strict, rebuilt: rebuilt
 
 
 def _cseq_gap(h: Hooks) -> None:
@@ -445,6 +523,12 @@ FAULTS = (
         _silence(frozenset({"resubscribe"})),
     ),
     Fault(
+        "refresh-notify-empty",
+        "the NOTIFY answering a refresh SUBSCRIBE is state=partial with no dialogs",
+        ("B20", "A14"),
+        _refresh_notify_empty,
+    ),
+    Fault(
         "fetch-no-notify",
         "a fetch (SUBSCRIBE Expires: 0) gets no NOTIFY",
         ("B22",),
@@ -508,6 +592,57 @@ FAULTS = (
         "a modify within 0.5 s of the previous store keeps the old body (answered 200)",
         ("C18",),
         _quick_modify_lost,
+    ),
+    Fault(
+        "notify-unthrottled",
+        "state changes are notified at once, several per second to one watcher",
+        ("A30",),
+        _waive_throttle,
+    ),
+    Fault(
+        "modify-of-terminated-skipped",
+        "a modify of an all-terminated publication answers 200 with a new ETag but keeps the "
+        "old body and the old ETag (Kamailio)",
+        ("C15", "C14"),
+        _modify_of_terminated_skipped,
+    ),
+    Fault(
+        "stale-removal-notify",
+        "a remove notifies from the store before deleting (the removed dialogs still listed), "
+        "with no corrective NOTIFY",
+        ("C16",),
+        _stale_notify("remove"),
+    ),
+    Fault(
+        "stale-expiry-notify",
+        "an expiring publication is notified before it is dropped (its dialogs still listed)",
+        ("C17",),
+        _stale_notify("publication-expiry"),
+    ),
+    Fault(
+        "partial-notify-per-publication",
+        "a NOTIFY caused by a PUBLISH with a body is state=partial with only that body's dialogs",
+        ("A17",),
+        _partial_per_publication,
+    ),
+    Fault(
+        "out-of-order-modify",
+        "a modify answers 200 but its body is stored only when the next modify arrives",
+        ("C15",),
+        _out_of_order_modify,
+    ),
+    Fault(
+        "notify-after-unsubscribe-late",
+        "after an unsubscribe, the next change sends one NOTIFY on the ended dialog 2.5 s later",
+        ("B21",),
+        _notify_after_unsubscribe_late,
+    ),
+    Fault(
+        "entity-rebuilt",
+        "the root's entity is rebuilt as sip:user@host (scheme and port of the Request-URI "
+        "lost, as the modules do); only a presentity URI with a port or sips: shows it",
+        ("A12",),
+        _entity_rebuilt,
     ),
 )
 """Protocol-core faults, in catalogue order."""
