@@ -590,7 +590,9 @@ FAULTS = (
     Fault(
         "quick-modify-lost",
         "a modify within 0.5 s of the previous store keeps the old body (answered 200)",
-        ("C18",),
+        # The lost modify is the symptom the history check sees at its moment and blames on
+        # the contradicted stimulus (C15); the case's own C18 then reads "judged under C15".
+        ("C18", "C15"),
         _quick_modify_lost,
     ),
     Fault(
