@@ -38,6 +38,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from conformance.errors import BodyError
 from conformance.oracle.aggregator import priority
@@ -83,6 +84,20 @@ class CallProfile:
     def kamailio(cls) -> CallProfile:
         """pua_dialoginfo's defaults (Kamailio 5.6.3)."""
         return cls()
+
+    @classmethod
+    def from_profile(cls, profile: Any) -> CallProfile:
+        """The call settings a target profile declares (its ``call_*`` fields; duck-typed, the
+        oracle does not import the targets layer). A profile without them gets the defaults."""
+        if not hasattr(profile, "call_include_callid"):
+            return cls()
+        return cls(
+            include_callid=profile.call_include_callid,
+            include_tags=profile.call_include_tags,
+            include_localremote=profile.call_include_localremote,
+            caller_confirmed=profile.call_caller_confirmed,
+            publish_on_trying=profile.call_publish_on_trying,
+        )
 
     def describe(self) -> dict[str, bool]:
         return asdict(self)

@@ -61,6 +61,9 @@ class CallHooks:
     """Seconds before a state change is published, given the state (E09)."""
     revives: Callable[[bool], bool] = _same
     """After publishing terminated, publish the dialog ``confirmed`` again (E11)."""
+    callee_trying: Callable[[bool], bool] = _same
+    """The callee's ``trying`` is published (off, like pua_dialoginfo without
+    ``callee_trying``; the reference profile declares ``publish_on_trying = false``) (E12)."""
 
 
 @dataclass(slots=True)
@@ -154,6 +157,8 @@ class DialogTracker:
         call.parties = {CALLER: caller, CALLEE: callee}
         self._calls[call_id] = call
         self._change(call, CALLER, "trying", now)
+        if self.hooks.callee_trying(False):
+            self._change(call, CALLEE, "trying", now)
 
     def on_response(self, resp: Response, now: float) -> None:
         cseq = resp.cseq
