@@ -58,9 +58,12 @@ class CallHooks:
     identities: Callable[[tuple[str, str], str], tuple[str, str]] = _same
     """(local identity, remote identity) URIs of a party's dialog (E08)."""
     delay: Callable[[float, str], float] = _same
-    """Seconds before a state change is published, given the state (E09)."""
+    """Seconds before a state change is published, given the state, or for a terminated
+    dialog its event (E09)."""
     revives: Callable[[bool], bool] = _same
     """After publishing terminated, publish the dialog ``confirmed`` again (E11)."""
+    publishes: Callable[[bool, str, str], bool] = _same
+    """A state change is published at all, given the state and the party (E01)."""
     callee_trying: Callable[[bool], bool] = _same
     """The callee's ``trying`` is published (off, like pua_dialoginfo without
     ``callee_trying``; the reference profile declares ``publish_on_trying = false``) (E12)."""
@@ -269,6 +272,8 @@ class DialogTracker:
         event: str | None = None,
         code: int | None = None,
     ) -> None:
+        if not self.hooks.publishes(True, state, party):
+            return
         shown = self.hooks.state(state, party)
         if state == "terminated":
             event = self.hooks.event(event, party)
@@ -277,7 +282,7 @@ class DialogTracker:
         expires = self.publish_expires
         if shown == "terminated":
             expires = max(1, round(self.terminated_lifetime))
-        at = now + max(0.0, self.hooks.delay(0.0, state))
+        at = now + max(0.0, self.hooks.delay(0.0, event or state))
         pending = _Pending(at, call.call_id, party, shown, event, code, expires)
         if at <= now:
             self._send(pending, now)

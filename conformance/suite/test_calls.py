@@ -38,7 +38,19 @@ def _judge(calls, call_id, watchers, *, settle: float) -> None:
         calls.judge(call_id, party, sub, settle=0)
 
 
-@pytest.mark.dialoginfo_requirement("E01", "E02", "E06", "E07", "E08", "E09", "E12")
+@pytest.mark.dialoginfo_requirement("E01", "E12")
+def test_call_ring_and_hold(dialoginfo_calls):
+    """Ring and hold: both watchers see the dialog early (the caller after trying)."""
+    calls = dialoginfo_calls
+    (caller,), callee, watchers = _parties(calls)
+    cid = calls.place(caller, callee)
+    callee.ring(cid)
+    caller.wait_response(cid, 180)
+    _judge(calls, cid, watchers, settle=1.0)
+    caller.cancel(cid)  # clean up; the CANCEL case judges this end
+
+
+@pytest.mark.dialoginfo_requirement("E02", "E06", "E07", "E08")
 def test_call_ring_then_answer(dialoginfo_calls):
     calls = dialoginfo_calls
     (caller,), callee, watchers = _parties(calls)

@@ -14,13 +14,12 @@ from conformance.server.hooks import Hooks
 
 
 def _callee_never_early(h: Hooks) -> None:
-    previous = h.calls.state
+    previous = h.calls.publishes
 
-    def proceeding(state: str, party: str) -> str:
-        state = previous(state, party)
-        return "proceeding" if party == "callee" and state == "early" else state
+    def not_early(publish: bool, state: str, party: str) -> bool:
+        return previous(publish, state, party) and not (party == "callee" and state == "early")
 
-    h.calls.state = proceeding
+    h.calls.publishes = not_early
 
 
 def _never_confirmed(h: Hooks) -> None:
@@ -101,7 +100,7 @@ def _slow_end(h: Hooks) -> None:
 
     def late(delay: float, state: str) -> float:
         delay = previous(delay, state)
-        return delay + 3.0 if state == "terminated" else delay
+        return delay + 3.0 if state in ("local-bye", "remote-bye") else delay
 
     h.calls.delay = late
 
@@ -117,7 +116,7 @@ def _callee_trying(h: Hooks) -> None:
 FAULTS: tuple[Fault, ...] = (
     Fault(
         "call-callee-never-early",
-        "the callee's early dialog (tagged 1xx) is published 'proceeding'",
+        "the callee's early dialog (tagged 1xx) is never published",
         ("E01",),
         _callee_never_early,
     ),
@@ -165,7 +164,7 @@ FAULTS: tuple[Fault, ...] = (
     ),
     Fault(
         "call-slow-end",
-        "the end of a call is published 3 s late",
+        "the end of a call by BYE is published 3 s late",
         ("E09",),
         _slow_end,
     ),
