@@ -70,7 +70,23 @@ def make_target(
                 f"--target {spec} contradicts --single-dialog={given['single_dialog']}: "
                 "use --target kamailio:single or drop one of them"
             )
-        return KamailioTarget(mode, block=block, workdir=workdir, profile=base)  # type: ignore[arg-type]
+        from conformance.errors import ToolMissingError
+        from conformance.targets.kamailio_calls import KamailioCallsTarget, check_call_modules
+
+        try:
+            check_call_modules()
+        except ToolMissingError:  # no pua_dialoginfo: the presence shape; group E skips
+            return KamailioTarget(mode, block=block, workdir=workdir, profile=base)  # type: ignore[arg-type]
+        from conformance.oracle.calls import CallProfile
+
+        # The call shape (tm, rr, dialog, pua_dialoginfo on the same instance) so group E runs.
+        return KamailioCallsTarget(
+            mode,  # type: ignore[arg-type]
+            calls=CallProfile.from_profile(base),
+            block=block,
+            workdir=workdir,
+            profile=base,
+        )
     if spec == "reference":
         from conformance.targets.reference import ReferenceTarget  # type: ignore[import-not-found]
 
