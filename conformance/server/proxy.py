@@ -139,8 +139,8 @@ class CallProxy:
             self._on_invite(msg, addr, now)
         elif msg.method == "CANCEL":
             self._on_cancel(msg, addr, now)
-        elif msg.method == "ACK" and self._absorbs(msg):
-            return
+        elif msg.method == "ACK" and (self._absorbs(msg) or not self._known(msg)):
+            return  # ours to end, or for no call we routed: an ACK is never answered
         else:
             if msg.method == "BYE":
                 self.tracker.on_bye(msg, now)
@@ -321,6 +321,10 @@ class CallProxy:
         """The ACK of a non-2xx final we relayed (same branch as the INVITE) ends here."""
         txn = self._server.get((ack.branch or "", ack.call_id or ""))
         return txn is not None
+
+    def _known(self, req: Request) -> bool:
+        """The request belongs to a call this proxy routed."""
+        return any(k[1] == req.call_id for k in self._server)
 
     # -- in-dialog requests ------------------------------------------------------------------------
     def _forward_in_dialog(self, req: Request, addr: Address) -> None:

@@ -258,6 +258,11 @@ _BOOL = {
     "stale_removal_notify",
     "claims_presence_dialoginfo",
     "entity_rebuilt",
+    "call_include_callid",
+    "call_include_tags",
+    "call_include_localremote",
+    "call_caller_confirmed",
+    "call_publish_on_trying",
 }
 _SECONDS = {"settle_time", "expiry_timer", "expiry_slack", "timestamp_resolution"}
 _COUNTS = {"publish_expires_cap"}
