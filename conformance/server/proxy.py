@@ -262,37 +262,30 @@ class CallProxy:
         txn.last_upstream = bytes(relayed)
         self._out.append((bytes(relayed), txn.upstream))
 
-    def _ack(self, txn: _InviteTransaction, resp: Response) -> None:
-        """ACK a non-2xx final hop by hop (RFC 3261 §17.1.1.3)."""
+    def _hop(self, txn: _InviteTransaction, method: str, to: str) -> None:
+        """An ACK or CANCEL of our own down the branch, on the INVITE's branch (RFC 3261
+        §17.1.1.3, §9.1): it names the INVITE's Request-URI, From, Call-ID and CSeq number."""
         req = txn.request
         headers = (
             ("Via", f"SIP/2.0/UDP {self._hostport};branch={txn.branch};rport"),
             ("Max-Forwards", "70"),
             ("From", req.header("From") or ""),
-            ("To", resp.header("To") or ""),
+            ("To", to),
             ("Call-ID", req.call_id or ""),
-            ("CSeq", f"{(req.cseq or (1, ''))[0]} ACK"),
+            ("CSeq", f"{(req.cseq or (1, ''))[0]} {method}"),
         )
-        self._out.append(
-            (bytes(Request(headers=headers, method="ACK", uri=req.uri)), txn.downstream)
-        )
+        request = Request(headers=headers, method=method, uri=req.uri)
+        self._out.append((bytes(request), txn.downstream))
+
+    def _ack(self, txn: _InviteTransaction, resp: Response) -> None:
+        """ACK a non-2xx final hop by hop; its To carries the response's tag."""
+        self._hop(txn, "ACK", resp.header("To") or "")
 
     def _cancel_branch(self, txn: _InviteTransaction) -> None:
         if txn.cancel_sent:
             return
         txn.cancel_sent = True
-        req = txn.request
-        headers = (
-            ("Via", f"SIP/2.0/UDP {self._hostport};branch={txn.branch};rport"),
-            ("Max-Forwards", "70"),
-            ("From", req.header("From") or ""),
-            ("To", req.header("To") or ""),
-            ("Call-ID", req.call_id or ""),
-            ("CSeq", f"{(req.cseq or (1, ''))[0]} CANCEL"),
-        )
-        self._out.append(
-            (bytes(Request(headers=headers, method="CANCEL", uri=req.uri)), txn.downstream)
-        )
+        self._hop(txn, "CANCEL", txn.request.header("To") or "")
 
     def _timeout(self, txn: _InviteTransaction, now: float) -> None:
         """Timer C: 408 to the caller, CANCEL down the branch (RFC 3261 §16.8)."""

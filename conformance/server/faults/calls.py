@@ -45,24 +45,19 @@ def _swap_event(a: str, b: str) -> Callable[[Hooks], None]:
     return install
 
 
-def _rejected_as_cancelled(h: Hooks) -> None:
-    previous = h.calls.event
+def _event_as(was: str, shown: str) -> Callable[[Hooks], None]:
+    """A fault that shows the ``was`` event of a terminated dialog as ``shown``."""
 
-    def cancelled(event: str | None, party: str) -> str | None:
-        event = previous(event, party)
-        return "cancelled" if event == "rejected" else event
+    def install(h: Hooks) -> None:
+        previous = h.calls.event
 
-    h.calls.event = cancelled
+        def bent(event: str | None, party: str) -> str | None:
+            event = previous(event, party)
+            return shown if event == was else event
 
+        h.calls.event = bent
 
-def _cancelled_as_rejected(h: Hooks) -> None:
-    previous = h.calls.event
-
-    def rejected(event: str | None, party: str) -> str | None:
-        event = previous(event, party)
-        return "rejected" if event == "cancelled" else event
-
-    h.calls.event = rejected
+    return install
 
 
 def _direction_swapped(h: Hooks) -> None:
@@ -130,13 +125,13 @@ FAULTS: tuple[Fault, ...] = (
         "call-rejected-as-cancelled",
         "a rejected call ends with event 'cancelled'",
         ("E03",),
-        _rejected_as_cancelled,
+        _event_as("rejected", "cancelled"),
     ),
     Fault(
         "call-cancelled-as-rejected",
         "a cancelled call ends with event 'rejected'",
         ("E04",),
-        _cancelled_as_rejected,
+        _event_as("cancelled", "rejected"),
     ),
     Fault(
         "call-bye-swapped",
