@@ -20,10 +20,15 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
 
 from conformance.errors import BodyError, NotReceivedError, UsageError
+from conformance.harness.calls import Callee, Caller, place_call
 from conformance.harness.peers import Notify, Publisher, PublishResult, Watcher
+from conformance.harness.ports import PortBlock
 from conformance.oracle import aggregator, checks, dialoginfo, history
+from conformance.oracle import calls as call_oracle
 from conformance.oracle.aggregator import Aggregate, Publication
 from conformance.oracle.dialoginfo import CONTENT_TYPE, Item, document
 from conformance.oracle.findings import Finding
@@ -121,6 +126,9 @@ class Subscription:
         self.paused: list[tuple[float, float]] = []
         self.checkpoints: list[Checkpoint] = []
         """Moments the case asked about (``expect_view``); the history judges them."""
+        self.call_watch = False
+        """A watcher of a call's party (``Calls.watch``): its state comes from calls inside
+        the target, not from stimuli the case sent, so the history check does not apply."""
 
     @property
     def notifies(self) -> list[Notify]:
@@ -622,6 +630,7 @@ class Case:
                     paused=sub.paused,
                     end=end,
                     checkpoints=sub.checkpoints,
+                    with_history=not sub.call_watch,
                 )
             )
         return self.findings
@@ -685,6 +694,7 @@ def judge_subscription(
     end: float,
     paused: Sequence[tuple[float, float]] = (),
     checkpoints: Sequence[Checkpoint] = (),
+    with_history: bool = True,
 ) -> list[Finding]:
     """Every NOTIFY of one subscription judged: headers and body (``checks.check_notify``), the
     CSeq and version sequence (``checks.check_sequence``), and the history (each NOTIFY at its
@@ -695,7 +705,9 @@ def judge_subscription(
     for c in seen:
         findings += checks.check_notify(c, ctx)
     findings += checks.check_sequence(seen)
-    if not notifies:
+    if not notifies or not with_history:
+        # A call party's watcher: its PUBLISHes happen inside the target, so there are no
+        # stimuli to judge its NOTIFYs against; the call oracle judges its bodies instead.
         return findings
     stop = ended(notifies, paused)
     recorded = history.History(
@@ -720,3 +732,84 @@ def _message_json(stamped, party: str) -> dict[str, object]:
         "raw": raw,
         "retransmission": bool(getattr(stamped, "retransmission", False)),
     }
+
+
+class Calls:
+    """Calls for group E cases (the ``dialoginfo_calls`` fixture): callers and callees that
+    place calls through ``proxy`` (where the target routes calls), watchers subscribed through
+    the case, and the call oracle's verdict recorded as the case's findings.
+
+    The watchers are the case's own subscriptions, so their NOTIFYs get the header and sequence
+    checks of every case. The history check does not judge them: its stimuli are the PUBLISHes
+    a case sent, and a call's publications are made inside the target (``Subscription.call_watch``).
+    """
+
+    def __init__(
+        self,
+        case: Case,
+        *,
+        proxy: tuple[str, int],
+        block: PortBlock,
+        workdir: Path,
+        timeout: float,
+    ) -> None:
+        self.case = case
+        self.proxy = proxy
+        self.block = block
+        self.workdir = workdir
+        self.timeout = timeout
+        self.profile = call_oracle.CallProfile.from_profile(case.profile)
+        self.parties: list[Caller | Callee] = []
+        self._count = itertools.count(1)
+
+    def _start(self, party: _P) -> _P:
+        self.parties.append(party)
+        party.start()
+        return party
+
+    def _where(self, hint: str) -> dict[str, object]:
+        return {
+            "server": self.proxy,
+            "block": self.block,
+            "workdir": self.workdir / f"{hint}-{next(self._count)}",
+            "domain": self.case.target.domain,
+            "timeout": self.timeout,
+        }
+
+    def caller(self, hint: str = "alice", display: str | None = "Alice") -> Caller:
+        """A started caller (UAC) with a fresh user."""
+        where = self._where(hint)
+        return self._start(Caller(user=self.case.user(hint), display=display, **where))  # type: ignore[arg-type]
+
+    def callee(self, hint: str = "bob", display: str | None = "Bob") -> Callee:
+        """A started callee (UAS) with a fresh user."""
+        where = self._where(hint)
+        return self._start(Callee(user=self.case.user(hint), display=display, **where))  # type: ignore[arg-type]
+
+    def watch(self, party: Caller | Callee) -> Subscription:
+        """Subscribe to ``party``'s AOR through the case (initial NOTIFY awaited, B05)."""
+        sub = self.case.subscribe(party.user)
+        sub.call_watch = True
+        return sub
+
+    def place(self, caller: Caller, callee: Callee) -> str:
+        """Start a call; return its Call-ID once the INVITE reached the callee."""
+        return place_call(caller, callee)
+
+    def judge(
+        self, call_id: str, party: Caller | Callee, sub: Subscription, *, settle: float = 1.0
+    ) -> list[Finding]:
+        """Wait ``settle`` s, then record the call oracle's findings for ``party``'s watcher
+        (``oracle.calls.judge`` on raw NOTIFY bodies, terminated dialogs kept)."""
+        self.case.clock.sleep(settle)
+        role = call_oracle.Party.CALLER if isinstance(party, Caller) else call_oracle.Party.CALLEE
+        exp = call_oracle.expect(role, party.messages(call_id), call_id, self.profile)
+        seen = call_oracle.observe(((n.timestamp, n.body) for n in sub.notifies), exp)
+        return self.case.record(call_oracle.judge(exp, seen))
+
+    def close(self) -> None:
+        for party in self.parties:
+            party.close()
+
+
+_P = TypeVar("_P", Caller, Callee)

@@ -38,6 +38,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from conformance.errors import BodyError
 from conformance.oracle.aggregator import priority
@@ -83,6 +84,20 @@ class CallProfile:
     def kamailio(cls) -> CallProfile:
         """pua_dialoginfo's defaults (Kamailio 5.6.3)."""
         return cls()
+
+    @classmethod
+    def from_profile(cls, profile: Any) -> CallProfile:
+        """The call settings a target profile declares (its ``call_*`` fields; duck-typed, the
+        oracle does not import the targets layer). A profile without them gets the defaults."""
+        if not hasattr(profile, "call_include_callid"):
+            return cls()
+        return cls(
+            include_callid=profile.call_include_callid,
+            include_tags=profile.call_include_tags,
+            include_localremote=profile.call_include_localremote,
+            caller_confirmed=profile.call_caller_confirmed,
+            publish_on_trying=profile.call_publish_on_trying,
+        )
 
     def describe(self) -> dict[str, bool]:
         return asdict(self)
@@ -361,6 +376,7 @@ def judge(
     final = published[-1] if published else None
     ended = final if final is not None and final.state == "terminated" else None
     index = 0
+    reached: dict[str, tuple[Step, Observation]] = {}
     for o in seen:
         d = o.dialog
         assert d is not None
@@ -395,9 +411,52 @@ def judge(
             match += 1
         index = match
         findings.extend(_attributes(exp, d, published[match]))
+        reached.setdefault(published[match].rule, (published[match], o))
     if final is not None:
         findings.extend(_end(exp, final, observations, settle, skew))
-    return findings
+    return findings + _passes(exp, findings, reached, [o.dialog for o in seen])
+
+
+def _passes(
+    exp: Expectation,
+    findings: Sequence[Finding],
+    reached: dict[str, tuple[Step, Observation]],
+    dialogs: Sequence[Dialog | None],
+) -> list[Finding]:
+    """A passed finding for each rule the watcher's NOTIFYs were judged under without a
+    failure: a state step reached in order (E01, E12), and the attributes compared on every
+    observation (E06-E08; absent ones are allowed, so absence passes and says so)."""
+    failed = {f.requirement for f in findings if not f.passed}
+    done = {f.requirement for f in findings}
+    who = f"{exp.party}'s watcher"
+    out: list[Finding] = []
+    for rule, (step, o) in reached.items():
+        if rule in done:
+            continue
+        out.append(
+            Finding(
+                rule,
+                True,
+                f"{who} saw {exp.shown(step)!r} +{o.at - exp.steps[0].at:.3f} s, "
+                f"after {step.cause}",
+            )
+        )
+        done.add(rule)
+    present = [d for d in dialogs if d is not None]
+    for rule, what, sent in (
+        ("E06", "direction", any(d.direction is not None for d in present)),
+        (
+            "E07",
+            "call-id and tags",
+            any(d.call_id or d.local_tag or d.remote_tag for d in present),
+        ),
+        ("E08", "local/remote identities", any(d.local or d.remote for d in present)),
+    ):
+        if rule in failed or not present:
+            continue
+        how = "match the party's own view" if sent else "not sent (allowed)"
+        out.append(Finding(rule, True, f"{who}: {what} {how} in {len(present)} NOTIFYs"))
+    return out
 
 
 def _step_for(exp: Expectation, state: str) -> Step | None:

@@ -207,3 +207,33 @@ def dialoginfo_case(
 def dialoginfo_expectation(dialoginfo_case: Any, dialoginfo_presentity: str) -> Any:
     """The oracle over what this test published to ``dialoginfo_presentity``."""
     return dialoginfo_case.expectation(dialoginfo_presentity)
+
+
+@pytest.fixture
+def dialoginfo_calls(
+    dialoginfo_case: Any,
+    dialoginfo_target: Any,
+    dialoginfo_ports: Any,
+    dialoginfo_settings: Settings,
+    tmp_path: Path,
+) -> Iterator[Any]:
+    """Calls for group E (``conformance.case.Calls``): they go where the target routes calls
+    (its ``call_proxy``); a target that routes none skips the case and says why."""
+    from conformance.case import Calls
+
+    proxy = getattr(dialoginfo_target, "call_proxy", None)
+    if proxy is None:
+        pytest.skip(
+            f"target {dialoginfo_target.name!r} routes no calls (group E needs a proxy that "
+            "tracks calls and publishes their dialog state: the reference server, or Kamailio "
+            "with pua_dialoginfo)"
+        )
+    calls = Calls(
+        dialoginfo_case,
+        proxy=proxy,
+        block=dialoginfo_ports,
+        workdir=tmp_path / "calls",
+        timeout=dialoginfo_settings.timeout,
+    )
+    yield calls
+    calls.close()

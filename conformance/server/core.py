@@ -56,7 +56,9 @@ from lxml import etree
 from conformance.errors import BodyError, SipParseError, UsageError
 from conformance.server import bodies
 from conformance.server.bodies import Publication
+from conformance.server.dialogs import DialogTracker
 from conformance.server.hooks import CHANGE_TRIGGERS, Hooks, Trigger
+from conformance.server.proxy import CallProxy
 from conformance.sip import message as sipmsg
 from conformance.sip.message import Request, Response, tag_of, uri_of
 
@@ -249,6 +251,13 @@ class PresenceCore:
         self._ended: dict[tuple[str, str, str], tuple[_Subscription, float]] = {}
         """Unsubscribed subscriptions a hook still notifies late (strict: never any)."""
         self._late: list[_Subscription] = []
+        # Group E: calls through the server light its own presence store (proxy.py, dialogs.py).
+        self.proxy = CallProxy(
+            self.config.host,
+            self.config.port,
+            DialogTracker(self._on_publish, hooks=self._hooks.calls),
+            t1=self.config.t1,
+        )
 
     # ---- the sans-IO API -------------------------------------------------------------------
 
@@ -260,6 +269,10 @@ class PresenceCore:
             msg = sipmsg.parse(data)
         except SipParseError:
             self._answer_unparsable(data, addr)
+            return
+        if self.proxy.claims(msg):
+            self.proxy.receive(msg, addr, now)
+            self._out.extend(self.proxy.datagrams_to_send())
             return
         if isinstance(msg, Response):
             self._on_response(msg, now)
@@ -287,12 +300,16 @@ class PresenceCore:
         for t in self._client.values():
             times.append(t.retransmit_at)
             times.append(t.timeout_at)
+        if (call_timer := self.proxy.get_timer()) is not None:
+            times.append(call_timer)
         return min(times, default=None)
 
     def handle_timer(self, now: float) -> None:
         """Expire publications and subscriptions, retransmit NOTIFYs, give up on Timer F."""
         if self._halted:
             return
+        self.proxy.handle_timer(now)
+        self._out.extend(self.proxy.datagrams_to_send())
         self._expire_publications(now)
         for sub in [s for s in self._subscriptions.values() if s.held and s.held_until <= now]:
             trigger, sub.held = sub.held, None

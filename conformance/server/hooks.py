@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from conformance.server.dialogs import CallHooks
+
 if TYPE_CHECKING:
     from lxml import etree
 
@@ -151,3 +153,4 @@ class Hooks:
 
     core: CoreHooks = field(default_factory=CoreHooks)
     bodies: BodyHooks = field(default_factory=BodyHooks)
+    calls: CallHooks = field(default_factory=CallHooks)

@@ -82,12 +82,31 @@ def make_target(
                 f"--target {spec} contradicts --single-dialog={given['single_dialog']}: "
                 "use --target kamailio:single or drop one of them"
             )
-        return KamailioTarget(
+        from conformance.errors import ToolMissingError
+        from conformance.targets.kamailio_calls import KamailioCallsTarget, check_call_modules
+
+        try:
+            check_call_modules()
+            calls = launched_transport == "udp"  # the call config is written for UDP
+        except ToolMissingError:  # no pua_dialoginfo: the presence shape; group E skips
+            calls = False
+        if not calls:
+            return KamailioTarget(
+                mode,  # type: ignore[arg-type]
+                block=block,
+                workdir=workdir,
+                profile=base,
+                transport=launched_transport,
+            )
+        from conformance.oracle.calls import CallProfile
+
+        # The call shape (tm, rr, dialog, pua_dialoginfo on the same instance) so group E runs.
+        return KamailioCallsTarget(
             mode,  # type: ignore[arg-type]
+            calls=CallProfile.from_profile(base),
             block=block,
             workdir=workdir,
             profile=base,
-            transport=launched_transport,
         )
     if spec == "reference":
         from conformance.targets.reference import ReferenceTarget  # type: ignore[import-not-found]

@@ -80,6 +80,11 @@ class KamailioCallsTarget(KamailioTarget):
             callee_trying=int(self.calls.publish_on_trying),
         )
 
+    @property
+    def call_proxy(self) -> tuple[str, int]:
+        """Where calls go (group E): this instance proxies them."""
+        return self.host, self.port
+
     def start(self) -> None:
         if self.process is None:
             check_call_modules()

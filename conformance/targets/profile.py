@@ -96,6 +96,17 @@ class Profile:
     """The server writes ``entity`` as ``sip:user@host`` rebuilt from the Request-URI, as
     presence_dialoginfo does (trap T5, D02): a ``sips:`` scheme turned ``sip:`` or a dropped
     port is then judged as D02, not as an A12 failure."""
+    call_include_callid: bool = True
+    """Calls (group E): the publishing module writes ``call-id`` (pua_dialoginfo
+    ``include_callid``)."""
+    call_include_tags: bool = True
+    """Calls: ``local-tag``/``remote-tag`` are written (``include_tags``)."""
+    call_include_localremote: bool = True
+    """Calls: ``<local>``/``<remote>`` are written (``include_localremote``)."""
+    call_caller_confirmed: bool = False
+    """Calls: the caller's early dialog is shown ``confirmed`` (``caller_confirmed``)."""
+    call_publish_on_trying: bool = False
+    """Calls: the callee's ``trying`` is published (``callee_trying``)."""
     deviations: Mapping[str, tuple[Deviation, ...]] = field(default_factory=dict)
     """case id (or ``*`` for every case) -> the deviations declared there, each excusing one
     observation of one requirement."""
@@ -247,6 +258,11 @@ _BOOL = {
     "stale_removal_notify",
     "claims_presence_dialoginfo",
     "entity_rebuilt",
+    "call_include_callid",
+    "call_include_tags",
+    "call_include_localremote",
+    "call_caller_confirmed",
+    "call_publish_on_trying",
 }
 _SECONDS = {"settle_time", "expiry_timer", "expiry_slack", "timestamp_resolution"}
 _COUNTS = {"publish_expires_cap"}

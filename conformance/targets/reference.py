@@ -116,6 +116,11 @@ class ReferenceTarget(Target):
         self._proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
 
+    @property
+    def call_proxy(self) -> tuple[str, int]:
+        """Where calls go (group E): the server is its own proxy (``server/proxy.py``)."""
+        return self.host, self.port
+
     # ---- the Target interface ----------------------------------------------------------------
 
     def start(self) -> None:

@@ -19,14 +19,14 @@ from collections.abc import Iterable
 from types import MappingProxyType
 
 from conformance.errors import UsageError
-from conformance.server.faults import bodies, core
+from conformance.server.faults import bodies, calls, core
 from conformance.server.faults.base import Fault
 from conformance.server.hooks import Hooks
 
 __all__ = ["FAULTS", "Fault", "check_names", "hooks_for"]
 
 FAULTS: MappingProxyType[str, Fault] = MappingProxyType(
-    {f.name: f for f in (*bodies.FAULTS, *core.FAULTS)}
+    {f.name: f for f in (*bodies.FAULTS, *core.FAULTS, *calls.FAULTS)}
 )
 """Every fault by name: the body builder's, then the core's."""
 
