@@ -442,6 +442,22 @@ def _passes(
             )
         )
         done.add(rule)
+    # A step the watcher never saw, before one it saw in order: the notifier coalesced it
+    # (RFC 6665 §4.2.2 lets it skip intermediate states). The order check above judged every
+    # state that was shown, so the step's rule was judged and did not fail.
+    last = max((step.at for step, _o in reached.values()), default=None)
+    for step in exp.published():
+        if last is None or step.rule in done or step.rule in failed or step.at >= last:
+            continue
+        out.append(
+            Finding(
+                step.rule,
+                True,
+                f"{who} never saw {exp.shown(step)!r} ({step.cause}): a later state came "
+                "first, in order (a notifier may skip intermediate states)",
+            )
+        )
+        done.add(step.rule)
     present = [d for d in dialogs if d is not None]
     for rule, what, sent in (
         ("E06", "direction", any(d.direction is not None for d in present)),

@@ -426,3 +426,14 @@ def test_expected_view_of_two_calls_aggregated_and_single() -> None:
     assert expected_view(both, 3.0, single=True) == {"c2": {"early"}}
     tie = _callee_call("c3", 2.0, (0.6, "out", _response(180)))
     assert set(expected_view((ringing, tie), 3.0, single=True)) == {"c2", "c3"}
+
+
+def test_a_coalesced_intermediate_state_passes_its_rule_and_a_wrong_one_still_fails() -> None:
+    """A throttling notifier may skip 'trying' (RFC 6665 §4.2.2): its rule (E12) is judged by
+    the order of what was shown, and passes; a wrong state before the answer still fails."""
+    caller, _ = _answered_bye()
+    coalesced = judge(caller, [obs(0.51, "early"), obs(1.01, "confirmed"), obs(2.01, "terminated")])
+    assert failed(coalesced) == []
+    assert "E12" in passed(coalesced)
+    wrong = judge(caller, [obs(0.3, "confirmed"), obs(1.01, "confirmed"), obs(2.01, "terminated")])
+    assert failed(wrong)
