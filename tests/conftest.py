@@ -18,6 +18,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def _catalogue_restored():
+    """Own requirement ids (group X) added during a test (the catalogue extension hook, run
+    in-process by pytester) leave with it: the catalogue is process-global, and a later test in
+    the same xdist worker must see the shipped rows only."""
+    from conformance.oracle import requirements
+
+    rows, groups = dict(requirements.CATALOGUE), dict(requirements.GROUPS)
+    yield
+    requirements.CATALOGUE.clear()
+    requirements.CATALOGUE.update(rows)
+    requirements.GROUPS.clear()
+    requirements.GROUPS.update(groups)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     no_sipp = shutil.which("sipp") is None
     no_kamailio = not os.path.exists("/usr/sbin/kamailio")

@@ -97,7 +97,13 @@ def test_checks_see_what_the_notify_carries(
     ) as ex:
         records = ex.run(sequence)
         watcher = ex.watchers["w1"][1]
+        # The strict reference server sends at most one state change a second (A30): the
+        # publish's NOTIFY may come up to a second after the SUBSCRIBE's.
+        watcher.wait_notifies(2)
         assert [d.id for d in parse(watcher.notifies[-1].body).dialogs] == ["a"]
+        assert len(watcher.notifies) == 2  # the SUBSCRIBE's and the publish's, nothing more
     assert [r.statuses for r in records] == [[200], [200], [200]]
     assert [r.findings for r in records] == [[], [], []]
-    assert records[1].notifies == 1
+    # The publish's NOTIFY is counted in the step it arrived in: at once on a server that does
+    # not throttle, up to a second later (a later step, or none) on the strict reference server.
+    assert sum(r.notifies for r in records) <= 2
