@@ -34,6 +34,9 @@ def _parties(calls, *, callers: int = 1):
     callee = calls.callee()
     made = [calls.caller(hint=f"alice{n}" if n else "alice") for n in range(callers)]
     watchers = {p: calls.watch(p) for p in (*made, callee)}
+    # Past a throttling server's one NOTIFY per second since the watchers' initial NOTIFYs, so
+    # the call's first state is sent at once, not coalesced into the next one.
+    calls.case.clock.sleep(HOLD)
     return made, callee, watchers
 
 
