@@ -17,16 +17,14 @@ lone re-run of its sequence does not confirm (timing) is a warning with its repr
 from __future__ import annotations
 
 import json
-import os
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conformance.explore import replay
 from conformance.explore.runner import Explorer, reproduce, summary
-from conformance.harness.ports import PortBlock, reserve_block
+from conformance.harness.ports import PortBlock
 from conformance.targets import make_target
 from conformance.targets.kamailio import BINARY
 from tests.integration.test_kamailio_target import _kamailio_missing as _missing
@@ -44,12 +42,6 @@ pytestmark = [
     pytest.mark.kamailio,
     pytest.mark.skipif(_missing(), reason=f"{BINARY} and its modules are not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def block() -> Iterator[PortBlock]:
-    with reserve_block(os.getpid() % 40) as b:
-        yield b
 
 
 @pytest.mark.parametrize("mode", ["aggregate", "single"])

@@ -14,7 +14,7 @@ from conformance.explore import ops
 from conformance.explore.execute import Executor, summary
 from conformance.explore.ops import BodySpec, Expire, Fetch, Publish, Subscribe
 from conformance.harness.live_publisher import LivePeer
-from conformance.harness.ports import PortBlock, reserve_block
+from conformance.harness.ports import PortBlock
 from conformance.oracle.dialoginfo import parse
 from conformance.targets.reference import ReferenceTarget
 
@@ -22,12 +22,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def block() -> Iterator[PortBlock]:
-    with reserve_block(os.getpid() % 40) as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

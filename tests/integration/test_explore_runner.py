@@ -5,7 +5,6 @@ shrunk to a short sequence and confirmed by a re-run."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from conformance.explore import replay
 from conformance.explore.runner import Explorer, limits_for
-from conformance.harness.ports import PortBlock, reserve_block
+from conformance.harness.ports import PortBlock
 from conformance.targets import make_target
 from conformance.targets.base import Target
 
@@ -22,12 +21,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def block() -> Iterator[PortBlock]:
-    with reserve_block(os.getpid() % 40) as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

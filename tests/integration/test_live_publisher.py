@@ -22,7 +22,7 @@ import pytest
 from conformance.errors import NotReceivedError, UsageError
 from conformance.harness.live_publisher import SCENARIO_WAIT, LivePeer
 from conformance.harness.peers import Watcher
-from conformance.harness.ports import PortBlock, reserve_block
+from conformance.harness.ports import PortBlock
 from conformance.oracle.dialoginfo import dialog, document
 from conformance.oracle.dialoginfo import parse as parse_document
 
@@ -31,29 +31,6 @@ pytestmark = [
     pytest.mark.kamailio,
     pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def block() -> Iterator[PortBlock]:
-    with reserve_block(os.getpid() % 40) as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
-def server(block: PortBlock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    kamailio = pytest.importorskip("conformance.targets.kamailio")
-    try:
-        kamailio.check_installed()
-    except Exception as exc:  # ToolMissingError
-        pytest.skip(str(exc))
-    target = kamailio.KamailioTarget(
-        "aggregate", block=block, workdir=tmp_path_factory.mktemp("kamailio")
-    )
-    target.start()
-    try:
-        yield (target.host, target.port)
-    finally:
-        target.stop()
 
 
 @pytest.fixture

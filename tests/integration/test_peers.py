@@ -18,7 +18,7 @@ import pytest
 
 from conformance.errors import NotReceivedError, UsageError
 from conformance.harness.peers import Publisher, Watcher, fetch
-from conformance.harness.ports import PortBlock, reserve_block
+from conformance.harness.ports import PortBlock
 from conformance.oracle import dialoginfo
 from conformance.oracle.dialoginfo import dialog, document
 
@@ -29,30 +29,6 @@ pytestmark = [
 ]
 
 TIMEOUT = 5.0
-
-
-@pytest.fixture(scope="module")
-def block() -> Iterator[PortBlock]:
-    with reserve_block(os.getpid() % 40) as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
-def server(block: PortBlock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    # A small local fixture until the shared target fixture of the plugin takes over.
-    kamailio = pytest.importorskip("conformance.targets.kamailio")
-    try:
-        kamailio.check_installed()
-    except Exception as exc:  # ToolMissingError
-        pytest.skip(str(exc))
-    target = kamailio.KamailioTarget(
-        "aggregate", block=block, workdir=tmp_path_factory.mktemp("kamailio")
-    )
-    target.start()
-    try:
-        yield (target.host, target.port)
-    finally:
-        target.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ by its own time limits (short ones, given as options), both processes by ``wait`
 from __future__ import annotations
 
 import json
-import os
 import queue
 import shutil
 import signal
@@ -19,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 import pytest
 
 from conformance.harness import sipp
-from conformance.harness.ports import PortBlock, reserve_block
+from conformance.harness.ports import PortBlock
 from conformance.resources import scenario_path
 
 pytestmark = [
@@ -51,12 +50,6 @@ KIT_ARGS = [
     "--plan-timeout",
     "90",
 ]
-
-
-@pytest.fixture(scope="module")
-def block() -> Iterator[PortBlock]:
-    with reserve_block(os.getpid() % 40) as b:
-        yield b
 
 
 @dataclass

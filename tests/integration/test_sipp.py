@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conformance.errors import HarnessError, ToolMissingError
-from conformance.harness.ports import PortBlock, reserve_block
+from conformance.harness.ports import PortBlock
 from conformance.harness.sipp import Ports, SippExit, SippProcess, command, run, sipp_binary
 from conformance.resources import scenario_path
 
@@ -24,12 +24,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def block() -> Iterator[PortBlock]:
-    with reserve_block(os.getpid() % 40) as b:
-        yield b
 
 
 @pytest.fixture
