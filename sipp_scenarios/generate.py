@@ -927,37 +927,9 @@ LIVE = (
 )
 
 
-DIGEST_RETRY = """  <recv response="401" optional="true" auth="true" next="digest"/>
-  <recv response="407" optional="true" auth="true" next="digest"/>
-"""
-
-
-def with_digest(text: str, method: str) -> str:
-    """``text`` (a one-shot scenario) answering one 401/407 to its first request with digest
-    credentials: the request again, CSeq 2, with ``[field0]``, which the kit's injection file
-    (-inf, mode 0600) fills with ``[authentication username=U password="P"]``, so the password
-    never appears on SIPp's command line. A second challenge ends the call like any final."""
-    start = text.index("  <send")
-    end = text.index("  </send>\n") + len("  </send>\n")
-    send = text[start:end]
-    retry = send.replace(f"CSeq: 1 {method}", f"CSeq: 2 {method}\n      [field0]")
-    rest = text[end:]
-    responses_end = rest.index('  <label id="')
-    return (
-        text[:start]
-        + send
-        + DIGEST_RETRY
-        + rest[:responses_end]
-        + '  <label id="digest"/>\n'
-        + retry
-        + rest
-    )
-
-
 def main(out: Path) -> None:
     scenarios = (
         ("publish", PUBLISH),
-        ("publish-digest", with_digest(PUBLISH, "PUBLISH")),
         ("fetch", FETCH),
         ("watch", WATCH),
         ("raw", RAW),

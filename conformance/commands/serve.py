@@ -97,6 +97,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="smaller non-zero Expires get 423 with Min-Expires (default 1: accept all)",
     )
+    parser.add_argument(
+        "--auth-credentials",
+        metavar="FILE",
+        help="digest-authenticate PUBLISH and SUBSCRIBE against the accounts of this "
+        "credentials TOML (user/password and [[users]]; keep it mode 0600)",
+    )
+    parser.add_argument(
+        "--auth-realm",
+        metavar="REALM",
+        help="the digest realm (default: the file's realm, else the listen host)",
+    )
+    parser.add_argument(
+        "--nonce-ttl",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds a nonce is accepted; older ones are challenged with stale=true (30)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not log transactions")
 
 
@@ -107,7 +125,23 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
             f"--min-expires {args.min_expires} / --max-expires {args.max_expires}: "
             "need 1 <= min <= max"
         )
+    auth: dict[str, object] = {}
+    if args.auth_credentials:
+        from conformance.harness.credentials import load_keyring
+
+        ring = load_keyring(args.auth_credentials)
+        if not 0.5 <= args.nonce_ttl <= 86400:
+            raise UsageError(f"--nonce-ttl {args.nonce_ttl:g}: use 0.5 to 86400 seconds")
+        host = args.listen.rsplit(":", 1)[0].strip("[]")
+        auth = {
+            "auth_realm": args.auth_realm or ring.realm or host,
+            "auth_users": tuple(ring.accounts.items()),
+            "nonce_ttl": args.nonce_ttl,
+        }
+    elif args.auth_realm:
+        raise UsageError("--auth-realm needs --auth-credentials FILE")
     return ServerConfig(
+        **auth,  # type: ignore[arg-type]
         single_dialog=args.single_dialog,
         flavour=args.flavour,
         tie_break=args.tie_break,
@@ -159,6 +193,8 @@ async def _serve(
     if config.single_dialog:
         extras.append("single-dialog")
     extras.append(f"flavour={config.flavour}")
+    if config.auth_realm:
+        extras.append(f"auth-realm={config.auth_realm} accounts={len(config.auth_users)}")
     print(f"listening on {shown}:{bound_port}", flush=True)
     print(f"reference server: {' '.join(extras)}", file=sys.stderr, flush=True)
     try:

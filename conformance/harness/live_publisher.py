@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.errors import HarnessError, NotReceivedError, UsageError
+from conformance.harness.credentials import Credentials, Keyring
 from conformance.harness.peers import (
     Notify,
     PublishResult,
@@ -42,6 +43,8 @@ from conformance.harness.peers import (
     _header_lines,
     _rundir,
     _Twin,
+    account_for,
+    digest_send,
     notifies_in,
     publish_result,
     start_controlled,
@@ -49,6 +52,7 @@ from conformance.harness.peers import (
 from conformance.harness.ports import PortBlock
 from conformance.harness.sipp import SippProcess
 from conformance.oracle.dialoginfo import CONTENT_TYPE
+from conformance.sip.digest import DigestClient
 from conformance.sip.message import Request, Response
 from conformance.sip.trace import Traced
 
@@ -93,6 +97,7 @@ class LivePeer(PublishVerbs):
         timeout: float = 5.0,
         lifetime: float = 3600.0,
         name: str = "live",
+        auth: Credentials | Keyring | None = None,
     ) -> None:
         self.server = server
         self.block = block
@@ -113,6 +118,10 @@ class LivePeer(PublishVerbs):
         self._cseq = itertools.count(1)
         self._messages: list[Traced] = []
         self._broken: str | None = None
+        self.auth = auth
+        """Digest credentials: each request's user authenticates as its account
+        (``peers.digest_send``, the one code path of every peer)."""
+        self._clients: dict[str, DigestClient] = {}
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> LivePeer:
@@ -221,8 +230,29 @@ class LivePeer(PublishVerbs):
         """Send ``method`` to ``user@domain`` with these header lines and body; await its answer.
 
         Via, Max-Forwards, From (a fresh tag), To, Call-ID, CSeq and Content-Length are written
-        here; ``header_lines`` come between CSeq and Content-Length, as given.
+        here; ``header_lines`` come between CSeq and Content-Length, as given. With ``auth``, a
+        challenge is answered by a second request (the next CSeq).
         """
+        account = account_for(self.auth, user)
+        client = None
+        if account is not None:
+            client = self._clients.setdefault(account.user, account.client())
+        return digest_send(
+            lambda auth: self._request_once(method, user, [*header_lines, *auth], body, contact),
+            lambda exchange: exchange.response,
+            client,
+            method,
+            lambda: f"sip:{user}@{self.domain}",
+        )[-1]
+
+    def _request_once(
+        self,
+        method: str,
+        user: str,
+        header_lines: Sequence[str],
+        body: bytes,
+        contact: bool,
+    ) -> Exchange:
         if method not in METHODS:
             raise UsageError(f"the live peer sends one of {', '.join(METHODS)}, not {method!r}")
         if self._proc is None or self._twin is None:

@@ -26,16 +26,16 @@ import socket
 import struct
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from conformance.errors import HarnessError, NotReceivedError, UsageError
+from conformance.harness.credentials import Credentials, Keyring
 from conformance.harness.local_address import local_for, sip_host
 from conformance.harness.ports import PortBlock
 from conformance.harness.sipp import (
-    Credentials,
     Ports,
     SippExit,
     SippProcess,
@@ -48,6 +48,7 @@ from conformance.harness.sipp import (
 )
 from conformance.oracle.dialoginfo import CONTENT_TYPE
 from conformance.resources import scenario_path
+from conformance.sip.digest import DigestClient
 from conformance.sip.message import Request, Response, Stamped, param_of, uri_of, value_of
 from conformance.sip.trace import Traced
 
@@ -140,6 +141,58 @@ def _describe(messages: Sequence[Stamped]) -> str:
         parts.append(f"{m.direction} {head}")
     more = f"{len(messages) - 4} more, then " if len(messages) > 4 else ""
     return more + ", ".join(parts)
+
+
+# -- digest authentication -------------------------------------------------------------------
+T = TypeVar("T")
+CHALLENGES = (401, 407)
+DIGEST_ROUNDS = 3
+"""Requests one authenticated send may take: the first, the answer to a challenge, and one
+more answer when that challenge's nonce turned stale (RFC 2617 §3.2.1)."""
+
+
+def account_for(auth: Credentials | Keyring | None, user: str) -> Credentials | None:
+    """The account a peer acting as ``user`` authenticates with (a Keyring's pool entry for
+    ``user``, else its default)."""
+    if isinstance(auth, Keyring):
+        return auth.for_user(user)
+    return auth
+
+
+def digest_send(
+    send: Callable[[list[str]], T],
+    response_of: Callable[[T], Response],
+    client: DigestClient | None,
+    method: str,
+    uri: Callable[[], str],
+) -> list[T]:
+    """Send one request with digest authentication; every attempt, the last one final.
+
+    The one code path of every peer: ``send(lines)`` puts the request on the wire with these
+    extra header lines (the Authorization the client owes, if any) and returns what came back.
+    A 401/407 is answered once; answered again only when it says ``stale=true``; a second
+    challenge of the same nonce ends it (wrong credentials), as a user agent would. ``uri``
+    gives the Request-URI of the next request (the digest ``uri`` must equal it, RFC 3261
+    §22.4: in a dialog that is the remote target, which SIPp's -auth_uri cannot follow).
+    """
+
+    def lines() -> list[str]:
+        line = client.header_line(method, uri()) if client else None
+        return [line] if line else []
+
+    attempts = [send(lines())]
+    answered_fresh = False
+    while client is not None and len(attempts) < DIGEST_ROUNDS:
+        response = response_of(attempts[-1])
+        if response.status not in CHALLENGES:
+            break
+        name = "Proxy-Authenticate" if response.status == 407 else "WWW-Authenticate"
+        challenge = client.take(response.status, response.header_all(name))
+        if challenge is None or (answered_fresh and not challenge.stale):
+            break
+        answered_fresh = answered_fresh or not challenge.stale
+        attempts.append(send(lines()))
+    return attempts
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -342,7 +395,7 @@ class Publisher(PublishVerbs):
         timeout: float = 5.0,
         local: str | None = None,
         transport: str = "udp",
-        auth: Credentials | None = None,
+        auth: Credentials | Keyring | None = None,
     ) -> None:
         self.server = server
         self.block = block
@@ -350,7 +403,12 @@ class Publisher(PublishVerbs):
         self.domain = domain
         self.timeout = timeout
         self.auth = auth
-        """Digest credentials: a 401/407 to a PUBLISH is answered once (publish-digest.xml)."""
+        """Digest credentials (one account, or a Keyring: each presentity's own account from
+        its pool, else the default): a challenge is answered (``digest_send``)."""
+        self._clients: dict[str, DigestClient] = {}
+        """Per account: the last challenge, so later PUBLISHes carry credentials unasked."""
+        self.attempts: list[PublishResult] = []
+        """Every PUBLISH the last call sent (challenged ones first, the final one last)."""
         self.transport = transport
         """udp or tcp: what SIPp speaks to ``server`` (TLS is tcp to the harness's relay)."""
         self.local = local_for(local, server)
@@ -358,6 +416,21 @@ class Publisher(PublishVerbs):
         self.workdir.mkdir(parents=True, exist_ok=True)
 
     def _send_publish(self, user: str, body: bytes | None, lines: list[str]) -> PublishResult:
+        account = account_for(self.auth, user)
+        client = None
+        if account is not None:
+            client = self._clients.setdefault(account.user, account.client())
+        attempts = digest_send(
+            lambda auth: self._publish_once(user, body, lines + auth),
+            lambda result: result.response,
+            client,
+            "PUBLISH",
+            lambda: f"sip:{user}@{self.domain}",
+        )
+        self.attempts = attempts
+        return attempts[-1]
+
+    def _publish_once(self, user: str, body: bytes | None, lines: list[str]) -> PublishResult:
         prefix = _name("publish", user) + "."
         data = bytes(body or b"")
         if b"\0" in data:
@@ -369,26 +442,17 @@ class Publisher(PublishVerbs):
             # Any other byte travels in argv unchanged (surrogateescape round-trips it).
             "body": os.fsdecode(data),
         }
-        scenario = "publish.xml"
-        extra: tuple[str, ...] = ()
-        if self.auth is not None:
-            scenario = "publish-digest.xml"
-            secret = self.workdir / f"{prefix}credentials.csv"
-            extra = tuple(self.auth.sipp_args(secret, f"sip:{user}@{self.domain}"))
-        try:
-            result = self._run(scenario, prefix, keys=keys, extra=extra)
-        finally:
-            if self.auth is not None:
-                secret.unlink(missing_ok=True)  # the password stays on disk no longer than SIPp
+        result = self._run("publish.xml", prefix, keys=keys)
         what = f"PUBLISH for {user}@{self.domain}"
-        sent = [
-            m.message
-            for m in result.messages
-            if m.direction == "out" and isinstance(m.message, Request)
-        ]
-        request = sent[-1] if sent else None  # the authenticated retry when challenged
-        cseq = (request.cseq if request else None) or (1, "PUBLISH")
-        response = _final_response(result.messages, cseq)
+        request = next(
+            (
+                m.message
+                for m in result.messages
+                if m.direction == "out" and isinstance(m.message, Request)
+            ),
+            None,
+        )
+        response = _final_response(result.messages, (1, "PUBLISH"))
         if request is None or response is None:
             raise NotReceivedError(
                 f"{what}: no final response within {self.timeout} s "
@@ -685,6 +749,8 @@ class Watcher:
         lifetime: float = 900.0,
         local: str | None = None,
         transport: str = "udp",
+        watcher: str = "watcher",
+        auth: Credentials | Keyring | None = None,
     ) -> None:
         if answer not in ANSWER_CODES:
             raise UsageError(f"a watcher answers NOTIFYs with one of {ANSWER_CODES}, not {answer}")
@@ -704,6 +770,12 @@ class Watcher:
         self.transport = transport
         """udp or tcp; on tcp the server may reuse the SUBSCRIBE's connection or open one to
         the Contact (SIPp listens on its port)."""
+        self.watcher = watcher
+        """The user part of From and Contact (in a user pool: an account of the pool)."""
+        account = account_for(auth, watcher)
+        self._client = account.client() if account is not None else None
+        """Digest state of the watcher's account: challenges to the SUBSCRIBE, its refreshes
+        and unsubscribe are answered with the Request-URI each one carries."""
         self.name = f"watcher of {user}"
         self.call_id = f"watch-{uuid.uuid4().hex}@127.0.0.1"
         self.responses: list[Response] = []
@@ -713,6 +785,7 @@ class Watcher:
         self._cseq = 0
         self._target = f"sip:{user}@{domain}"
         self._active = False
+        self._established = False
         self._rundir: Path | None = None
 
     # -- life cycle -------------------------------------------------------------------------
@@ -726,7 +799,7 @@ class Watcher:
             server=self.server,
             block=self.block,
             workdir=self._rundir,
-            keys={"user": self.user, "domain": self.domain, "watcher": "watcher"},
+            keys={"user": self.user, "domain": self.domain, "watcher": self.watcher},
             lifetime=self.lifetime,
             deadline=time.monotonic() + self.timeout,
             local=self.local,
@@ -874,8 +947,6 @@ class Watcher:
     def _subscribe(self, expires: int | None, *, timeout: float | None = None) -> Response:
         if self._proc is None:
             raise UsageError(f"{self.name} is not started")
-        self._cseq += 1
-        cseq = self._cseq
         lines = []
         if self.event is not None:
             lines.append(f"Event: {self.event}")
@@ -883,6 +954,21 @@ class Watcher:
             lines.append(f"Accept: {self.accept}")
         if expires is not None:  # None: no Expires header, the package default applies (B04)
             lines.append(f"Expires: {expires}")
+        attempts = digest_send(
+            lambda auth: self._subscribe_once(lines + auth, expires, timeout),
+            lambda response: response,
+            self._client,
+            "SUBSCRIBE",
+            lambda: self._target,
+        )
+        return attempts[-1]
+
+    def _subscribe_once(
+        self, lines: list[str], expires: int | None, timeout: float | None
+    ) -> Response:
+        assert self._proc is not None
+        self._cseq += 1
+        cseq = self._cseq
         assert self._rundir is not None
         files = request_files(self._rundir, [(f"subscribe-{cseq}.txt", _header_lines(lines))])
         ack = self._command(
@@ -904,7 +990,8 @@ class Watcher:
         self.responses.append(response)
         if 200 <= response.status < 300:
             self._active = expires is None or expires > 0
-            if cseq == 1:
+            if not self._established:  # the first 2xx (CSeq 2 after a challenge)
+                self._established = True
                 contact = uri_of(response.header("Contact"))
                 if contact:
                     self._target = contact
@@ -955,12 +1042,15 @@ def fetch(
     timeout: float = 5.0,
     local: str | None = None,
     transport: str = "udp",
+    watcher: str = "fetcher",
+    auth: Credentials | Keyring | None = None,
 ) -> tuple[Response, list[Notify]]:
     """A one-time fetch (SUBSCRIBE, Expires: 0): its final response and the NOTIFY it yields.
 
     Raises NotReceivedError when no final response arrives, or a 2xx is not followed by a
     NOTIFY within ``timeout``. ``local``: the address to bind and advertise (by default the
-    kernel's source address towards ``server``).
+    kernel's source address towards ``server``). ``watcher``: the From user; ``auth``: its
+    digest account (a challenge is answered by a second process, ``digest_send``).
     """
     lines = []
     if event is not None:
@@ -968,32 +1058,44 @@ def fetch(
     if accept is not None:
         lines.append(f"Accept: {accept}")
     lines.append("Expires: 0")
+    target = f"sip:{user}@{domain}"
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    keys = {
-        "user": user,
-        "domain": domain,
-        "watcher": "fetcher",
-        "headers": _header_lines(lines).decode("utf-8"),
-    }
-    result = _oneshot(
-        "fetch.xml",
-        workdir,
-        _name("fetch", user) + ".",
-        server=server,
-        block=block,
-        timeout=timeout,
-        keys=keys,
-        local=local_for(local, server),
-        transport=transport,
-    )
-    what = f"fetch of {user}@{domain}"
-    response = _final_response(result.messages, (1, "SUBSCRIBE"))
-    if response is None:
-        raise NotReceivedError(
-            f"{what}: no final response to SUBSCRIBE within {timeout} s "
-            f"(traced: {_describe(result.messages)}; trace {result.logs['messages']})"
+
+    def once(auth: list[str]) -> SippResult:
+        keys = {
+            "user": user,
+            "domain": domain,
+            "watcher": watcher,
+            "headers": _header_lines(lines + auth).decode("utf-8"),
+        }
+        return _oneshot(
+            "fetch.xml",
+            workdir,
+            _name("fetch", user) + ".",
+            server=server,
+            block=block,
+            timeout=timeout,
+            keys=keys,
+            local=local_for(local, server),
+            transport=transport,
         )
+
+    def final(result: SippResult) -> Response:
+        found = _final_response(result.messages, (1, "SUBSCRIBE"))
+        if found is None:
+            raise NotReceivedError(
+                f"fetch of {user}@{domain}: no final response to SUBSCRIBE within {timeout} s "
+                f"(traced: {_describe(result.messages)}; trace {result.logs['messages']})"
+            )
+        return found
+
+    account = account_for(auth, watcher)
+    result = digest_send(
+        once, final, account.client() if account else None, "SUBSCRIBE", lambda: target
+    )[-1]
+    what = f"fetch of {user}@{domain}"
+    response = final(result)
     notifies = notifies_in(result.messages, response.call_id)
     if 200 <= response.status < 300 and not notifies:
         raise NotReceivedError(
@@ -1011,6 +1113,8 @@ __all__ = [
     "PublishVerbs",
     "Publisher",
     "Watcher",
+    "account_for",
+    "digest_send",
     "fetch",
     "notifies_in",
     "publish_header_lines",

@@ -35,11 +35,11 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conformance.errors import HarnessError, ToolMissingError, UsageError
+from conformance.errors import HarnessError, ToolMissingError
 from conformance.harness.ports import PortBlock
 from conformance.harness.relay import TlsRelay
 from conformance.sip.trace import Malformed, Traced, TraceParser
@@ -220,41 +220,6 @@ class TlsEdge:
     def sipp_args(self) -> dict[str, Any]:
         """``command`` keywords: TCP to the relay, TLS and the relay's address in Via/Contact."""
         return {"transport": "tcp", "advertise": self.advertised, "via": "tls"}
-
-
-_UNSAFE_SECRET = set('"];\r\n\0')
-"""Characters SIPp's injection file or its [authentication] keyword would cut a value at."""
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """A digest account (RFC 3261 §22; SIPp computes MD5 only). The password never goes on
-    SIPp's command line (``/proc/PID/cmdline`` is world-readable): ``injection_file`` writes it
-    into a mode-0600 file that SIPp reads with ``-inf``."""
-
-    user: str
-    password: str = field(repr=False)
-
-    def __post_init__(self) -> None:
-        for what, value in (("user", self.user), ("password", self.password)):
-            if not value or _UNSAFE_SECRET & set(value) or (what == "user" and " " in value):
-                raise UsageError(
-                    f"digest {what}: empty, or a character SIPp cannot carry "
-                    '(" ] ; line breaks' + (", spaces" if what == "user" else "") + ")"
-                )
-
-    def injection_file(self, path: Path) -> Path:
-        """Write SIPp's -inf file (field 0: the whole [authentication] keyword), mode 0600."""
-        line = f'[authentication username={self.user} password="{self.password}"]'
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(f"SEQUENTIAL\n{line}\n")
-        return path
-
-    def sipp_args(self, path: Path, request_uri: str) -> list[str]:
-        """-inf and -auth_uri (SIPp puts "sip:" in front, so the URI goes without it)."""
-        uri = request_uri.removeprefix("sip:")
-        return ["-inf", str(self.injection_file(path)), "-auth_uri", uri]
 
 
 def start_with_edge(proc: SippProcess, edge: TlsEdge | None) -> SippProcess:

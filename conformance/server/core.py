@@ -55,6 +55,7 @@ from lxml import etree
 
 from conformance.errors import BodyError, SipParseError, UsageError
 from conformance.server import bodies
+from conformance.server.auth import DigestGuard
 from conformance.server.bodies import Publication
 from conformance.server.dialogs import DialogTracker
 from conformance.server.hooks import CHANGE_TRIGGERS, Hooks, Trigger
@@ -118,6 +119,12 @@ class ServerConfig:
     t1: float = 0.5
     """RFC 3261 T1: the first NOTIFY retransmission interval; Timer F is 64*T1."""
     t2: float = 4.0
+    auth_realm: str | None = None
+    """Digest realm: PUBLISH and SUBSCRIBE must authenticate (``auth.py``, A31); None: open."""
+    auth_users: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """(user, password) accounts of ``auth_realm``; kept out of repr so no log shows one."""
+    nonce_ttl: float = 30.0
+    """Seconds a nonce is accepted; an older one is challenged again with ``stale=true``."""
 
     def __post_init__(self) -> None:
         if self.flavour not in ("strict", "opensips", "kamailio"):
@@ -258,6 +265,16 @@ class PresenceCore:
             DialogTracker(self._on_publish, hooks=self._hooks.calls),
             t1=self.config.t1,
         )
+        self.guard = (
+            DigestGuard(
+                self.config.auth_realm,
+                dict(self.config.auth_users),
+                nonce_ttl=self.config.nonce_ttl,
+                hooks=self.hooks,
+            )
+            if self.config.auth_realm
+            else None
+        )
 
     # ---- the sans-IO API -------------------------------------------------------------------
 
@@ -386,6 +403,17 @@ class PresenceCore:
             )
 
     def _dispatch(self, req: Request, addr: Address, now: float) -> Response:
+        if self.guard is not None:
+            verdict = self.guard.check(req, now)
+            if verdict.status:
+                peer = uri_of(req.header("From")) or "-"
+                self._log.append(
+                    LogRecord(req.method, peer, req.uri, verdict.status, verdict.detail)
+                )
+                extra = [("WWW-Authenticate", verdict.challenge)] if verdict.challenge else []
+                return self._response(
+                    req, verdict.status, verdict.reason, extra=extra, detail=verdict.detail
+                )
         if req.method == "PUBLISH":
             return self._on_publish(req, now)
         if req.method == "SUBSCRIBE":

@@ -119,6 +119,15 @@ class CoreHooks:
     halts: Callable[[bool, int], bool] = _same
     """After a NOTIFY with this many dialogs the server stops for good (a crash)."""
 
+    challenges: Callable[[bool], bool] = _same
+    """With digest auth on: a PUBLISH or SUBSCRIBE without credentials gets 401 (A31)."""
+    credentials_ok: Callable[[bool], bool] = _same
+    """With digest auth on: the answer names a known user and its response is right (A31)."""
+    nonce_fresh: Callable[[bool], bool] = _same
+    """With digest auth on: the answer's nonce is younger than the nonce lifetime (A31)."""
+    stale_flag: Callable[[bool], bool] = _same
+    """With digest auth on: a challenge after an expired nonce says ``stale=true`` (A31)."""
+
     throttles: Callable[[bool, Trigger], bool] = _same
     """A state-change NOTIFY waits out the per-subscription rate limit (A30)."""
     notify_items: Callable[

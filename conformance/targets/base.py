@@ -21,6 +21,9 @@ class Target(abc.ABC):
 
     name: str
     """Short kind name for reports: ``kamailio``, ``reference``, ``external``."""
+    nonce_ttl: float | None = None
+    """Seconds the server's digest nonces live, when known (a launched server with accounts
+    sets it; the stale-nonce case of A31 waits it out)."""
 
     def __init__(
         self,

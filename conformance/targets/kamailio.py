@@ -146,7 +146,14 @@ def create_database(path: Path, accounts: dict[str, str] | None = None, domain: 
         db.close()
 
 
-def auth_settings(accounts: dict[str, str], realm: str, db: Path) -> dict[str, str]:
+AUTH_NONCE_TTL = 4
+"""Seconds a launched Kamailio's nonces live (auth ``nonce_expire``; its default is 300): short,
+so the stale-nonce case (A31) waits seconds, not minutes."""
+
+
+def auth_settings(
+    accounts: dict[str, str], realm: str, db: Path, nonce_ttl: int = AUTH_NONCE_TTL
+) -> dict[str, str]:
     """Template values: digest authentication of PUBLISH and SUBSCRIBE, or nothing.
 
     The realm is written literally: ``proxy_authorize("$fd", ...)`` failed in 5.6.3 with
@@ -155,6 +162,7 @@ def auth_settings(accounts: dict[str, str], realm: str, db: Path) -> dict[str, s
         return {"auth_modules": "", "auth_check": ""}
     modules = (
         'loadmodule "auth.so"\nloadmodule "auth_db.so"\n'
+        f'modparam("auth", "nonce_expire", {nonce_ttl})\n'
         f'modparam("auth_db", "db_url", "sqlite:///{db}")\n'
         'modparam("auth_db", "calculate_ha1", yes)\n'
         'modparam("auth_db", "password_column", "password")\n'
@@ -201,6 +209,8 @@ class KamailioTarget(Target):
         keep_files: bool = False,
         transport: str = "udp",
         accounts: dict[str, str] | None = None,
+        realm: str | None = None,
+        nonce_ttl: int = AUTH_NONCE_TTL,
     ) -> None:
         if mode not in MODES:
             raise UsageError(f"Kamailio mode {mode!r} is not one of {', '.join(MODES)}")
@@ -241,7 +251,10 @@ class KamailioTarget(Target):
         self.keep_files = keep_files
         self.accounts = dict(accounts or {})
         """Digest accounts (user -> password) of the subscriber table; when any, PUBLISH and
-        SUBSCRIBE must authenticate (auth_db, 407 challenges, realm = the domain)."""
+        SUBSCRIBE must authenticate (auth_db, 407 challenges)."""
+        self.realm = realm or self.domain
+        """The digest realm of the challenges (default: the domain)."""
+        self.nonce_ttl = float(nonce_ttl) if self.accounts else None
         self.ca_path: Path | None = None
         """With TLS: the CA that signed this instance's certificate (made at start)."""
         self._parent_dir = Path(workdir) if workdir is not None else None
@@ -280,7 +293,7 @@ class KamailioTarget(Target):
         )
         (work / "run").mkdir()
         db = work / "kamailio.db"
-        create_database(db, self.accounts, self.domain)
+        create_database(db, self.accounts, self.realm)
         tls_config = self._make_tls(work) if self.transport == "tls" else None
         values = {
             "debug": self.debug,
@@ -292,7 +305,7 @@ class KamailioTarget(Target):
                 self.transport, self.host, self.port, tls_config
             ),
             "server_address": self.server_address,
-            **auth_settings(self.accounts, self.domain, db),
+            **auth_settings(self.accounts, self.realm, db, int(self.nonce_ttl or AUTH_NONCE_TTL)),
             **self.settings,
         }
         try:

@@ -29,6 +29,9 @@ from conformance.targets.base import Target, wait_ready
 from conformance.targets.profile import Profile, load_profile, shipped_path
 
 START_TIMEOUT = 10.0
+AUTH_NONCE_TTL = 4.0
+"""Seconds the server's nonces live when it authenticates: short, so the stale-nonce case
+(A31) waits seconds."""
 STOP_TIMEOUT = 5.0
 _BIND_ATTEMPTS = 3
 
@@ -92,6 +95,9 @@ class ReferenceTarget(Target):
         host: str = "127.0.0.1",
         domain: str | None = None,
         extra_args: Iterable[str] = (),
+        accounts: dict[str, str] | None = None,
+        realm: str | None = None,
+        nonce_ttl: float = AUTH_NONCE_TTL,
     ) -> None:
         if flavour not in FLAVOURS:
             raise UsageError(f"reference flavour {flavour!r}: use strict, opensips or kamailio")
@@ -115,6 +121,11 @@ class ReferenceTarget(Target):
         self._extra = list(extra_args)
         self._proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
+        self.accounts = dict(accounts or {})
+        """Digest accounts (user -> password): when any, the server challenges PUBLISH and
+        SUBSCRIBE (``serve --auth-credentials``, server/auth.py)."""
+        self.realm = realm or self.domain
+        self.nonce_ttl = float(nonce_ttl) if self.accounts else None
 
     @property
     def call_proxy(self) -> tuple[str, int]:
@@ -164,6 +175,7 @@ class ReferenceTarget(Target):
             flavour=self.flavour,
             pid=self._proc.pid if self._proc else None,
             log=str(self.log_path) if self.log_path else None,
+            auth={"realm": self.realm, "accounts": len(self.accounts)} if self.accounts else None,
         )
         return out
 
@@ -187,7 +199,26 @@ class ReferenceTarget(Target):
             cmd.append("--partial-on-publish")
         for fault in sorted(self.faults):
             cmd += ["--fault", fault]
+        if self.accounts:
+            # The passwords go in a mode-0600 file (never in argv), removed once it is read.
+            cmd += ["--auth-credentials", str(self._credentials_file(port))]
+            cmd += ["--auth-realm", self.realm, "--nonce-ttl", f"{self.nonce_ttl:g}"]
         return cmd + self._extra
+
+    def _auth_path(self, port: int) -> Path:
+        return (self._workdir or Path(tempfile.gettempdir())) / f"auth-{port}-{os.getpid()}.toml"
+
+    def _credentials_file(self, port: int) -> Path:
+        where = self._auth_path(port)
+        where.parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(
+            f"[[users]]\nuser = {_toml(user)}\npassword = {_toml(password)}\n"
+            for user, password in self.accounts.items()
+        )
+        fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        return where
 
     def _launch(self, port: int) -> None:
         log_dir = self._workdir or Path(tempfile.gettempdir())
@@ -205,7 +236,10 @@ class ReferenceTarget(Target):
                 env=_child_env(),
             )
         deadline = time.monotonic() + START_TIMEOUT
-        line = self._read_line(deadline)
+        try:
+            line = self._read_line(deadline)
+        finally:
+            self._auth_path(port).unlink(missing_ok=True)  # read before "listening" is printed
         if not line.startswith("listening on "):
             code = self._proc.poll()
             tail = _tail(self.log_path)
@@ -268,6 +302,13 @@ def _child_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def _toml(text: str) -> str:
+    """A TOML basic string (JSON's escaping is valid TOML for these)."""
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _tail(path: Path | None, limit: int = 400) -> str:

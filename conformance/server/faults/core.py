@@ -36,6 +36,14 @@ def _waive_throttle(h: Hooks) -> None:
     h.core.throttles = lambda throttled, trigger: False
 
 
+def _auth_not_required(h: Hooks) -> None:
+    h.core.challenges = lambda challenged: False
+
+
+def _stale_nonce_refused(h: Hooks) -> None:
+    h.core.stale_flag = lambda stale: False
+
+
 def _remove_ignored(h: Hooks) -> None:
     h.core.removal_applies = lambda applies: False
 
@@ -645,6 +653,24 @@ FAULTS = (
         "lost, as the modules do); only a presentity URI with a port or sips: shows it",
         ("A12",),
         _entity_rebuilt,
+    ),
+    Fault(
+        "auth-not-required",
+        "with digest auth on, a PUBLISH or SUBSCRIBE without credentials is processed (no 401)",
+        ("A31",),
+        _auth_not_required,
+    ),
+    Fault(
+        "auth-wrong-credentials-accepted",
+        "with digest auth on, any well-formed answer to a challenge is taken, right or not",
+        ("A31",),
+        _waive("credentials_ok"),
+    ),
+    Fault(
+        "auth-stale-not-flagged",
+        "with digest auth on, an answer with an expired nonce is challenged without stale=true",
+        ("A31",),
+        _stale_nonce_refused,
     ),
 )
 """Protocol-core faults, in catalogue order."""
