@@ -15,6 +15,7 @@ a server's timer forces one, and its length comes from the target profile.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
@@ -23,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from conformance.errors import BodyError, NotReceivedError, UsageError
+from conformance.errors import BodyError, HarnessError, NotReceivedError, UsageError
 from conformance.harness.calls import Callee, Caller, place_call
+from conformance.harness.credentials import Lease
 from conformance.harness.peers import Notify, Publisher, PublishResult, Watcher
 from conformance.harness.ports import PortBlock
 from conformance.oracle import aggregator, checks, dialoginfo, history
@@ -35,6 +37,7 @@ from conformance.oracle.findings import Finding
 from conformance.oracle.history import Checkpoint, Stimulus
 from conformance.oracle.requirements import Level
 from conformance.oracle.view import WatcherView
+from conformance.sip.message import split_uri
 from conformance.targets.profile import Profile
 
 QUIET_WINDOW = 0.5
@@ -187,8 +190,12 @@ class Case:
         worker: str,
         timeout: float,
         clock: Clock = SYSTEM_CLOCK,
+        users: Lease | None = None,
     ) -> None:
         self.clock = clock
+        self.users = users
+        """User-pool mode: presentities are the pool's accounts (``harness.credentials``),
+        lent for this case, so what it published is withdrawn when it closes."""
         self.name = name
         self.target = target
         self.profile = profile
@@ -214,7 +221,10 @@ class Case:
     # -- naming --------------------------------------------------------------------------------
 
     def user(self, hint: str = "p") -> str:
-        """A fresh presentity user part for this case."""
+        """A fresh presentity user part for this case (in user-pool mode: a pool account no
+        other running case holds; ``PoolTooSmallError`` when none is left)."""
+        if self.users is not None:
+            return self.users.take()
         return unique_user(self.worker, hint)
 
     def uri(self, user: str) -> str:
@@ -638,6 +648,31 @@ class Case:
     def close(self) -> None:
         for sub in self.subscriptions:
             sub.watcher.close()
+        if self.users is not None:
+            self._withdraw()
+
+    def _withdraw(self) -> None:
+        """Remove every publication this case left (user-pool mode): the next case that
+        borrows the account must find it empty, as a fresh user would be."""
+        replaced = {r.request.header("SIP-If-Match") for r in self._published()}
+        for result in self._published():
+            etag, user = result.etag, _user_of(result.request.uri)
+            if etag and etag not in replaced and result.expires != 0 and user:
+                with contextlib.suppress(HarnessError):
+                    self.publisher.remove(user, etag)
+
+    def _published(self) -> list[PublishResult]:
+        return [
+            r
+            for r in self.exchanges
+            if isinstance(r, PublishResult) and 200 <= r.response.status < 300
+        ]
+
+
+def _user_of(uri: str) -> str | None:
+    """The user part of a presentity's Request-URI."""
+    found = split_uri(uri)
+    return found.user if found is not None else None
 
 
 def captured(

@@ -128,6 +128,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tls-insecure", action="store_true", help="sips: targets: skip certificate checks"
     )
     parser.add_argument(
+        "--auth-user",
+        metavar="USER",
+        help="digest-authenticate PUBLISH and SUBSCRIBE as USER (password: --auth-password-file "
+        "or $DIALOGINFO_AUTH_PASSWORD; never on the command line)",
+    )
+    parser.add_argument(
+        "--auth-password-file", metavar="FILE", help="first line: the auth user's password"
+    )
+    parser.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="credentials TOML (default account, realm, nonce_ttl, [[users]] pool; README)",
+    )
+    parser.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest unchanged"
     )
 
@@ -198,6 +212,9 @@ def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
         cmd += ["--dialoginfo-tls-ca", args.tls_ca]
     if args.tls_insecure:
         cmd.append("--dialoginfo-tls-insecure")
+    for option in ("auth_user", "auth_password_file", "credentials"):
+        if getattr(args, option, None):  # names of files and users only, never a password
+            cmd += [f"--dialoginfo-{option.replace('_', '-')}", getattr(args, option)]
     if str(args.numprocesses) not in ("0", ""):
         cmd += ["-n", str(args.numprocesses)]
     extra = list(args.pytest_args)
@@ -219,6 +236,13 @@ def check_deployment(args: argparse.Namespace) -> None:
 
         host, port, _ = parse_spec(args.target)
         check_local_address(args.local_address, host, port)
+    from conformance.harness.credentials import resolve_keyring
+
+    resolve_keyring(  # a missing file or password: one line, before any case
+        user=args.auth_user,
+        password_file=args.auth_password_file,
+        credentials_file=args.credentials,
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -70,6 +70,8 @@ class Keyring:
     """User-pool mode when not empty: the suite's users are these accounts."""
     realm: str | None = None
     """The realm a launched server challenges with (None: its domain)."""
+    nonce_ttl: float | None = None
+    """Seconds the external server's nonces live, if known (the stale-nonce case needs it)."""
 
     def for_user(self, user: str) -> Credentials | None:
         """The account ``user`` authenticates as: its own pool entry, else the default."""
@@ -130,7 +132,7 @@ def load_keyring(path: str | os.PathLike[str], env: Mapping[str, str] | None = N
         raise UsageError(f"credentials file {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"credentials file {path}: not TOML ({exc})") from None
-    unknown = set(data) - {"realm", "user", "password", "password_file", "users"}
+    unknown = set(data) - {"realm", "nonce_ttl", "user", "password", "password_file", "users"}
     if unknown:
         raise UsageError(f"credentials file {path}: unknown keys {', '.join(sorted(unknown))}")
     base = where.parent
@@ -147,7 +149,10 @@ def load_keyring(path: str | os.PathLike[str], env: Mapping[str, str] | None = N
     realm = data.get("realm")
     if realm is not None and (not isinstance(realm, str) or not realm or '"' in realm):
         raise UsageError(f"credentials file {path}: 'realm' must be a plain string")
-    return Keyring(default=default, pool=pool, realm=realm)
+    ttl = data.get("nonce_ttl")
+    if ttl is not None and (not isinstance(ttl, int | float) or not 0 < ttl <= 86400):
+        raise UsageError(f"credentials file {path}: 'nonce_ttl' must be seconds (0 to 86400)")
+    return Keyring(default=default, pool=pool, realm=realm, nonce_ttl=ttl)
 
 
 def resolve_keyring(
@@ -173,8 +178,80 @@ def resolve_keyring(
                     f"--auth-user {user}: give --auth-password-file or set ${PASSWORD_ENV}"
                 )
         default = Credentials(user, password)
-        ring = Keyring(default, ring.pool, ring.realm) if ring else Keyring(default)
+        ring = Keyring(default, ring.pool, ring.realm, ring.nonce_ttl) if ring else Keyring(default)
     return ring
 
 
-__all__ = ["PASSWORD_ENV", "Credentials", "Keyring", "load_keyring", "resolve_keyring"]
+class PoolTooSmallError(UsageError):
+    """A case needs more pool accounts than this worker's share holds."""
+
+
+class UserPool:
+    """User-pool mode: one worker's share of the pool's accounts, lent to one case at a time.
+
+    A staging server authorizes PUBLISH and SUBSCRIBE for provisioned accounts only, so the
+    suite cannot invent a user per case: each case borrows presentities (``take``) and one
+    watcher account (``watcher``) from this worker's share (every ``workers``-th account from
+    ``index``, so parallel workers never share one), and gives them back when it ends.
+    """
+
+    def __init__(self, users: tuple[str, ...], index: int = 0, workers: int = 1) -> None:
+        self.share = users[index % max(workers, 1) :: max(workers, 1)]
+        self.workers = workers
+        self.total = len(users)
+        self._busy: set[str] = set()
+
+    def take(self, case: str, role: str = "presentity") -> str:
+        """A free account of the share; ``PoolTooSmallError`` (one line) when none is left."""
+        for user in self.share:
+            if user not in self._busy:
+                self._busy.add(user)
+                return user
+        raise PoolTooSmallError(
+            f"user pool too small: case {case} needs more than {len(self.share)} account(s) "
+            f"(this {role} is one too many; the pool lists {self.total} for "
+            f"{self.workers} worker(s)): add [[users]] to the credentials file or run fewer "
+            "workers"
+        )
+
+    def release(self, users: set[str] | list[str]) -> None:
+        self._busy.difference_update(users)
+
+
+class Lease:
+    """The accounts one case borrowed from a ``UserPool``; ``release`` gives them back."""
+
+    def __init__(self, pool: UserPool, case: str) -> None:
+        self.pool = pool
+        self.case = case
+        self.taken: list[str] = []
+        self._watcher: str | None = None
+
+    def take(self) -> str:
+        user = self.pool.take(self.case)
+        self.taken.append(user)
+        return user
+
+    def watcher(self) -> str:
+        """The one account every watcher of the case subscribes as (From, digest user)."""
+        if self._watcher is None:
+            self._watcher = self.pool.take(self.case, "watcher")
+            self.taken.append(self._watcher)
+        return self._watcher
+
+    def release(self) -> None:
+        self.pool.release(self.taken)
+        self.taken.clear()
+        self._watcher = None
+
+
+__all__ = [
+    "PASSWORD_ENV",
+    "Credentials",
+    "Keyring",
+    "Lease",
+    "PoolTooSmallError",
+    "UserPool",
+    "load_keyring",
+    "resolve_keyring",
+]

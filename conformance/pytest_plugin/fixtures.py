@@ -82,6 +82,7 @@ def dialoginfo_target(
             block=dialoginfo_ports,
             workdir=workdir,
             faults=dialoginfo_settings.faults,
+            keyring=dialoginfo_settings.keyring,
         )
         tgt.start()
         own_ca = getattr(tgt, "ca_path", None)
@@ -112,12 +113,55 @@ def dialoginfo_local_address(dialoginfo_target: Any, pytestconfig: pytest.Config
         pytest.exit(f"dialog-info conformance: {exc.message}", returncode=EXIT_BAD_LOCAL_ADDRESS)
 
 
+@pytest.fixture(scope="session")
+def dialoginfo_user_pool(dialoginfo_settings: Settings, pytestconfig: pytest.Config) -> Any:
+    """User-pool mode (a credentials file with ``[[users]]``): this worker's share of the
+    accounts (``harness.credentials.UserPool``); None when the suite invents its users."""
+    from conformance.harness.credentials import UserPool
+
+    ring = dialoginfo_settings.keyring
+    if ring is None or not ring.pool:
+        return None
+    digits = re.sub(r"\D", "", worker(pytestconfig))
+    count = int(getattr(pytestconfig, "workerinput", {}).get("workercount", 1))
+    return UserPool(ring.users, int(digits) if digits else 0, count)
+
+
 @pytest.fixture
-def dialoginfo_presentity(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> str:
-    """A user part unique to this test, worker and run (the suite may share a server)."""
+def dialoginfo_lease(dialoginfo_user_pool: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The pool accounts this test borrowed (``harness.credentials.Lease``), given back after
+    it; None outside user-pool mode."""
+    from conformance.harness.credentials import Lease
+
+    if dialoginfo_user_pool is None:
+        yield None
+        return
+    lease = Lease(dialoginfo_user_pool, case_id(request.node))
+    yield lease
+    lease.release()
+
+
+@pytest.fixture
+def dialoginfo_presentity(
+    request: pytest.FixtureRequest, pytestconfig: pytest.Config, dialoginfo_lease: Any
+) -> str:
+    """A user part unique to this test, worker and run (the suite may share a server); in
+    user-pool mode, an account of the pool."""
     from conformance.case import unique_user
 
+    if dialoginfo_lease is not None:
+        return str(_pool_user(dialoginfo_lease))
     return unique_user(worker(pytestconfig), request.node.name[:12].strip("_[") or "p")
+
+
+def _pool_user(lease: Any, role: str = "take") -> Any:
+    """An account from the lease; a pool too small for the case fails it with one line."""
+    from conformance.harness.credentials import PoolTooSmallError
+
+    try:
+        return getattr(lease, role)()
+    except PoolTooSmallError as exc:
+        pytest.fail(exc.message, pytrace=False)
 
 
 @pytest.fixture
@@ -128,7 +172,8 @@ def dialoginfo_publisher(
     dialoginfo_settings: Settings,
     dialoginfo_local_address: str,
 ) -> Any:
-    """Sends PUBLISH through short-lived SIPp processes."""
+    """Sends PUBLISH through short-lived SIPp processes (authenticating as each presentity's
+    pool account, or the default account, when credentials are given)."""
     from conformance.harness.peers import Publisher
 
     return Publisher(
@@ -139,6 +184,7 @@ def dialoginfo_publisher(
         timeout=dialoginfo_settings.timeout,
         local=dialoginfo_local_address,
         transport=dialoginfo_target.transport,
+        auth=dialoginfo_settings.keyring,
     )
 
 
@@ -149,6 +195,7 @@ def dialoginfo_watcher(
     tmp_path: Path,
     dialoginfo_settings: Settings,
     dialoginfo_local_address: str,
+    dialoginfo_lease: Any,
 ) -> Iterator[Any]:
     """A factory: ``dialoginfo_watcher(user=..., expires=..., accept=..., answer=...)`` -> a
     started-later SIPp watcher; every watcher it made is closed (unsubscribed, reaped) after
@@ -159,6 +206,9 @@ def dialoginfo_watcher(
     counter = iter(range(10_000))
 
     def make(**kw: Any) -> Any:
+        if dialoginfo_lease is not None and "watcher" not in kw:
+            kw["watcher"] = _pool_user(dialoginfo_lease, "watcher")
+        kw.setdefault("auth", dialoginfo_settings.keyring)
         w = Watcher(
             server=(dialoginfo_target.host, dialoginfo_target.port),
             block=dialoginfo_ports,
@@ -185,6 +235,7 @@ def dialoginfo_case(
     dialoginfo_watcher: Any,
     dialoginfo_settings: Settings,
     pytestconfig: pytest.Config,
+    dialoginfo_lease: Any,
 ) -> Iterator[Any]:
     """The experiment handle: publish, subscribe, expect; findings are judged after the test."""
     from conformance.case import Case
@@ -197,6 +248,7 @@ def dialoginfo_case(
         new_watcher=dialoginfo_watcher,
         worker=worker(pytestconfig),
         timeout=dialoginfo_settings.timeout,
+        users=dialoginfo_lease,
     )
     request.node.stash[case_key] = c
     yield c

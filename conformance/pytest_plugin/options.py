@@ -31,6 +31,9 @@ LOCAL_ADDRESS_OPTION = PREFIX + "local-address"
 LABEL_OPTION = PREFIX + "label"
 TLS_CA_OPTION = PREFIX + "tls-ca"
 TLS_INSECURE_OPTION = PREFIX + "tls-insecure"
+AUTH_USER_OPTION = PREFIX + "auth-user"
+AUTH_PASSWORD_FILE_OPTION = PREFIX + "auth-password-file"
+CREDENTIALS_OPTION = PREFIX + "credentials"
 
 _settings_key = pytest.StashKey["Settings"]()
 
@@ -174,6 +177,29 @@ def _add_deployment_options(group: Any) -> None:
         dest="dialoginfo_tls_insecure",
         help="sips: targets: do not verify the server's certificate",
     )
+    group.addoption(
+        AUTH_USER_OPTION,
+        default=None,
+        dest="dialoginfo_auth_user",
+        metavar="USER",
+        help="digest-authenticate every PUBLISH and SUBSCRIBE as USER (password from "
+        f"{AUTH_PASSWORD_FILE_OPTION} or $DIALOGINFO_AUTH_PASSWORD, never the command line)",
+    )
+    group.addoption(
+        AUTH_PASSWORD_FILE_OPTION,
+        default=None,
+        dest="dialoginfo_auth_password_file",
+        metavar="FILE",
+        help="file whose first line is the digest password of the auth user",
+    )
+    group.addoption(
+        CREDENTIALS_OPTION,
+        default=None,
+        dest="dialoginfo_credentials",
+        metavar="FILE",
+        help="credentials TOML: user/password (or password_file), realm, nonce_ttl and a "
+        "[[users]] pool the suite's presentities and watchers are mapped onto (README)",
+    )
 
 
 @dataclass(frozen=True)
@@ -187,6 +213,8 @@ class Settings:
     timeout: float
     slow: bool
     report: str | None
+    keyring: Any = None
+    """conformance.harness.credentials.Keyring, or None: no digest authentication."""
 
 
 def settings(config: pytest.Config) -> Settings:
@@ -208,6 +236,16 @@ def settings(config: pytest.Config) -> Settings:
         faults = tuple(opt.dialoginfo_fault)
         if faults and target != "reference":
             raise pytest.UsageError(f"{FAULT_OPTION} works only with {TARGET_OPTION} reference")
+        from conformance.harness.credentials import resolve_keyring
+
+        try:
+            keyring = resolve_keyring(
+                user=opt.dialoginfo_auth_user,
+                password_file=opt.dialoginfo_auth_password_file,
+                credentials_file=opt.dialoginfo_credentials,
+            )
+        except ConformanceError as exc:
+            raise pytest.UsageError(exc.message.replace("--auth-", PREFIX + "auth-")) from None
         config.stash[_settings_key] = Settings(
             target=target,
             profile=profile,
@@ -216,6 +254,7 @@ def settings(config: pytest.Config) -> Settings:
             timeout=opt.dialoginfo_sip_timeout,
             slow=opt.dialoginfo_slow,
             report=opt.dialoginfo_report,
+            keyring=keyring,
         )
     return config.stash[_settings_key]
 

@@ -42,6 +42,7 @@ def make_target(
     block: PortBlock | None = None,
     workdir: str | os.PathLike[str] | None = None,
     faults: tuple[str, ...] | list[str] = (),
+    keyring: Any = None,
 ) -> Target:
     """Build (not start) the target named by ``spec``.
 
@@ -52,7 +53,12 @@ def make_target(
     profile (``None`` values are ignored); for Kamailio, ``single_dialog=True`` selects the
     single mode. ``block`` supplies ports for launched
     servers. ``faults`` (reference only) switch on the reference server's fault injection.
+    ``keyring`` (``harness.credentials.Keyring``): a launched server provisions its accounts
+    and digest-authenticates PUBLISH and SUBSCRIBE (A31); an external one is told nothing,
+    but its nonce lifetime is taken from the keyring when given.
     """
+    accounts = dict(keyring.accounts) if keyring is not None else {}
+    realm = keyring.realm if keyring is not None else None
     if faults and spec != "reference":
         raise UsageError(f"fault injection works only with the reference target, not {spec!r}")
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -87,7 +93,8 @@ def make_target(
 
         try:
             check_call_modules()
-            calls = launched_transport == "udp"  # the call config is written for UDP
+            # The call config is written for UDP, and its pua PUBLISHes carry no credentials.
+            calls = launched_transport == "udp" and not accounts
         except ToolMissingError:  # no pua_dialoginfo: the presence shape; group E skips
             calls = False
         if not calls:
@@ -97,6 +104,8 @@ def make_target(
                 workdir=workdir,
                 profile=base,
                 transport=launched_transport,
+                accounts=accounts,
+                realm=realm,
             )
         from conformance.oracle.calls import CallProfile
 
@@ -118,10 +127,15 @@ def make_target(
             faults=tuple(faults),
             ports=block,
             log_dir=Path(workdir) if workdir is not None else None,
+            accounts=accounts,
+            realm=realm,
         )
     if kind in ("sip", "sips"):
         base = _resolve(profile, "generic").with_overrides(**given)
-        return ExternalTarget(spec, profile=base)
+        external = ExternalTarget(spec, profile=base)
+        if keyring is not None:
+            external.nonce_ttl = keyring.nonce_ttl
+        return external
     raise UsageError(
         f"bad target {spec!r}: use kamailio, kamailio:single, kamailio:dummy, reference "
         "or sip:HOST:PORT"
