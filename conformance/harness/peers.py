@@ -415,6 +415,19 @@ class Publisher(PublishVerbs):
         """The address every PUBLISH is sent from and advertised in Via (``--local-address``)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
 
+    def with_auth(self, auth: Credentials | Keyring | None) -> Publisher:
+        """This publisher with other credentials (None: none), e.g. for a challenge case."""
+        return Publisher(
+            server=self.server,
+            block=self.block,
+            workdir=self.workdir,
+            domain=self.domain,
+            timeout=self.timeout,
+            local=self.local,
+            transport=self.transport,
+            auth=auth,
+        )
+
     def _send_publish(self, user: str, body: bytes | None, lines: list[str]) -> PublishResult:
         account = account_for(self.auth, user)
         client = None
