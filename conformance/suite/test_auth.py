@@ -115,8 +115,10 @@ def test_stale_nonce_is_rechallenged_and_answered(dialoginfo_case, dialoginfo_ta
             f"give nonce_ttl (at most {STALE_WAIT_MAX:g} s) in the credentials file"
         )
     user = dialoginfo_case.user("stale")
-    sub = dialoginfo_case.subscribe(user)
+    # Published before subscribing: Kamailio numbers a first document after a body-less
+    # NOTIFY 2, a version quirk (kamailio.toml) this case is not about.
     first = dialoginfo_case.publish(user, [dialog("s1", "trying")])
+    sub = dialoginfo_case.subscribe(user)
     time.sleep(ttl + 1.0)
     dialoginfo_case.waited += ttl + 1.0
     before = len(sub.watcher.responses)
@@ -142,6 +144,12 @@ def test_stale_nonce_is_rechallenged_and_answered(dialoginfo_case, dialoginfo_ta
 def test_authenticated_run_passes(dialoginfo_case, keyring):
     """With credentials, a subscription and a publication work as without authentication."""
     user = dialoginfo_case.user("authok")
+    result = dialoginfo_case.publish(user, [dialog("ok1", "confirmed")])
+    dialoginfo_case.finding(
+        "A31",
+        200 <= result.response.status < 300,
+        f"authenticated PUBLISH: {[a.response.status for a in dialoginfo_case.publisher.attempts]}",
+    )
     sub = dialoginfo_case.subscribe(user)
     statuses = [r.status for r in sub.watcher.responses]
     dialoginfo_case.finding(
@@ -149,10 +157,5 @@ def test_authenticated_run_passes(dialoginfo_case, keyring):
         bool(statuses) and 200 <= statuses[-1] < 300,
         f"authenticated SUBSCRIBE: {statuses}",
     )
-    result = dialoginfo_case.publish(user, [dialog("ok1", "confirmed")])
-    dialoginfo_case.finding(
-        "A31",
-        200 <= result.response.status < 300,
-        f"authenticated PUBLISH: {[a.response.status for a in dialoginfo_case.publisher.attempts]}",
-    )
+    dialoginfo_case.publish(user, [dialog("ok2", "early")])
     dialoginfo_case.expect_view(sub, user, ["A31"])

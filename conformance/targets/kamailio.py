@@ -169,7 +169,13 @@ def auth_settings(
     )
     check = (
         f'\t\tif (!proxy_authorize("{realm}", "subscriber")) {{\n'
-        f'\t\t\tproxy_challenge("{realm}", "0");\n'
+        # -4: the nonce expired; flag 16 says stale=true (Kamailio does not on its own), 1 asks
+        # for qop=auth (so nc and cnonce are checked too).
+        "\t\t\tif ($rc == -4) {\n"
+        f'\t\t\t\tproxy_challenge("{realm}", "17");\n'
+        "\t\t\t} else {\n"
+        f'\t\t\t\tproxy_challenge("{realm}", "1");\n'
+        "\t\t\t}\n"
         "\t\t\texit;\n"
         "\t\t}\n"
         "\t\tconsume_credentials();"
