@@ -21,6 +21,8 @@ nothing from ``commands/``.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import subprocess
 import time
 from collections.abc import Iterable, Iterator
@@ -52,6 +54,10 @@ CALL_CASES = "test_calls"
 """The group E module: it places real calls (seconds each), so a fault run includes it only
 when the fault breaks an E rule, and an E fault's run is group E alone; the clean baseline
 (``tests/mutation/test_clean.py``) runs everything."""
+
+AUTH_CASES = "test_auth"
+"""The A31 module: it runs only with credentials, so an auth fault's run is it alone, given a
+generated account the launched reference server then requires."""
 
 CONCURRENCY = 3
 """Fault runs at once: they wait on SIP timers far more than they compute (2 cores here)."""
@@ -202,9 +208,13 @@ def run_fault(
         str(workdir / f"{fault}-tmp"),
         *extra,
     )
-    # An E fault bends only the dialog tracker, which no other group exercises.
+    # An E fault bends only the dialog tracker, which no other group exercises; an A31 fault
+    # only the digest guard, which is on only when the run has credentials.
     calls = any(r.startswith("E") for r in FAULTS[fault].requirements)
-    cmd += ["-k", CALL_CASES if calls else f"not {CALL_CASES}"]
+    if "A31" in FAULTS[fault].requirements:
+        cmd += ["-k", AUTH_CASES, "--dialoginfo-credentials", str(_credentials(workdir, fault))]
+    else:
+        cmd += ["-k", CALL_CASES if calls else f"not {CALL_CASES}"]
     if mode == "single":
         cmd.append("--dialoginfo-single-dialog")
     if fault in SLOW_FAULTS:
@@ -235,6 +245,16 @@ def run_fault(
         tuple(kills),
         time.monotonic() - started,
     )
+
+
+def _credentials(workdir: Path, fault: str) -> Path:
+    """A one-account credentials file (mode 0600) with a fresh random password."""
+    path = workdir / f"{fault}-credentials.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(f'user = "mutation"\npassword = "{secrets.token_hex(12)}"\n')
+    return path
 
 
 def run_faults(
