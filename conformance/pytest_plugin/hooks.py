@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conformance.errors import BodyError
+from conformance.errors import BodyError, UsageError
 from conformance.oracle.findings import Finding, Verdict
 from conformance.oracle.requirements import CATALOGUE, add_requirement
 from conformance.oracle.verdicts import Deviation, Judged, Outcome, judge
@@ -183,8 +183,9 @@ def pytest_runtest_makereport(
     if not (call.when == "call" and case is not None) and not skipped_early:
         return report
     judged = item.stash.get(judged_key, None)
-    if call.excinfo is not None and call.excinfo.errisinstance(ConformanceFailure):
-        # The findings are the story; the plugin's own frames would only hide them.
+    if call.excinfo is not None and call.excinfo.errisinstance((ConformanceFailure, UsageError)):
+        # The findings are the story; the plugin's own frames would only hide them. A usage
+        # error (a user pool too small for the case) is one line for the user to act on.
         report.longrepr = str(call.excinfo.value)
     data = blob(item, case, judged, report)
     report.user_properties.append((USER_PROPERTY, json.dumps(data, default=str)))

@@ -386,7 +386,7 @@ def test_single_dialog_picks_by_priority_only_with_two_publications() -> None:
 
 
 def test_options_advertises_publish_and_dialog(net: Net) -> None:
-    net.feed(bytes(net.request("OPTIONS")))
+    net.feed(bytes(net.request("OPTIONS")))  # OPTIONS stays open (probes use it)
     r = net.responses[-1]
     assert r.status == 200
     assert "PUBLISH" in (r.header("Allow") or "")
@@ -963,7 +963,7 @@ def test_fault_crash_after_two_dialogs() -> None:
     net.publish(doc(("b", "early")))
     assert net.core.crashed is True
     count = len(net.responses)
-    net.feed(bytes(net.request("OPTIONS")))
+    net.feed(bytes(net.request("OPTIONS")))  # OPTIONS stays open (probes use it)
     assert len(net.responses) == count and net.core.get_timer() is None
 
 
@@ -1375,3 +1375,99 @@ def test_fault_entity_rebuilt() -> None:
     clean.publish(doc(("d", "early")), uri=uri)
     clean.subscribe(uri=uri)
     assert all(f.passed for f in checks.check_entity(info(clean.notifies[-1]).entity, uri))
+
+
+# ---- digest authentication (A31, server/auth.py) ------------------------------------------------
+
+AUTH = {"auth_realm": "example.com", "auth_users": (("alice", "pw"),), "nonce_ttl": 30.0}
+
+
+def _authed(net: Net, method: str, password: str = "pw", **kw: object) -> Response:
+    """Send ``method`` without credentials, answer the 401 with ``password``, return the last
+    response (the kit's own client, sip/digest.py, computes the answer)."""
+    from conformance.sip.digest import DigestClient
+
+    send = net.publish if method == "PUBLISH" else net.subscribe
+    first = send(**kw)  # type: ignore[operator]
+    assert first.status == 401
+    client = DigestClient("alice", password)
+    client.take(401, first.header_all("WWW-Authenticate"))
+    line = client.header_line(method, PRES)
+    assert line is not None
+    name, _, value = line.partition(": ")
+    if method == "PUBLISH":
+        return net.publish(**kw, extra=[(name, value)])  # type: ignore[arg-type]
+    req = net.request(
+        "SUBSCRIBE",
+        headers=[("Contact", "<sip:w@127.0.0.1:5072>"), ("Event", "dialog"), (name, value)],
+    )
+    net.feed(bytes(req), WATCHER)
+    return net.responses[-1]
+
+
+def test_auth_challenges_then_accepts_the_right_answer() -> None:
+    net = Net(**AUTH)  # type: ignore[arg-type]
+    body = doc(("a", "early"))
+    challenge = net.publish(body)
+    assert challenge.status == 401 and net.core.publications(PRES) == []
+    value = challenge.header("WWW-Authenticate") or ""
+    assert 'realm="example.com"' in value and 'qop="auth"' in value and "stale" not in value
+    assert _authed(net, "PUBLISH", body=body).status == 200
+    assert _authed(net, "SUBSCRIBE").status == 200
+    net.feed(bytes(net.request("OPTIONS")))  # OPTIONS stays open (probes use it)
+    assert net.responses[-1].status == 200
+
+
+def test_auth_refuses_a_wrong_password_and_an_unknown_nonce() -> None:
+    net = Net(**AUTH)  # type: ignore[arg-type]
+    assert _authed(net, "PUBLISH", password="nope", body=doc(("a", "early"))).status == 403
+    forged = (
+        'Digest username="alice", realm="example.com", nonce="1.x", '
+        'uri="sip:alice@example.com", response="00"'
+    )
+    assert net.publish(doc(("a", "early")), extra=[("Authorization", forged)]).status == 401
+    assert net.core.publications(PRES) == []
+
+
+def test_auth_stale_nonce_gets_stale_true() -> None:
+    from conformance.sip.digest import DigestClient
+
+    net = Net(**AUTH)  # type: ignore[arg-type]
+    client = DigestClient("alice", "pw")
+    client.take(401, net.publish(doc(("a", "early"))).header_all("WWW-Authenticate"))
+    net.advance(31)
+    name, _, value = (client.header_line("PUBLISH", PRES) or "").partition(": ")
+    stale = net.publish(doc(("a", "early")), extra=[(name, value)])
+    assert stale.status == 401 and "stale=true" in (stale.header("WWW-Authenticate") or "")
+
+
+def test_auth_digest_uri_must_be_the_request_uri() -> None:
+    from conformance.sip.digest import DigestClient
+
+    net = Net(**AUTH)  # type: ignore[arg-type]
+    client = DigestClient("alice", "pw")
+    client.take(401, net.publish(doc(("a", "early"))).header_all("WWW-Authenticate"))
+    name, _, value = (client.header_line("PUBLISH", "sip:127.0.0.1:5060") or "").partition(": ")
+    assert net.publish(doc(("a", "early")), extra=[(name, value)]).status == 400
+
+
+def test_fault_auth_not_required() -> None:
+    net = Net(faults=frozenset({"auth-not-required"}), **AUTH)  # type: ignore[arg-type]
+    assert net.publish(doc(("a", "early"))).status == 200
+
+
+def test_fault_auth_wrong_credentials_accepted() -> None:
+    net = Net(faults=frozenset({"auth-wrong-credentials-accepted"}), **AUTH)  # type: ignore[arg-type]
+    assert _authed(net, "PUBLISH", password="nope", body=doc(("a", "early"))).status == 200
+
+
+def test_fault_auth_stale_not_flagged() -> None:
+    from conformance.sip.digest import DigestClient
+
+    net = Net(faults=frozenset({"auth-stale-not-flagged"}), **AUTH)  # type: ignore[arg-type]
+    client = DigestClient("alice", "pw")
+    client.take(401, net.publish(doc(("a", "early"))).header_all("WWW-Authenticate"))
+    net.advance(31)
+    name, _, value = (client.header_line("PUBLISH", PRES) or "").partition(": ")
+    stale = net.publish(doc(("a", "early")), extra=[(name, value)])
+    assert stale.status == 401 and "stale" not in (stale.header("WWW-Authenticate") or "")
