@@ -29,7 +29,7 @@ from conformance.targets.base import Target, wait_ready
 from conformance.targets.profile import Profile, load_profile, shipped_path
 
 START_TIMEOUT = 10.0
-AUTH_NONCE_TTL = 4.0
+AUTH_NONCE_TTL = 2.0
 """Seconds the server's nonces live when it authenticates: short, so the stale-nonce case
 (A31) waits seconds."""
 STOP_TIMEOUT = 5.0

@@ -1,0 +1,70 @@
+"""Digest authentication end to end (A31): the suite's auth cases, in user-pool mode, against the
+reference server launched with the pool's accounts; a pool too small for a case is one line;
+and no password reaches the command lines, the report, results.json, JUnit or any log.
+
+The same cases against a launched Kamailio (auth_db over SQLite) and each auth fault's kill run
+as their own CI steps (.ci/run; tests/mutation), because they take tens of seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from pathlib import Path
+
+from conformance.commands.run import suite_argv
+
+CANARY = f"canary-{secrets.token_hex(6)}"
+"""Part of every password: found anywhere in the output, it leaked."""
+
+
+def _credentials(tmp_path: Path, pool: int) -> Path:
+    path = tmp_path / "credentials.toml"
+    users = "".join(
+        f'[[users]]\nuser = "pool{i}"\npassword = "{CANARY}-{i}"\n' for i in range(pool)
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f'realm = "kit.test"\n{users}')
+    return path
+
+
+def _suite(tmp_path: Path, pool: int, *select: str) -> subprocess.CompletedProcess[str]:
+    cmd = suite_argv(
+        "-q",
+        "-k",
+        " and ".join(("test_auth", *select)),
+        "--dialoginfo-credentials",
+        str(_credentials(tmp_path, pool)),
+        f"--dialoginfo-report={tmp_path / 'report'}",
+        "--basetemp",
+        str(tmp_path / "tmp"),
+        "--junitxml",
+        str(tmp_path / "junit.xml"),
+    )
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
+
+
+def test_auth_cases_pass_on_the_reference_server_in_pool_mode(tmp_path: Path) -> None:
+    proc = _suite(tmp_path, pool=3)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "5 passed" in out
+    (results,) = tmp_path.glob("report/*/results.json")
+    text = results.read_text()
+    assert '"A31"' in text and "pool0" in text  # the cases ran as pool accounts
+    leaked = [
+        str(p)
+        for p in tmp_path.rglob("*")
+        if p.is_file() and p.name != "credentials.toml" and CANARY in p.read_text(errors="ignore")
+    ]
+    assert leaked == [] and CANARY not in out
+
+
+def test_a_pool_too_small_for_a_case_is_one_line(tmp_path: Path) -> None:
+    proc = _suite(tmp_path, 1, "test_authenticated_run_passes")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    line = next(x for x in out.splitlines() if "user pool too small" in x)
+    assert "test_authenticated_run_passes" in line and "Traceback" not in out
