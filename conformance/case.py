@@ -411,6 +411,9 @@ class Case:
         )
         started = self.clock.now()
         response = watcher.start()
+        if len(watcher.responses) > 1:
+            # Challenged: the granted time counts from the authenticated SUBSCRIBE (B09).
+            started = watcher.sent_at(response.cseq) or started
         acceptable = event == "dialog" and (accept is None or CONTENT_TYPE in accept)
         self.record(
             checks.check_subscribe_response(

@@ -901,6 +901,13 @@ class Watcher:
                 return msg.from_tag
         return None
 
+    def sent_at(self, cseq: tuple[int, str] | None) -> float | None:
+        """Trace time of this watcher's request with ``cseq`` (its first copy), if traced."""
+        for m in self.messages:
+            if m.direction == "out" and isinstance(m.message, Request) and m.message.cseq == cseq:
+                return m.timestamp
+        return None
+
     @property
     def relay(self) -> Any:
         """The TLS relay of this watcher's SIPp (``transport="tls"``), for its counts."""
