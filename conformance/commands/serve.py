@@ -5,9 +5,11 @@ its own process (``targets/reference.py``). Once the socket is bound it prints e
 ``listening on HOST:PORT``, on stdout and flushes it, so a parent can wait for that line. Each
 finished transaction is logged as one line on stderr.
 
-It listens on loopback only unless ``--allow-remote`` is given: the server has no
-authentication and its fault switches make it lie on purpose, so exposing it on a network by
-a typo would be a poor default. SIGTERM and SIGINT stop it cleanly with exit status 0.
+It listens on loopback only unless ``--allow-remote`` is given: its fault switches make it lie
+on purpose, and it authenticates nobody unless ``--auth-credentials FILE`` is given (digest,
+``server/auth.py``: PUBLISH and SUBSCRIBE of the file's accounts only), so exposing it on a
+network by a typo would be a poor default. SIGTERM and SIGINT stop it cleanly with exit
+status 0.
 """
 
 from __future__ import annotations

@@ -15,9 +15,10 @@ Three sources, one result (a ``Keyring``):
 
 * the environment: ``DIALOGINFO_AUTH_PASSWORD`` when the default user has no password above.
 
-Passwords never go on a command line: options name a file, never the secret, and SIPp reads
-them from a mode-0600 injection file (``sipp.Credentials``). ``Keyring``'s repr shows users
-only, so a log or a traceback shows no password.
+Passwords never leave the kit's process: options name a file, never the secret; the peers put
+only the computed digest answer on the wire (``peers.digest_send``), never the password on a
+SIPp command line or in a file. ``Credentials`` and ``Keyring`` reprs show users only, so a
+log or a traceback shows no password.
 """
 
 from __future__ import annotations

@@ -87,3 +87,20 @@ def test_pool_shares_workers_and_leases() -> None:
         lease.take()
     lease.release()
     assert Lease(pool, "test_y").take() == "b"
+
+
+def test_serve_takes_accounts_from_the_file_and_keeps_them_out_of_repr(tmp_path: Path) -> None:
+    import argparse
+
+    from conformance.commands import serve
+
+    parser = argparse.ArgumentParser()
+    serve.add_arguments(parser)
+    path = _write(tmp_path, '[[users]]\nuser = "a"\npassword = "pw-canary"\n')
+    config = serve.config_from(
+        parser.parse_args(["--auth-credentials", str(path), "--nonce-ttl", "5"])
+    )
+    assert config.auth_realm == "127.0.0.1" and config.nonce_ttl == 5
+    assert config.auth_users == (("a", "pw-canary"),) and "pw-canary" not in repr(config)
+    with pytest.raises(UsageError, match="needs --auth-credentials"):
+        serve.config_from(parser.parse_args(["--auth-realm", "x"]))
