@@ -17,7 +17,7 @@ from conformance.harness.credentials import Credentials
 from conformance.oracle.dialoginfo import dialog
 from conformance.sip.message import Response
 
-pytestmark = [pytest.mark.dialoginfo, pytest.mark.dialoginfo_requirement("A31")]
+pytestmark = pytest.mark.dialoginfo
 
 CHALLENGES = (401, 407)
 STALE_WAIT_MAX = 60.0
@@ -56,6 +56,7 @@ def _account(keyring, user: str) -> Credentials:
     return account
 
 
+@pytest.mark.dialoginfo_requirement("A31")
 def test_unauthenticated_publish_is_challenged(dialoginfo_case, keyring):
     user = dialoginfo_case.user("anonpub")
     plain = dialoginfo_case.publisher.with_auth(None)
@@ -65,6 +66,7 @@ def test_unauthenticated_publish_is_challenged(dialoginfo_case, keyring):
     dialoginfo_case.finding("A31", ok, f"PUBLISH without credentials answered {seen}")
 
 
+@pytest.mark.dialoginfo_requirement("A31")
 def test_unauthenticated_subscribe_is_challenged(dialoginfo_case, dialoginfo_watcher, keyring):
     user = dialoginfo_case.user("anonsub")
     watcher = dialoginfo_watcher(user=user, auth=None)
@@ -73,6 +75,7 @@ def test_unauthenticated_subscribe_is_challenged(dialoginfo_case, dialoginfo_wat
     dialoginfo_case.finding("A31", ok, f"SUBSCRIBE without credentials answered {seen}")
 
 
+@pytest.mark.dialoginfo_requirement("A31")
 def test_wrong_credentials_are_refused(
     dialoginfo_case, dialoginfo_watcher, dialoginfo_lease, keyring
 ):
@@ -105,6 +108,7 @@ def test_wrong_credentials_are_refused(
     )
 
 
+@pytest.mark.dialoginfo_requirement("A31", "C15")
 def test_stale_nonce_is_rechallenged_and_answered(dialoginfo_case, dialoginfo_target, keyring):
     """Credentials reused after the nonce expired get a challenge with ``stale=true``
     (RFC 2617 §3.2.1), which the peer answers without asking its user, and then succeed."""
@@ -138,9 +142,10 @@ def test_stale_nonce_is_rechallenged_and_answered(dialoginfo_case, dialoginfo_ta
         200 <= modified.response.status < 300,
         f"modify PUBLISH after the nonce expired: {[a.response.status for a in attempts]}",
     )
-    dialoginfo_case.expect_view(sub, user, ["A31"])
+    dialoginfo_case.expect_view(sub, user, ["C15"])
 
 
+@pytest.mark.dialoginfo_requirement("A31", "C03")
 def test_authenticated_run_passes(dialoginfo_case, keyring):
     """With credentials, a subscription and a publication work as without authentication."""
     user = dialoginfo_case.user("authok")
@@ -158,4 +163,4 @@ def test_authenticated_run_passes(dialoginfo_case, keyring):
         f"authenticated SUBSCRIBE: {statuses}",
     )
     dialoginfo_case.publish(user, [dialog("ok2", "early")])
-    dialoginfo_case.expect_view(sub, user, ["A31"])
+    dialoginfo_case.expect_view(sub, user, ["C03"])

@@ -68,3 +68,44 @@ def test_a_pool_too_small_for_a_case_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1, out[-3000:]
     line = next(x for x in out.splitlines() if "user pool too small" in x)
     assert "test_authenticated_run_passes" in line and "Traceback" not in out
+
+
+def test_live_peer_and_fetch_answer_challenges(tmp_path: Path) -> None:
+    """The peers outside the suite's fixtures take the same path: the live peer (one SIPp for
+    many requests) and a one-time fetch, against the reference server with one account."""
+    from conformance.harness.credentials import Credentials
+    from conformance.harness.live_publisher import LivePeer
+    from conformance.harness.peers import fetch
+    from conformance.harness.ports import reserve_block
+    from conformance.oracle.dialoginfo import dialog, document
+    from conformance.targets.reference import ReferenceTarget
+
+    block = reserve_block(0)
+    account = Credentials("alice", f"{CANARY}-live")
+    target = ReferenceTarget(block=block, workdir=tmp_path, accounts={"alice": account.password})
+    try:
+        target.start()
+        where = {"server": (target.host, target.port), "block": block, "domain": target.domain}
+        body = document(target.presentity_uri("alice"), [dialog("l1", "confirmed")])
+        with LivePeer(workdir=tmp_path / "live", auth=account, **where) as peer:  # type: ignore[arg-type]
+            assert peer.publish("alice", body).status == 200
+            assert peer.publish("alice", body).status == 200
+            statuses = [m.message.status for m in peer.messages if hasattr(m.message, "status")]
+            assert statuses == [401, 200, 200]  # challenged once, then the nonce is reused
+        response, notifies = fetch(
+            workdir=tmp_path / "fetch",
+            user="alice",
+            watcher="alice",
+            auth=account,
+            **where,  # type: ignore[arg-type]
+        )
+        assert response.status == 200 and b"l1" in notifies[0].body
+        unauthenticated, _ = fetch(workdir=tmp_path / "fetch", user="alice", **where)  # type: ignore[arg-type]
+        assert unauthenticated.status == 401
+    finally:
+        target.stop()
+        block.release()
+    leaked = [
+        p for p in tmp_path.rglob("*") if p.is_file() and CANARY in p.read_text(errors="ignore")
+    ]
+    assert leaked == []
