@@ -438,6 +438,7 @@ class KamailioTarget(Target):
             version=kamailio_version(self.binary),
             settings=dict(self.settings),
             pid=self.pid,
+            auth={"realm": self.realm, "accounts": len(self.accounts)} if self.accounts else None,
         )
         return info
 
