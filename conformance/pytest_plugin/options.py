@@ -206,7 +206,7 @@ def settings(config: pytest.Config) -> Settings:
         except ConformanceError as exc:
             raise pytest.UsageError(exc.message) from None
         faults = tuple(opt.dialoginfo_fault)
-        if faults and target != "reference":
+        if faults and kind != "reference":
             raise pytest.UsageError(f"{FAULT_OPTION} works only with {TARGET_OPTION} reference")
         config.stash[_settings_key] = Settings(
             target=target,
