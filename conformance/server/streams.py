@@ -9,9 +9,10 @@ is mandatory on a stream, RFC 3261 §18.3). What the core sends to an address go
   Kamailio behaves and what a peer behind NAT or behind the kit's TLS relay needs: the kit's
   peers bind the port their Contact names, so the connection's address is the Contact's;
 * otherwise on a new connection to that address (RFC 3261 §18.1.1), opened by the server
-  (over TLS with the same stdlib ``ssl``; a Contact's certificate is not verified, as servers
-  commonly do not). Messages queued while it opens go out in order; if it cannot be opened
-  they are dropped and the core's Timer F ends the subscription.
+  from its own address (over TLS with the same stdlib ``ssl``; a Contact's certificate is
+  not verified, as servers commonly do not). Messages queued while it opens go out in
+  order; if it cannot be opened they are dropped and the core's Timer F ends the
+  subscription.
 
 Over TLS the server has no plain listener at all: ``asyncio.start_server(ssl=...)`` only.
 Connections are bounded (``MAX_CONNECTIONS``); a peer that breaks framing is disconnected.
@@ -140,7 +141,9 @@ class StreamServer:
     async def _open(self, addr: Address) -> None:
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(addr[0], addr[1], ssl=self._client_tls),
+                asyncio.open_connection(
+                    addr[0], addr[1], ssl=self._client_tls, local_addr=(self.address[0], 0)
+                ),
                 CONNECT_TIMEOUT,
             )
         except (OSError, ssl.SSLError, TimeoutError) as exc:
