@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.errors import HarnessError, NotReceivedError, UsageError
+from conformance.harness.local_address import local_for, sip_host
 from conformance.harness.peers import (
     Notify,
     PublishResult,
@@ -47,7 +48,7 @@ from conformance.harness.peers import (
     start_controlled,
 )
 from conformance.harness.ports import PortBlock
-from conformance.harness.sipp import SippProcess
+from conformance.harness.sipp import SippProcess, advertised_port
 from conformance.oracle.dialoginfo import CONTENT_TYPE
 from conformance.sip.message import Request, Response
 from conformance.sip.trace import Traced
@@ -93,8 +94,14 @@ class LivePeer(PublishVerbs):
         timeout: float = 5.0,
         lifetime: float = 3600.0,
         name: str = "live",
+        local: str | None = None,
+        transport: str = "udp",
     ) -> None:
         self.server = server
+        self.local = local_for(local, server)
+        """The address SIPp binds and the requests advertise in Via and Contact."""
+        self.transport = transport
+        """udp, tcp or tls (tls: SIPp's TCP through the harness's relay, as every peer)."""
         self.block = block
         self.workdir = Path(workdir)
         self.domain = domain
@@ -102,7 +109,7 @@ class LivePeer(PublishVerbs):
         """Bound on the wait for a NOTIFY after a fetch and for the process to start."""
         self.lifetime = lifetime
         self.name = name
-        self.call_id = f"live-{uuid.uuid4().hex}@127.0.0.1"
+        self.call_id = f"live-{uuid.uuid4().hex}@{sip_host(self.local)}"
         self.sent = 0
         """Requests sent so far."""
         self.stray = 0
@@ -120,7 +127,7 @@ class LivePeer(PublishVerbs):
             raise UsageError(f"{self.name} peer is already started")
         rundir = _rundir(self.workdir, self.name, "peer")
         self._proc, self._twin, ports = start_controlled(
-            "live.xml",
+            "live.xml" if self.transport == "udp" else "live-stream.xml",  # see generate.py
             server=self.server,
             block=self.block,
             workdir=rundir,
@@ -128,8 +135,10 @@ class LivePeer(PublishVerbs):
             lifetime=self.lifetime,
             deadline=time.monotonic() + self.timeout,
             extra=("-aa",),
+            local=self.local,
+            transport=self.transport,
         )
-        self._port = ports.sip
+        self._port = advertised_port(self._proc, ports)
         return self
 
     def close(self) -> None:
@@ -231,9 +240,10 @@ class LivePeer(PublishVerbs):
             raise HarnessError(f"{self.name} peer is unusable: {self._broken}")
         cseq = next(self._cseq)
         aor = f"sip:{user}@{self.domain}"
+        here = f"{sip_host(self.local)}:{self._port}"
         head = [
             f"{aor} SIP/2.0",
-            f"Via: SIP/2.0/UDP 127.0.0.1:{self._port};branch=z9hG4bK-{uuid.uuid4().hex[:20]}",
+            f"Via: SIP/2.0/{self.transport.upper()} {here};branch=z9hG4bK-{uuid.uuid4().hex[:20]}",
             "Max-Forwards: 70",
             f"From: <{aor}>;tag={self.name}-{cseq}-{uuid.uuid4().hex[:8]}",
             f"To: <{aor}>",
@@ -241,7 +251,8 @@ class LivePeer(PublishVerbs):
             f"CSeq: {cseq} {method}",
         ]
         if contact:
-            head.append(f"Contact: <sip:{self.name}@127.0.0.1:{self._port}>")
+            params = "" if self.transport == "udp" else f";transport={self.transport}"
+            head.append(f"Contact: <sip:{self.name}@{here}{params}>")
         data = (
             "\r\n".join(head).encode("utf-8")
             + b"\r\n"

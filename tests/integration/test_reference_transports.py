@@ -22,6 +22,7 @@ import pytest
 
 from conformance.commands.run import suite_argv
 from conformance.harness import relay
+from conformance.harness.live_publisher import LivePeer
 from conformance.harness.peers import Publisher, Watcher
 from conformance.harness.ports import PortBlock
 from conformance.sip import message as sipmsg
@@ -158,6 +159,29 @@ def test_the_server_opens_a_connection_to_the_contact(
             assert b"confirmed" in notify.body
             assert peer[0] == SERVER
             accepted.sendall(bytes(sipmsg.response_to(notify, 200, "OK")))
+
+
+def test_the_live_peer_takes_the_local_address_and_transport(
+    reference: ReferenceTarget, block: PortBlock, tmp_path: Path
+) -> None:
+    """The long-lived SIPp peer (live_publisher.py) binds ``local`` and speaks the server's
+    transport like every other peer: PUBLISH, OPTIONS and a fetch, each naming it in Via."""
+    peer = LivePeer(workdir=tmp_path / "live", **_common(reference, block))  # type: ignore[arg-type]
+    user = f"l-{uuid.uuid4().hex[:8]}"
+    with peer:
+        assert peer.publish(user, BODY).response.status == 200
+        assert peer.options(user).status == 200
+        response, notifies = peer.fetch(user)
+        assert response.status == 200 and b"confirmed" in notifies[0].body
+        relay_of_peer = peer._proc.relay if peer._proc else None
+    sent = [m.message for m in peer.messages if m.direction == "out"]
+    requests = [m for m in sent if isinstance(m, Request)]
+    assert [r.method for r in requests] == ["PUBLISH", "OPTIONS", "SUBSCRIBE"]
+    name = reference.transport.upper()
+    assert all((r.header("Via") or "").startswith(f"SIP/2.0/{name} {LOCAL}:") for r in requests)
+    assert f";transport={reference.transport}>" in (requests[-1].header("Contact") or "")
+    if reference.transport == "tls":
+        assert relay_of_peer is not None and relay_of_peer.to_sipp["NOTIFY"] == 1
 
 
 def test_reports_name_the_transport(tmp_path: Path) -> None:
