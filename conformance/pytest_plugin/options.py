@@ -29,6 +29,7 @@ REPORT_OPTION = PREFIX + "report"
 SLOW_OPTION = PREFIX + "slow"
 LOCAL_ADDRESS_OPTION = PREFIX + "local-address"
 LABEL_OPTION = PREFIX + "label"
+CATALOGUE_OPTION = PREFIX + "catalogue"
 TLS_CA_OPTION = PREFIX + "tls-ca"
 TLS_INSECURE_OPTION = PREFIX + "tls-insecure"
 
@@ -136,6 +137,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="dialoginfo_report",
         metavar="DIR",
         help="write results under DIR (default: reports/ of the working directory)",
+    )
+    group.addoption(
+        CATALOGUE_OPTION,
+        action="append",
+        default=[],
+        dest="dialoginfo_catalogue",
+        metavar="FILE",
+        help="a TOML catalogue extension: own requirement ids (group X) for own cases (repeatable)",
     )
     _add_deployment_options(group)
 
