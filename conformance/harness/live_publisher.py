@@ -48,6 +48,7 @@ from conformance.harness.peers import (
     start_controlled,
 )
 from conformance.harness.ports import PortBlock
+from conformance.harness.relay import TlsRelay
 from conformance.harness.sipp import SippProcess, advertised_port
 from conformance.oracle.dialoginfo import CONTENT_TYPE
 from conformance.sip.message import Request, Response
@@ -161,6 +162,11 @@ class LivePeer(PublishVerbs):
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
+
+    @property
+    def relay(self) -> TlsRelay | None:
+        """The TLS relay of this peer's SIPp (``transport="tls"``), for its counts."""
+        return self._proc.relay if self._proc is not None else None
 
     @property
     def messages(self) -> list[Traced]:

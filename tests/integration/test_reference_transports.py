@@ -173,7 +173,7 @@ def test_the_live_peer_takes_the_local_address_and_transport(
         assert peer.options(user).status == 200
         response, notifies = peer.fetch(user)
         assert response.status == 200 and b"confirmed" in notifies[0].body
-        relay_of_peer = peer._proc.relay if peer._proc else None
+        relay_of_peer = peer.relay
     sent = [m.message for m in peer.messages if m.direction == "out"]
     requests = [m for m in sent if isinstance(m, Request)]
     assert [r.method for r in requests] == ["PUBLISH", "OPTIONS", "SUBSCRIBE"]
