@@ -47,18 +47,30 @@ BODY = (
 )
 
 
-@pytest.fixture(params=["tcp", "tls"])
+@pytest.fixture(scope="module", params=["tcp", "tls"])
 def reference(
-    request: pytest.FixtureRequest, block: PortBlock, tmp_path: Path
+    request: pytest.FixtureRequest, block: PortBlock, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ReferenceTarget]:
-    """The reference server on 127.0.0.2, serving one stream transport; the relay trusts the
-    CA made for it at start."""
+    """The reference server on 127.0.0.2, serving one stream transport, shared by the module's
+    tests (each uses its own presentity); the relay trusts the CA made for it at start."""
     target = ReferenceTarget(
-        host=SERVER, block=block, workdir=tmp_path / "ref", transport=request.param
+        host=SERVER,
+        block=block,
+        workdir=tmp_path_factory.mktemp(f"ref-{request.param}"),
+        transport=request.param,
     )
     with target:
-        relay.configure(str(target.ca_path) if target.ca_path else None)
         yield target
+
+
+@pytest.fixture(autouse=True)
+def _trust(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test trusts the CA of the server it uses (another module may configure the relay
+    between two tests of this one in the same worker)."""
+    if "reference" in request.fixturenames:
+        target = request.getfixturevalue("reference")
+        relay.configure(str(target.ca_path) if target.ca_path else None)
+    yield
     relay.configure()
 
 
