@@ -1,9 +1,10 @@
 """``dialoginfo-conformance serve``: run the embedded reference presence server.
 
 For people who develop phones or publishers against it, and for the suite, which starts it as
-its own process (``targets/reference.py``). Once the socket is bound it prints exactly one line,
-``listening on HOST:PORT``, on stdout and flushes it, so a parent can wait for that line. Each
-finished transaction is logged as one line on stderr.
+its own process (``targets/reference.py``). It serves one transport (``--transport
+udp|tcp|tls``; TLS with the certificate and key given, and no plain listener). Once the socket
+is bound it prints exactly one line, ``listening on HOST:PORT``, on stdout and flushes it, so a
+parent can wait for that line. Each finished transaction is logged as one line on stderr.
 
 It listens on loopback only unless ``--allow-remote`` is given: its fault switches make it lie
 on purpose, and it authenticates nobody unless ``--auth-credentials FILE`` is given (digest,
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import ssl
 import sys
 
 from conformance.commands.addresses import parse_listen
@@ -31,8 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--listen",
         default="127.0.0.1:5060",
         metavar="HOST:PORT",
-        help="UDP address to bind (default 127.0.0.1:5060; port 0 picks a free port)",
+        help="address to bind (default 127.0.0.1:5060; port 0 picks a free port)",
     )
+    parser.add_argument(
+        "--transport",
+        choices=("udp", "tcp", "tls"),
+        default="udp",
+        help="what to serve (default udp); tls needs --tls-cert and --tls-key and opens no "
+        "plain listener",
+    )
+    parser.add_argument("--tls-cert", metavar="FILE", help="TLS: the certificate chain (PEM)")
+    parser.add_argument("--tls-key", metavar="FILE", help="TLS: the certificate's key (PEM)")
     parser.add_argument(
         "--allow-remote",
         action="store_true",
@@ -143,6 +154,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
     elif args.auth_realm:
         raise UsageError("--auth-realm needs --auth-credentials FILE")
     return ServerConfig(
+        transport=args.transport,
         **auth,  # type: ignore[arg-type]
         single_dialog=args.single_dialog,
         flavour=args.flavour,
@@ -166,11 +178,38 @@ def run(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.listen, allow_remote=args.allow_remote)
     config = config_from(args)
     faults = check_names(args.fault)
-    return asyncio.run(_serve(host, port, config, faults, quiet=args.quiet))
+    tls = _tls_files(args)
+    return asyncio.run(_serve(host, port, config, faults, quiet=args.quiet, tls=tls))
+
+
+def _tls_files(args: argparse.Namespace) -> tuple[str, str] | None:
+    """(certificate, key) for ``--transport tls``, checked readable; None otherwise."""
+    given = (args.tls_cert, args.tls_key)
+    if args.transport != "tls":
+        if any(given):
+            raise UsageError("--tls-cert and --tls-key need --transport tls")
+        return None
+    if not all(given):
+        raise UsageError("--transport tls needs --tls-cert FILE and --tls-key FILE")
+    from conformance.server.streams import server_context
+
+    try:
+        server_context(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(
+            f"--tls-cert {args.tls_cert} / --tls-key {args.tls_key}: cannot load them: {exc}"
+        ) from None
+    return args.tls_cert, args.tls_key
 
 
 async def _serve(
-    host: str, port: int, config: ServerConfig, faults: frozenset[str], *, quiet: bool
+    host: str,
+    port: int,
+    config: ServerConfig,
+    faults: frozenset[str],
+    *,
+    quiet: bool,
+    tls: tuple[str, str] | None = None,
 ) -> int:
     from conformance.server.protocol import serve
 
@@ -179,7 +218,12 @@ async def _serve(
 
     try:
         server = await serve(
-            host, port, config=config, on_log=None if quiet else log, hooks=hooks_for(faults)
+            host,
+            port,
+            config=config,
+            on_log=None if quiet else log,
+            hooks=hooks_for(faults),
+            tls=tls,
         )
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
@@ -189,7 +233,7 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
     bound_host, bound_port = server.address
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    extras = []
+    extras = [f"transport={config.transport}"]
     if faults:
         extras.append("faults=" + ",".join(sorted(faults)))
     if config.single_dialog:

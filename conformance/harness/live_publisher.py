@@ -35,6 +35,7 @@ from pathlib import Path
 
 from conformance.errors import HarnessError, NotReceivedError, UsageError
 from conformance.harness.credentials import Credentials, Keyring
+from conformance.harness.local_address import local_for, sip_host
 from conformance.harness.peers import (
     Notify,
     PublishResult,
@@ -50,7 +51,8 @@ from conformance.harness.peers import (
     start_controlled,
 )
 from conformance.harness.ports import PortBlock
-from conformance.harness.sipp import SippProcess
+from conformance.harness.relay import TlsRelay
+from conformance.harness.sipp import SippProcess, advertised_port
 from conformance.oracle.dialoginfo import CONTENT_TYPE
 from conformance.sip.digest import DigestClient
 from conformance.sip.message import Request, Response
@@ -98,8 +100,14 @@ class LivePeer(PublishVerbs):
         lifetime: float = 3600.0,
         name: str = "live",
         auth: Credentials | Keyring | None = None,
+        local: str | None = None,
+        transport: str = "udp",
     ) -> None:
         self.server = server
+        self.local = local_for(local, server)
+        """The address SIPp binds and the requests advertise in Via and Contact."""
+        self.transport = transport
+        """udp, tcp or tls (tls: SIPp's TCP through the harness's relay, as every peer)."""
         self.block = block
         self.workdir = Path(workdir)
         self.domain = domain
@@ -107,7 +115,7 @@ class LivePeer(PublishVerbs):
         """Bound on the wait for a NOTIFY after a fetch and for the process to start."""
         self.lifetime = lifetime
         self.name = name
-        self.call_id = f"live-{uuid.uuid4().hex}@127.0.0.1"
+        self.call_id = f"live-{uuid.uuid4().hex}@{sip_host(self.local)}"
         self.sent = 0
         """Requests sent so far."""
         self.stray = 0
@@ -129,7 +137,7 @@ class LivePeer(PublishVerbs):
             raise UsageError(f"{self.name} peer is already started")
         rundir = _rundir(self.workdir, self.name, "peer")
         self._proc, self._twin, ports = start_controlled(
-            "live.xml",
+            "live.xml" if self.transport == "udp" else "live-stream.xml",  # see generate.py
             server=self.server,
             block=self.block,
             workdir=rundir,
@@ -137,8 +145,10 @@ class LivePeer(PublishVerbs):
             lifetime=self.lifetime,
             deadline=time.monotonic() + self.timeout,
             extra=("-aa",),
+            local=self.local,
+            transport=self.transport,
         )
-        self._port = ports.sip
+        self._port = advertised_port(self._proc, ports)
         return self
 
     def close(self) -> None:
@@ -161,6 +171,11 @@ class LivePeer(PublishVerbs):
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
+
+    @property
+    def relay(self) -> TlsRelay | None:
+        """The TLS relay of this peer's SIPp (``transport="tls"``), for its counts."""
+        return self._proc.relay if self._proc is not None else None
 
     @property
     def messages(self) -> list[Traced]:
@@ -261,9 +276,10 @@ class LivePeer(PublishVerbs):
             raise HarnessError(f"{self.name} peer is unusable: {self._broken}")
         cseq = next(self._cseq)
         aor = f"sip:{user}@{self.domain}"
+        here = f"{sip_host(self.local)}:{self._port}"
         head = [
             f"{aor} SIP/2.0",
-            f"Via: SIP/2.0/UDP 127.0.0.1:{self._port};branch=z9hG4bK-{uuid.uuid4().hex[:20]}",
+            f"Via: SIP/2.0/{self.transport.upper()} {here};branch=z9hG4bK-{uuid.uuid4().hex[:20]}",
             "Max-Forwards: 70",
             f"From: <{aor}>;tag={self.name}-{cseq}-{uuid.uuid4().hex[:8]}",
             f"To: <{aor}>",
@@ -271,7 +287,8 @@ class LivePeer(PublishVerbs):
             f"CSeq: {cseq} {method}",
         ]
         if contact:
-            head.append(f"Contact: <sip:{self.name}@127.0.0.1:{self._port}>")
+            params = "" if self.transport == "udp" else f";transport={self.transport}"
+            head.append(f"Contact: <sip:{self.name}@{here}{params}>")
         data = (
             "\r\n".join(head).encode("utf-8")
             + b"\r\n"

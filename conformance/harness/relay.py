@@ -9,8 +9,8 @@ SIPp writes LOCAL:advertised and ``TLS`` into Via and Contact (``sipp.command(ad
 via=)``). The relay's connection to the server leaves from that very address, so a server that
 looks connections up by the Contact's address reuses it for NOTIFYs; a server that opens its own
 connection to the Contact reaches the relay's TLS listener there, and the relay passes it on to
-SIPp's own listener. ``connections`` counts both kinds, so a test can prove what travelled over
-TLS.
+SIPp's own listener. ``connections`` counts both kinds, and ``to_sipp`` the SIP messages the
+server sent through them by method, so a test can prove what travelled over TLS.
 
 The server's certificate is verified against ``--tls-ca`` (name or IP checked against its SAN),
 or not at all with ``--tls-insecure``; by default against the system's CAs. The relay's own
@@ -24,19 +24,22 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import re
 import shutil
 import socket
 import ssl
 import subprocess
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Awaitable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from conformance.errors import HarnessError, ToolMissingError, UsageError
+from conformance.errors import HarnessError, SipParseError, ToolMissingError, UsageError
+from conformance.sip.stream import StreamFramer
 
 CA_OPTION = "--tls-ca"
 INSECURE_OPTION = "--tls-insecure"
@@ -197,6 +200,17 @@ def make_ca(where: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+def make_server_tls(where: Path, host: str) -> tuple[Path, Path, Path]:
+    """A fresh CA and a certificate it signed for a test server on ``host`` (SAN ``IP:`` for
+    an address, ``DNS:`` for a name): (CA certificate, certificate, key). The CA is what a
+    client passes as ``--tls-ca``."""
+    where.mkdir(parents=True, exist_ok=True)
+    ca = make_ca(where)
+    kind = "IP" if re.fullmatch(r"[0-9.]+|[0-9A-Fa-f:]+", host) else "DNS"
+    cert, key = make_certificate(where, "server", [f"{kind}:{host}"], ca=ca)
+    return ca[0], cert, key
+
+
 def _openssl(cmd: list[Any]) -> None:
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, check=False, timeout=30)
     if proc.returncode != 0:
@@ -204,16 +218,36 @@ def _openssl(cmd: list[Any]) -> None:
 
 
 # -- the relay ---------------------------------------------------------------------------------
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pump(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    tally: Counter[str] | None = None,
+) -> None:
+    """Copy one direction until EOF; ``tally`` counts the SIP messages carried by kind (the
+    request's method, or ``response``), so a test can prove what travelled over TLS."""
+    framer = StreamFramer() if tally is not None else None
     try:
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
+            if framer is not None and tally is not None:
+                try:
+                    for message in framer.feed(data):
+                        first = message.split(b" ", 1)[0].decode("ascii", "replace")
+                        tally["response" if first.startswith("SIP/") else first] += 1
+                except SipParseError:
+                    framer = None  # not SIP as we know it: keep relaying, stop counting
     except (OSError, ssl.SSLError, asyncio.IncompleteReadError):
         pass
     finally:
         with contextlib.suppress(OSError, ssl.SSLError, RuntimeError):
             writer.close()
+
+
+async def _both_ways(*pumps: Awaitable[None]) -> None:
+    """Run the two pumps of a connection; a relay closing at shutdown cancels them quietly."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*pumps)
 
 
 class TlsRelay:
@@ -239,6 +273,9 @@ class TlsRelay:
         self.server_name = server_name or server[0]
         self.connections = 0
         """TLS connections carried so far: opened to the server, or accepted from it."""
+        self.to_sipp: Counter[str] = Counter()
+        """SIP messages the server sent through this relay's TLS connections, by method (or
+        ``response``): every NOTIFY SIPp captured must be counted here."""
         self.errors: list[str] = []
         self._context = _settings.client_context()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -299,7 +336,7 @@ class TlsRelay:
             return
         self.connections += 1
         self._track(writer, up_writer)
-        await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
+        await _both_ways(_pump(reader, up_writer), _pump(up_reader, writer, self.to_sipp))
 
     async def _from_server(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -312,7 +349,7 @@ class TlsRelay:
             writer.close()
             return
         self._track(writer, down_writer)
-        await asyncio.gather(_pump(reader, down_writer), _pump(down_reader, writer))
+        await _both_ways(_pump(reader, down_writer, self.to_sipp), _pump(down_reader, writer))
 
     def close(self) -> None:
         """Stop listening, drop every connection, release the loop. Idempotent."""
@@ -341,5 +378,6 @@ __all__ = [
     "configure",
     "make_ca",
     "make_certificate",
+    "make_server_tls",
     "settings",
 ]

@@ -222,6 +222,12 @@ class TlsEdge:
         return {"transport": "tcp", "advertise": self.advertised, "via": "tls"}
 
 
+def advertised_port(proc: SippProcess, ports: Ports) -> int:
+    """The port a started SIPp's Via and Contact name: its relay's TLS side, else its own."""
+    relay = proc.relay
+    return relay.advertised_port if relay is not None else ports.sip
+
+
 def start_with_edge(proc: SippProcess, edge: TlsEdge | None) -> SippProcess:
     """Start ``proc``; its relay (if any) closes when it is stopped, or now if it cannot start."""
     if edge is not None:

@@ -6,6 +6,7 @@ REQUIREMENTS.md cannot be checked, marked or reported.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -88,3 +89,41 @@ def add_requirement(rid: str, *, ref: str, level: Level | str, title: str) -> Re
     CATALOGUE[rid] = row
     GROUPS.setdefault(OWN_GROUP, "own requirements")
     return row
+
+
+CATALOGUE_FIELDS = ("ref", "level", "title")
+
+
+def parse_catalogue(text: str, source: str = "catalogue") -> list[Requirement]:
+    """Own requirement rows from a TOML catalogue extension (``--dialoginfo-catalogue``), one
+    table per id, checked but not yet added::
+
+        [X-acme-1]
+        ref = "ACME PBX spec 3.2"
+        level = "MUST"
+        title = "a PUBLISH of one dialog is answered 200"
+
+    A ``ValueError`` naming ``source`` and the id says what is wrong (one line)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{source}: not TOML: {exc}") from None
+    rows = []
+    for rid, table in data.items():
+        if not isinstance(table, dict):
+            raise ValueError(f"{source}: {rid!r} must be a table [{rid}] with ref, level, title")
+        given = set(table)
+        if given != set(CATALOGUE_FIELDS) or not all(isinstance(v, str) for v in table.values()):
+            raise ValueError(
+                f"{source}: [{rid}] needs exactly the strings ref, level and title "
+                f"(has {', '.join(sorted(given)) or 'nothing'})"
+            )
+        if not rid.startswith(OWN_GROUP) or len(rid) < 2:
+            raise ValueError(f"{source}: own requirement ids start with {OWN_GROUP!r}, not {rid!r}")
+        try:
+            level = Level(table["level"])
+        except ValueError:
+            allowed = ", ".join(lv.value for lv in Level)
+            raise ValueError(f"{source}: [{rid}] level {table['level']!r}: use {allowed}") from None
+        rows.append(Requirement(rid, table["ref"], level, level.value, table["title"]))
+    return rows

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from conformance.errors import HarnessError, SipParseError, UsageError
 from conformance.phone.probes import Probe
 from conformance.phone.session import Address, ProbeSession, SessionConfig
-from conformance.phone.stream import StreamFramer
+from conformance.sip.stream import StreamFramer
 
 log = logging.getLogger("conformance.phone")
 

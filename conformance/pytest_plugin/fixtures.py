@@ -276,9 +276,9 @@ def dialoginfo_calls(
     proxy = getattr(dialoginfo_target, "call_proxy", None)
     if proxy is None:
         pytest.skip(
-            f"target {dialoginfo_target.name!r} routes no calls (group E needs a proxy that "
-            "tracks calls and publishes their dialog state: the reference server, or Kamailio "
-            "with pua_dialoginfo)"
+            f"target {dialoginfo_target.name!r} over {dialoginfo_target.transport.upper()} "
+            "routes no calls (group E needs a proxy that tracks calls and publishes their "
+            "dialog state: the reference server or Kamailio with pua_dialoginfo, over UDP)"
         )
     calls = Calls(
         dialoginfo_case,

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conformance.errors import BodyError, UsageError
 from conformance.oracle.findings import Finding, Verdict
-from conformance.oracle.requirements import CATALOGUE, add_requirement
+from conformance.oracle.requirements import CATALOGUE, add_requirement, parse_catalogue
 from conformance.oracle.verdicts import Deviation, Judged, Outcome, judge
 from conformance.pytest_plugin.fixtures import case_id, case_key
-from conformance.pytest_plugin.options import SLOW_OPTION, settings
+from conformance.pytest_plugin.options import CATALOGUE_OPTION, SLOW_OPTION, settings
 
 REQUIREMENT_MARK = "dialoginfo_requirement"
 SLOW_MARK = "dialoginfo_slow"
@@ -39,7 +40,23 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
+def _load_catalogues(config: pytest.Config) -> None:
+    """``--dialoginfo-catalogue FILE``: add the file's own requirement rows (a bad file is a
+    usage error in one line)."""
+    for path in config.getoption(CATALOGUE_OPTION) or ():
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise pytest.UsageError(f"{CATALOGUE_OPTION} {path}: cannot read it: {exc}") from None
+        try:
+            for row in parse_catalogue(text, f"{CATALOGUE_OPTION} {path}"):
+                add_requirement(row.id, ref=row.ref, level=row.level, title=row.title)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _load_catalogues(config)
     for rows in config.hook.pytest_dialoginfo_requirements(config=config):
         for row in rows or ():
             try:

@@ -29,6 +29,7 @@ REPORT_OPTION = PREFIX + "report"
 SLOW_OPTION = PREFIX + "slow"
 LOCAL_ADDRESS_OPTION = PREFIX + "local-address"
 LABEL_OPTION = PREFIX + "label"
+CATALOGUE_OPTION = PREFIX + "catalogue"
 TLS_CA_OPTION = PREFIX + "tls-ca"
 TLS_INSECURE_OPTION = PREFIX + "tls-insecure"
 AUTH_USER_OPTION = PREFIX + "auth-user"
@@ -140,6 +141,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="write results under DIR (default: reports/ of the working directory)",
     )
+    group.addoption(
+        CATALOGUE_OPTION,
+        action="append",
+        default=[],
+        dest="dialoginfo_catalogue",
+        metavar="FILE",
+        help="a TOML catalogue extension: own requirement ids (group X) for own cases (repeatable)",
+    )
     _add_deployment_options(group)
 
 
@@ -234,7 +243,7 @@ def settings(config: pytest.Config) -> Settings:
         except ConformanceError as exc:
             raise pytest.UsageError(exc.message) from None
         faults = tuple(opt.dialoginfo_fault)
-        if faults and target != "reference":
+        if faults and kind != "reference":
             raise pytest.UsageError(f"{FAULT_OPTION} works only with {TARGET_OPTION} reference")
         from conformance.harness.credentials import resolve_keyring
 

@@ -1,9 +1,10 @@
 """The reference presence server's protocol core: bytes and a clock in, bytes and timers out.
 
-Sans-IO in the aioquic style: ``receive_datagram(data, addr, now)`` consumes one UDP datagram,
-``datagrams_to_send(now)`` drains what must go out, ``get_timer()`` says when the core next
-needs ``handle_timer(now)``. No sockets, no clock, no asyncio: the unit tests drive it with a
-fake clock, and ``protocol.py`` is a thin adapter over a real socket.
+Sans-IO in the aioquic style: ``receive_datagram(data, addr, now)`` consumes one message (a
+UDP datagram, or one message framed off a TCP/TLS stream by the adapter), ``datagrams_to_send
+(now)`` drains what must go out with the peer address it goes to, ``get_timer()`` says when the
+core next needs ``handle_timer(now)``. No sockets, no clock, no asyncio: the unit tests drive it
+with a fake clock, and ``protocol.py`` (UDP) and ``streams.py`` (TCP, TLS) are thin adapters.
 
 What it implements, for ``Event: dialog`` only:
 
@@ -64,6 +65,7 @@ from conformance.sip import message as sipmsg
 from conformance.sip.message import Request, Response, tag_of, uri_of
 
 Flavour = Literal["strict", "opensips", "kamailio"]
+Transport = Literal["udp", "tcp", "tls"]
 EmptyForm = Literal["empty-document", "no-body", "dummy-dialog"]
 Address = tuple[str, int]
 
@@ -90,6 +92,10 @@ class ServerConfig:
     host: str = "127.0.0.1"
     """Address written into Via and Contact of NOTIFYs (the adapter sets the bound one)."""
     port: int = 5060
+    transport: Transport = "udp"
+    """What the adapter serves: named in the NOTIFYs' Via and Contact. Over TCP and TLS a
+    NOTIFY is never retransmitted (RFC 3261 §17.1.2.2: Timer E is for unreliable transports);
+    Timer F still ends a subscription whose watcher never answers."""
     single_dialog: bool = False
     """presence_dialoginfo ``force_single_dialog=1`` (D08-D10)."""
     flavour: Flavour = "strict"
@@ -129,6 +135,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if self.flavour not in ("strict", "opensips", "kamailio"):
             raise UsageError(f"flavour {self.flavour!r}: use strict, opensips or kamailio")
+        if self.transport not in ("udp", "tcp", "tls"):
+            raise UsageError(f"transport {self.transport!r}: use udp, tcp or tls")
         if self.tie_break not in ("first", "last"):
             raise UsageError(f"tie break {self.tie_break!r}: use first or last")
         if self.empty_form not in ("empty-document", "no-body", "dummy-dialog"):
@@ -708,7 +716,10 @@ class PresenceCore:
         sub.cseq = self.hooks.next_cseq(sub.cseq + 1, sub.cseq)
         branch = f"z9hG4bK{secrets.token_hex(8)}"
         headers: list[tuple[str, str]] = [
-            ("Via", f"SIP/2.0/UDP {self._hostport()};branch={branch};rport"),
+            (
+                "Via",
+                f"SIP/2.0/{self.config.transport.upper()} {self._hostport()};branch={branch};rport",
+            ),
             ("Max-Forwards", "70"),
             ("From", sub.local_party),
             ("To", sub.remote_party),
@@ -733,7 +744,7 @@ class PresenceCore:
             addr=sub.addr,
             subscription=sub.key,
             log=LogRecord("NOTIFY", uri_of(sub.remote_party) or "-", sub.presentity, 0, detail),
-            retransmit_at=now + self.config.t1,
+            retransmit_at=now + self.config.t1 if self.config.transport == "udp" else math.inf,
             interval=self.config.t1,
             timeout_at=now + 64 * self.config.t1,
         )
@@ -801,8 +812,9 @@ class PresenceCore:
         if txn is None or resp.cseq != (txn.cseq, "NOTIFY"):
             return  # a stray or a retransmitted final response: nothing to do
         if resp.status < 200:
-            txn.interval = self.config.t2  # proceeding: keep retransmitting at T2
-            txn.retransmit_at = now + txn.interval
+            if self.config.transport == "udp":
+                txn.interval = self.config.t2  # proceeding: keep retransmitting at T2
+                txn.retransmit_at = now + txn.interval
             return
         del self._client[txn.branch]
         self._log.append(dataclasses.replace(txn.log, status=resp.status))
@@ -840,7 +852,8 @@ class PresenceCore:
         return f"[{host}]:{self.config.port}" if ":" in host else f"{host}:{self.config.port}"
 
     def _contact(self) -> str:
-        return f"<sip:presence@{self._hostport()}>"
+        params = "" if self.config.transport == "udp" else f";transport={self.config.transport}"
+        return f"<sip:presence@{self._hostport()}{params}>"
 
     def _response(
         self,

@@ -46,33 +46,33 @@ def make_target(
 ) -> Target:
     """Build (not start) the target named by ``spec``.
 
-    ``spec``: ``kamailio`` or ``kamailio:MODE`` (aggregate, single, dummy), optionally with
-    ``;transport=tcp``, ``reference``, or ``sip:HOST:PORT[;transport=tcp]``. ``profile``: a
-    shipped name, a TOML path or a ``Profile``; by default the profile named like the target
-    (``generic`` for an external server). ``overrides`` are command-line values that beat the
-    profile (``None`` values are ignored); for Kamailio, ``single_dialog=True`` selects the
-    single mode. ``block`` supplies ports for launched
-    servers. ``faults`` (reference only) switch on the reference server's fault injection.
-    ``keyring`` (``harness.credentials.Keyring``): a launched server provisions its accounts
-    and digest-authenticates PUBLISH and SUBSCRIBE (A31); an external one is told nothing,
-    but its nonce lifetime is taken from the keyring when given.
+    ``spec``: ``kamailio`` or ``kamailio:MODE`` (aggregate, single, dummy) or ``reference``,
+    each optionally with ``;transport=tcp`` or ``tls``, or ``sip:HOST:PORT[;transport=tcp]``
+    or ``sips:HOST:PORT``. ``profile``: a shipped name, a TOML path or a ``Profile``; by
+    default the profile named like the target (``generic`` for an external server).
+    ``overrides`` are command-line values that beat the profile (``None`` values are
+    ignored); for Kamailio, ``single_dialog=True`` selects the single mode. ``block`` supplies
+    ports for launched servers. ``faults`` (reference only) switch on the reference server's
+    fault injection. ``keyring`` (``harness.credentials.Keyring``): a launched server
+    provisions its accounts and digest-authenticates PUBLISH and SUBSCRIBE (A31); an
+    external one is told nothing, but its nonce lifetime is taken from the keyring when given.
     """
     accounts = dict(keyring.accounts) if keyring is not None else {}
     realm = keyring.realm if keyring is not None else None
-    if faults and spec != "reference":
-        raise UsageError(f"fault injection works only with the reference target, not {spec!r}")
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     kind, _, variant = spec.partition(":")
     launched_transport = "udp"
-    if kind.startswith("kamailio") and ";" in spec:
+    if kind.startswith(("kamailio", "reference")) and ";" in spec:
         spec, _, param = spec.partition(";")
         kind, _, variant = spec.partition(":")
         key, _, value = param.partition("=")
         if key.strip().lower() != "transport" or value.strip().lower() not in TRANSPORTS:
             raise UsageError(
-                f"bad target {spec};{param}: a launched Kamailio takes ;transport=udp, tcp or tls"
+                f"bad target {spec};{param}: a launched server takes ;transport=udp, tcp or tls"
             )
         launched_transport = value.strip().lower()
+    if faults and spec != "reference":
+        raise UsageError(f"fault injection works only with the reference target, not {spec!r}")
     if kind == "kamailio":
         from conformance.targets.kamailio import KamailioTarget
 
@@ -129,6 +129,7 @@ def make_target(
             log_dir=Path(workdir) if workdir is not None else None,
             accounts=accounts,
             realm=realm,
+            transport=launched_transport,
         )
     if kind in ("sip", "sips"):
         base = _resolve(profile, "generic").with_overrides(**given)

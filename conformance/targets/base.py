@@ -9,6 +9,8 @@ which kind it has: it calls ``start()``/``stop()`` (or uses ``with``) and reads 
 from __future__ import annotations
 
 import abc
+import ssl
+from pathlib import Path
 from typing import Any
 
 from conformance.errors import HarnessError
@@ -42,6 +44,19 @@ class Target(abc.ABC):
         """Host part of presentity URIs (``sip:user@DOMAIN``); the host when not configured
         (an IPv6 address in brackets, as a SIP URI writes it)."""
         self.profile = profile
+        self.ca_path: Path | None = None
+        """A launched TLS server: the CA made for it (what a client passes as ``--tls-ca``)."""
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """How the kit checks this server's certificate: its own CA when the kit made one,
+        else ``--tls-ca``/``--tls-insecure`` (``harness/relay.py``); None unless TLS."""
+        if self.transport != "tls":
+            return None
+        if self.ca_path is not None:
+            return ssl.create_default_context(cafile=str(self.ca_path))
+        from conformance.harness.relay import settings
+
+        return settings().client_context()
 
     @property
     def address(self) -> str:
@@ -63,7 +78,10 @@ class Target(abc.ABC):
 
     def alive(self) -> bool:
         """Whether the server answers an OPTIONS now (a quick probe, at most 1 s)."""
-        return _probe.probe(self.host, self.port, timeout=1.0).response is not None
+        result = _probe.probe(
+            self.host, self.port, timeout=1.0, transport=self.transport, tls=self.tls_context()
+        )
+        return result.response is not None
 
     def describe(self) -> dict[str, Any]:
         """JSON-able facts for reports: what was tested, where, under which profile."""
@@ -93,12 +111,21 @@ class Target(abc.ABC):
         )
 
 
-def wait_ready(host: str, port: int, *, timeout: float, what: str) -> _probe.ProbeResult:
+def wait_ready(
+    host: str,
+    port: int,
+    *,
+    timeout: float,
+    what: str,
+    transport: str = "udp",
+    tls: ssl.SSLContext | None = None,
+) -> _probe.ProbeResult:
     """Probe until an OPTIONS is answered; ``HarnessError`` naming ``what`` when none is."""
-    result = _probe.probe(host, port, timeout=timeout)
+    result = _probe.probe(host, port, timeout=timeout, transport=transport, tls=tls)
     if result.response is None:
+        why = f": {result.error}" if result.error else ""
         raise HarnessError(
-            f"{what} did not answer OPTIONS at {host}:{port} within {timeout:g} s "
-            f"({result.attempts} sent)"
+            f"{what} did not answer OPTIONS at {host}:{port} ({transport.upper()}) within "
+            f"{timeout:g} s ({result.attempts} sent){why}"
         )
     return result

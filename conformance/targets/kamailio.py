@@ -22,7 +22,6 @@ import re
 import shutil
 import signal
 import sqlite3
-import ssl
 import subprocess
 import tempfile
 import time
@@ -323,24 +322,14 @@ class KamailioTarget(Target):
         (work / "kamailio.cfg").write_text(render_config(template, values))
         return work
 
-    def _tls_context(self) -> ssl.SSLContext | None:
-        """Clients of this instance verify it against its own CA (readiness proves the cert)."""
-        if self.ca_path is None:
-            return None
-        return ssl.create_default_context(cafile=str(self.ca_path))
-
     def _make_tls(self, work: Path) -> Path:
         """A CA and a server certificate for ``host`` (SAN IP or DNS), made now, and tls.cfg.
 
         ``ca_path`` is what a client passes as ``--tls-ca`` to verify this instance."""
-        from conformance.harness.relay import make_ca, make_certificate
+        from conformance.harness.relay import make_server_tls
 
         tls = work / "tls"
-        tls.mkdir()
-        ca = make_ca(tls)
-        kind = "IP" if re.fullmatch(r"[0-9.]+|[0-9A-Fa-f:]+", self.host) else "DNS"
-        cert, key = make_certificate(tls, "server", [f"{kind}:{self.host}"], ca=ca)
-        self.ca_path = ca[0]
+        self.ca_path, cert, key = make_server_tls(tls, self.host)
         config = tls / "tls.cfg"
         config.write_text(TLS_CONFIG.format(key=key, cert=cert))
         return config
@@ -395,7 +384,7 @@ class KamailioTarget(Target):
                 self.port,
                 timeout=min(0.5, left),
                 transport=self.transport,
-                tls=self._tls_context(),
+                tls=self.tls_context(),
             )
             if result.response is not None:
                 if result.ok:

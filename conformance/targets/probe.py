@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass
 
 from conformance.errors import SipParseError
-from conformance.phone.stream import StreamFramer
 from conformance.sip import message
 from conformance.sip.message import Request, Response
+from conformance.sip.stream import StreamFramer
 
 
 def _hostport(host: str, port: int) -> str:

@@ -26,6 +26,7 @@ from conformance.harness.ports import PortBlock, reserve_block
 from conformance.oracle.aggregator import FLAVOURS
 from conformance.server.faults import check_names
 from conformance.targets.base import Target, wait_ready
+from conformance.targets.external import TRANSPORTS
 from conformance.targets.profile import Profile, load_profile, shipped_path
 
 START_TIMEOUT = 10.0
@@ -98,6 +99,7 @@ class ReferenceTarget(Target):
         accounts: dict[str, str] | None = None,
         realm: str | None = None,
         nonce_ttl: float = AUTH_NONCE_TTL,
+        transport: str = "udp",
     ) -> None:
         if flavour not in FLAVOURS:
             raise UsageError(f"reference flavour {flavour!r}: use strict, opensips or kamailio")
@@ -111,7 +113,9 @@ class ReferenceTarget(Target):
             profile = reference_profile(flavour, **overrides)
         else:
             profile = profile.with_overrides(**overrides)
-        super().__init__(host=host, port=0, domain=domain, profile=profile)
+        if transport not in TRANSPORTS:
+            raise UsageError(f"reference transport {transport!r}: use udp, tcp or tls")
+        super().__init__(host=host, port=0, domain=domain, profile=profile, transport=transport)
         self.faults = check_names(tuple(faults))
         self.flavour = flavour
         # ``ports``/``log_dir`` are accepted as aliases of ``block``/``workdir``.
@@ -126,11 +130,14 @@ class ReferenceTarget(Target):
         SUBSCRIBE (``serve --auth-credentials``, server/auth.py)."""
         self.realm = realm or self.domain
         self.nonce_ttl = float(nonce_ttl) if self.accounts else None
+        self._tls_files: tuple[Path, Path] | None = None
 
     @property
-    def call_proxy(self) -> tuple[str, int]:
-        """Where calls go (group E): the server is its own proxy (``server/proxy.py``)."""
-        return self.host, self.port
+    def call_proxy(self) -> tuple[str, int] | None:
+        """Where calls go (group E): the server is its own proxy (``server/proxy.py``). Over
+        UDP only: the call peers and the proxy are written for UDP, so over TCP and TLS group
+        E skips, as it does on a TCP or TLS Kamailio."""
+        return (self.host, self.port) if self.transport == "udp" else None
 
     # ---- the Target interface ----------------------------------------------------------------
 
@@ -188,7 +195,11 @@ class ReferenceTarget(Target):
     def command(self, port: int) -> list[str]:
         """The ``serve`` command line for this target's profile, flavour and faults."""
         p = self.profile
-        cmd = [sys.executable, "-m", "conformance.cli", "serve", "--listen", f"{self.host}:{port}"]
+        listen = f"[{self.host}]:{port}" if ":" in self.host else f"{self.host}:{port}"
+        cmd = [sys.executable, "-m", "conformance.cli", "serve", "--listen", listen]
+        cmd += ["--transport", self.transport]
+        if self._tls_files is not None:
+            cmd += ["--tls-cert", str(self._tls_files[0]), "--tls-key", str(self._tls_files[1])]
         tie = "last" if p.flavour == "kamailio" else "first"  # the flavour decides ties
         cmd += ["--flavour", self.flavour, "--tie-break", tie]
         cmd += ["--first-version", str(p.first_version), "--empty-form", p.empty_form]
@@ -224,6 +235,8 @@ class ReferenceTarget(Target):
         log_dir = self._workdir or Path(tempfile.gettempdir())
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"reference-{port}-{os.getpid()}.log"
+        if self.transport == "tls" and self._tls_files is None:
+            self._make_tls(log_dir / f"reference-tls-{port}-{os.getpid()}")
         cmd = self.command(port)
         with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen(
@@ -257,10 +270,20 @@ class ReferenceTarget(Target):
                 self.port,
                 timeout=max(0.5, deadline - time.monotonic()),
                 what="the reference server",
+                transport=self.transport,
+                tls=self.tls_context(),
             )
         except HarnessError:
             self.stop()
             raise
+
+    def _make_tls(self, where: Path) -> None:
+        """A CA and a certificate for ``host`` made now, as for a TLS Kamailio; ``ca_path`` is
+        what the kit trusts (the plugin passes it to the relay when no ``--tls-ca`` is given)."""
+        from conformance.harness.relay import make_server_tls
+
+        self.ca_path, cert, key = make_server_tls(where, self.host)
+        self._tls_files = (cert, key)
 
     def _read_line(self, deadline: float) -> str:
         assert self._proc is not None and self._proc.stdout is not None

@@ -23,6 +23,8 @@ pytestmark = [
 ]
 
 LOCAL = "127.0.0.3"
+OK = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"
+NOTIFY = b"NOTIFY sip:w@127.0.0.3 SIP/2.0\r\nContent-Length: 0\r\n\r\n"
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +63,12 @@ def test_both_directions(block: PortBlock, tmp_path: Path) -> None:
     try:
         # SIPp -> relay -> server: the server sees the advertised address as the source.
         got_up: list[object] = []
-        t = threading.Thread(target=_accept_one, args=(upstream, got_up, b"200 back"))
+        t = threading.Thread(target=_accept_one, args=(upstream, got_up, OK))
         t.start()
         with socket.create_connection((LOCAL, plain), timeout=3) as sipp:
             sipp.sendall(b"SUBSCRIBE")
             sipp.settimeout(3)
-            assert sipp.recv(100) == b"200 back"
+            assert sipp.recv(100) == OK
         t.join(3)
         assert got_up == [(LOCAL, advertised), b"SUBSCRIBE"]
         # server -> relay's TLS listener at the advertised address -> SIPp's own listener.
@@ -78,10 +80,12 @@ def test_both_directions(block: PortBlock, tmp_path: Path) -> None:
         client.verify_mode = ssl.CERT_NONE
         raw = socket.create_connection((LOCAL, advertised), timeout=3)
         with client.wrap_socket(raw) as notifier:
-            notifier.sendall(b"NOTIFY")
+            notifier.sendall(NOTIFY)
             t.join(3)
-        assert got_down[1:] == [b"NOTIFY"]
+        assert got_down[1:] == [NOTIFY]
         assert tls_relay.connections == 2 and tls_relay.errors == []
+        # What reached SIPp through TLS, counted by kind; nothing SIPp sent is counted.
+        assert tls_relay.to_sipp == {"response": 1, "NOTIFY": 1}
     finally:
         tls_relay.close()
         upstream.close()

@@ -12,8 +12,8 @@ from conformance.oracle import dialoginfo as di
 from conformance.phone import probes
 from conformance.phone.probes import DEFAULT_PLAN
 from conformance.phone.session import ProbeSession, SessionConfig
-from conformance.phone.stream import StreamFramer
 from conformance.sip.message import Request, Response, parse
+from conformance.sip.stream import StreamFramer
 
 PHONE = ("127.0.0.1", 5070)
 Policy = Callable[[Request], int | None]

@@ -67,3 +67,32 @@ def test_level_override_splits_a_row():
     assert Finding("A08", False, "gap", level=Level.DEF).verdict() is Verdict.WARN
     assert Finding("B21", False, "no reason", level=Level.DEF).verdict() is Verdict.WARN
     assert Finding("B21", False, "no NOTIFY").verdict() is Verdict.FAIL
+
+
+def test_a_toml_catalogue_extension_gives_own_rows_without_adding_them():
+    text = '["X-acme-1"]\nref = "ACME 3.2"\nlevel = "SHOULD"\ntitle = "lights up"\n'
+    (row,) = requirements.parse_catalogue(text, "acme.toml")
+    assert (row.id, row.ref, row.level, row.title) == (
+        "X-acme-1",
+        "ACME 3.2",
+        Level.SHOULD,
+        "lights up",
+    )
+    assert "X-acme-1" not in requirements.CATALOGUE
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('["A01"]\nref = "x"\nlevel = "MUST"\ntitle = "t"\n', "start with 'X', not 'A01'"),
+        ('["X1"]\nref = "x"\nlevel = "OFTEN"\ntitle = "t"\n', "level 'OFTEN'"),
+        ('["X1"]\nref = "x"\n', "needs exactly the strings ref, level and title (has ref)"),
+        ('["X1"]\nref = 1\nlevel = "MUST"\ntitle = "t"\n', "needs exactly the strings"),
+        ('X1 = "MUST"\n', "must be a table"),
+        ("not toml [", "not TOML"),
+    ],
+)
+def test_a_bad_catalogue_names_the_file_and_the_fault(text, why):
+    with pytest.raises(ValueError, match=re.escape(why)) as err:
+        requirements.parse_catalogue(text, "acme.toml")
+    assert str(err.value).startswith("acme.toml: ") and "\n" not in str(err.value)

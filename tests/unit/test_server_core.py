@@ -577,6 +577,25 @@ def test_notify_is_retransmitted_then_timer_f_removes_the_subscription(net: Net)
     assert any(r.status == "timeout" for r in net.core.pop_log())
 
 
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+def test_stream_transports_name_themselves_and_never_retransmit(transport: str) -> None:
+    """Over TCP and TLS the NOTIFY's Via and Contact name the transport, and it goes out once
+    (RFC 3261 §17.1.2.2: Timer E is for unreliable transports); Timer F still ends the
+    subscription of a watcher that never answers."""
+    net = Net(transport=transport, notify_interval=0.0)
+    net.auto_answer = None
+    net.subscribe()
+    (notify,) = net.notifies
+    assert (notify.header("Via") or "").startswith(f"SIP/2.0/{transport.upper()} ")
+    assert (notify.header("Contact") or "").endswith(f";transport={transport}>")
+    net.answer(notify, 100)  # a provisional answer must not restart retransmission either
+    net.advance(31)
+    assert len(net.notifies) == 1 and net.core.subscription_count() == 1
+    net.advance(2)
+    assert len(net.notifies) == 1 and net.core.subscription_count() == 0
+    assert any(r.status == "timeout" for r in net.core.pop_log())
+
+
 def test_provisional_answer_slows_retransmission(net: Net) -> None:
     net.auto_answer = None
     net.subscribe()
