@@ -20,7 +20,7 @@ from conformance.harness.sipp import sipp_binary
 from conformance.pytest_plugin.fixtures import EXIT_BAD_LOCAL_ADDRESS, EXIT_TARGET_UNAVAILABLE
 from conformance.targets.profile import load_profile
 
-LAUNCHED = ("reference", "kamailio")
+LAUNCHED = ("reference", "kamailio", "kamailio-two")
 
 EXIT_OK = 0
 """Every case passed, or deviated only as the profile declares."""
@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
         default="reference",
-        help="reference (embedded, default), kamailio, or sip:HOST:PORT",
+        help="reference (embedded, default), kamailio, kamailio-two (call proxy + presence), "
+        "or sip:HOST:PORT",
     )
     parser.add_argument("--profile", help="shipped profile name or TOML file")
     parser.add_argument(

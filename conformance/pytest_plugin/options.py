@@ -59,7 +59,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="dialoginfo_target",
         metavar="TARGET",
         help="server under test: 'reference' (embedded, default), 'kamailio' "
-        "(launched from /usr/sbin/kamailio), or sip:HOST:PORT (yours)",
+        "(launched from /usr/sbin/kamailio), 'kamailio-two' (a call-proxy Kamailio publishing "
+        "to a presence Kamailio: group E's second shape), or sip:HOST:PORT (yours)",
     )
     group.addoption(
         PROFILE_OPTION,
@@ -197,7 +198,11 @@ def settings(config: pytest.Config) -> Settings:
         opt = config.option
         target = opt.dialoginfo_target
         kind = target.split(";")[0].split(":")[0]  # kamailio;transport=tcp -> kamailio
-        default_profile = {"reference": "reference", "kamailio": "kamailio"}.get(kind, "generic")
+        default_profile = {
+            "reference": "reference",
+            "kamailio": "kamailio",
+            "kamailio-two": "kamailio",
+        }.get(kind, "generic")
         try:
             profile = load_profile(opt.dialoginfo_profile or default_profile)
             profile = profile.with_overrides(
