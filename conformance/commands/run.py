@@ -115,6 +115,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "address towards the target)",
     )
     parser.add_argument(
+        "--proxy",
+        metavar="sip:HOST:PORT",
+        help="group E: the proxy calls go through, when not the target's address",
+    )
+    parser.add_argument(
         "--label",
         metavar="NAME",
         help="name of the target in reports (default: its kind, e.g. external)",
@@ -195,6 +200,8 @@ def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
         cmd += ["--dialoginfo-local-address", args.local_address]
     if args.label:
         cmd += ["--dialoginfo-label", args.label]
+    if args.proxy:
+        cmd += ["--dialoginfo-proxy", args.proxy]
     if args.tls_ca:
         cmd += ["--dialoginfo-tls-ca", args.tls_ca]
     if args.tls_insecure:

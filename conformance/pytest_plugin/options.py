@@ -31,6 +31,7 @@ LOCAL_ADDRESS_OPTION = PREFIX + "local-address"
 LABEL_OPTION = PREFIX + "label"
 TLS_CA_OPTION = PREFIX + "tls-ca"
 TLS_INSECURE_OPTION = PREFIX + "tls-insecure"
+PROXY_OPTION = PREFIX + "proxy"
 
 _settings_key = pytest.StashKey["Settings"]()
 
@@ -43,6 +44,21 @@ def _timeout(value: str) -> float:
     if not 0.1 <= seconds <= 32:
         raise pytest.UsageError(f"{TIMEOUT_OPTION} must be between 0.1 and 32 s (Timer N)")
     return seconds
+
+
+def _proxy(value: str) -> tuple[str, int]:
+    """``sip:HOST:PORT`` of the proxy group E's calls go through, UDP (the call peers' only
+    transport); a bad value is one line, never a traceback."""
+    from conformance.errors import UsageError
+    from conformance.targets.external import parse_target
+
+    try:
+        host, port, _domain, transport = parse_target(value)
+    except UsageError as exc:
+        raise pytest.UsageError(f"{PROXY_OPTION}: {exc.message}") from None
+    if transport != "udp":
+        raise pytest.UsageError(f"{PROXY_OPTION} takes a UDP proxy (sip:HOST:PORT), not {value!r}")
+    return host, port
 
 
 def _rfc(value: str) -> int:
@@ -159,6 +175,16 @@ def _add_deployment_options(group: Any) -> None:
         metavar="NAME",
         help="name of the target in reports and matrix columns (default: its kind, e.g. "
         "external, with the transport when not UDP)",
+    )
+    group.addoption(
+        PROXY_OPTION,
+        type=_proxy,
+        default=None,
+        dest="dialoginfo_proxy",
+        metavar="sip:HOST:PORT",
+        help="group E: the proxy calls go through when it is not the target's address (it "
+        "must record-route, track calls and PUBLISH their state to the target; default: "
+        "the target's own call proxy, none for sip:HOST:PORT targets)",
     )
     group.addoption(
         TLS_CA_OPTION,
