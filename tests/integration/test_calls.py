@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from conformance.errors import ToolMissingError
-from conformance.harness.calls import Callee, Caller, place_call
-from conformance.harness.peers import Watcher
+from conformance.harness.calls import Callee, Caller, place_call, register
+from conformance.harness.peers import Publisher, Watcher
 from conformance.harness.ports import PortBlock, reserve_block
 from conformance.oracle.calls import (
     CallProfile,
@@ -470,3 +470,27 @@ def test_a_bad_proxy_is_refused_in_one_line() -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 4
     assert "--dialoginfo-proxy: bad target" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_call_to_the_aor_routes_by_registration(
+    two: KamailioTwoTarget, block: PortBlock, tmp_path: Path
+) -> None:
+    """The callee REGISTERs its Contact at the proxy (usrloc + registrar); the caller INVITEs
+    its AOR, which the proxy looks up and rewrites to the registered Contact."""
+    registrar = Publisher(
+        server=two.call_proxy, block=block, workdir=tmp_path / "reg", domain=two.domain
+    )
+    with Call(two, block, tmp_path) as call:
+        assert register(registrar, call.callee).status == 200
+        cid = place_call(call.caller, call.callee, target=call.callee.aor)
+        invite = call.callee.wait_invite(cid)
+        assert invite.uri == call.callee.contact  # rewritten by the lookup
+        call.callee.ring(cid)
+        call.caller.wait_response(cid, 180)
+        time.sleep(0.3)
+        call.callee.answer(cid)
+        time.sleep(0.3)
+        assert call.caller.bye(cid).status == 200
+        for party, findings in call.judge(cid).items():
+            assert failed(findings) == [], party
+        assert register(registrar, call.callee, expires=0).status == 200
