@@ -65,14 +65,23 @@ def shown_at(
     return None
 
 
-def wait_shown(*args: object, timeout: float = 5.0) -> float | None:
+def wait_all(
+    watchers: dict[Party, tuple[Watcher, Caller | Callee]],
+    cid: str,
+    state: str,
+    after: float,
+    timeout: float = 2.5,
+) -> dict[Party, float | None]:
+    """When each watcher first showed ``state`` after ``after`` (None: not within ``timeout``,
+    one deadline for all, so a call's steps stay inside the proxy's 5 s Timer C)."""
+    found: dict[Party, float | None] = dict.fromkeys(watchers)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = shown_at(*args)  # type: ignore[arg-type]
-        if found is not None:
-            return found
+    while time.monotonic() < deadline and None in found.values():
+        for role, (w, party) in watchers.items():
+            if found[role] is None:
+                found[role] = shown_at(w, party, role, cid, state, after)
         time.sleep(0.02)
-    return None
+    return found
 
 
 def bench(spec: str, calls: int, work: Path) -> dict[str, Histogram | int]:
@@ -109,20 +118,17 @@ def bench(spec: str, calls: int, work: Path) -> dict[str, Histogram | int]:
                     time.sleep(HOLD)
                     callee.ring(cid)
                     t180 = sent_at(callee, cid, "180")
-                    for role, (w, party) in watchers.items():
-                        got = wait_shown(w, party, role, cid, "early", t180)
+                    for got in wait_all(watchers, cid, "early", t180).values():
                         if got is None:
                             lost += 1
                         else:
                             ring.record(max(0, int((got - t180) * 1e6)))
                     callee.answer(cid)  # at once: Timer C (5 s from the INVITE) is running
-                    for role, (w, party) in watchers.items():
-                        wait_shown(w, party, role, cid, "confirmed", t180)
+                    wait_all(watchers, cid, "confirmed", t180)
                     time.sleep(HOLD)
                     caller.bye(cid)
                     tbye = sent_at(caller, cid, "BYE")
-                    for role, (w, party) in watchers.items():
-                        got = wait_shown(w, party, role, cid, "terminated", tbye)
+                    for got in wait_all(watchers, cid, "terminated", tbye).values():
                         if got is None:
                             lost += 1
                         else:

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from conformance.errors import BodyError, NotReceivedError, UsageError
-from conformance.harness.calls import Callee, Caller, place_call
+from conformance.errors import BodyError, HarnessError, NotReceivedError, UsageError
+from conformance.harness.calls import Callee, Caller, place_call, register
 from conformance.harness.peers import Notify, Publisher, PublishResult, Watcher
 from conformance.harness.ports import PortBlock
 from conformance.oracle import aggregator, call_history, checks, dialoginfo, history
@@ -767,9 +767,23 @@ class Calls:
         block: PortBlock,
         workdir: Path,
         timeout: float,
+        register: bool = False,
     ) -> None:
         self.case = case
         self.proxy = proxy
+        self.registrar = (
+            Publisher(
+                server=proxy,
+                block=block,
+                workdir=workdir / "register",
+                domain=case.target.domain,
+                timeout=timeout,
+            )
+            if register
+            else None
+        )
+        """With ``register``: callees REGISTER their Contact at the proxy through this peer,
+        and calls go to the callee's AOR (``--dialoginfo-register``)."""
         self.block = block
         self.workdir = workdir
         self.timeout = timeout
@@ -799,7 +813,15 @@ class Calls:
     def callee(self, hint: str = "bob", display: str | None = "Bob") -> Callee:
         """A started callee (UAS) with a fresh user."""
         where = self._where(hint)
-        return self._start(Callee(user=self.case.user(hint), display=display, **where))  # type: ignore[arg-type]
+        callee = self._start(Callee(user=self.case.user(hint), display=display, **where))  # type: ignore[arg-type]
+        if self.registrar is not None:
+            answer = register(self.registrar, callee)
+            if not 200 <= answer.status < 300:
+                raise HarnessError(
+                    f"REGISTER of {callee.aor} at {self.proxy[0]}:{self.proxy[1]} answered "
+                    f"{answer.status} {answer.reason}"
+                )
+        return callee
 
     def watch(self, party: Caller | Callee) -> Subscription:
         """Subscribe to ``party``'s AOR through the case (initial NOTIFY awaited, B05)."""
@@ -809,8 +831,10 @@ class Calls:
         return sub
 
     def place(self, caller: Caller, callee: Callee) -> str:
-        """Start a call; return its Call-ID once the INVITE reached the callee."""
-        return place_call(caller, callee)
+        """Start a call; return its Call-ID once the INVITE reached the callee (sent to its
+        AOR when callees register, else to its Contact)."""
+        target = callee.aor if self.registrar is not None else None
+        return place_call(caller, callee, target=target)
 
     def judge(
         self, call_id: str, party: Caller | Callee, sub: Subscription, *, settle: float = 1.0

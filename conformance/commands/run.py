@@ -120,6 +120,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="group E: the proxy calls go through, when not the target's address",
     )
     parser.add_argument(
+        "--register",
+        action="store_true",
+        help="group E: callees REGISTER at the proxy and calls go to their AOR",
+    )
+    parser.add_argument(
         "--label",
         metavar="NAME",
         help="name of the target in reports (default: its kind, e.g. external)",
@@ -202,6 +207,8 @@ def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
         cmd += ["--dialoginfo-label", args.label]
     if args.proxy:
         cmd += ["--dialoginfo-proxy", args.proxy]
+    if args.register:
+        cmd.append("--dialoginfo-register")
     if args.tls_ca:
         cmd += ["--dialoginfo-tls-ca", args.tls_ca]
     if args.tls_insecure:

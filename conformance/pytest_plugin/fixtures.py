@@ -19,6 +19,7 @@ from conformance.errors import ConformanceError
 from conformance.pytest_plugin.options import (
     LOCAL_ADDRESS_OPTION,
     PROXY_OPTION,
+    REGISTER_OPTION,
     TLS_CA_OPTION,
     TLS_INSECURE_OPTION,
     Settings,
@@ -236,6 +237,7 @@ def dialoginfo_calls(
         block=dialoginfo_ports,
         workdir=tmp_path / "calls",
         timeout=dialoginfo_settings.timeout,
+        register=bool(pytestconfig.getoption(REGISTER_OPTION)),
     )
     yield calls
     calls.close()

@@ -32,6 +32,7 @@ LABEL_OPTION = PREFIX + "label"
 TLS_CA_OPTION = PREFIX + "tls-ca"
 TLS_INSECURE_OPTION = PREFIX + "tls-insecure"
 PROXY_OPTION = PREFIX + "proxy"
+REGISTER_OPTION = PREFIX + "register"
 
 _settings_key = pytest.StashKey["Settings"]()
 
@@ -185,6 +186,15 @@ def _add_deployment_options(group: Any) -> None:
         help="group E: the proxy calls go through when it is not the target's address (it "
         "must record-route, track calls and PUBLISH their state to the target; default: "
         "the target's own call proxy, none for sip:HOST:PORT targets)",
+    )
+    group.addoption(
+        REGISTER_OPTION,
+        action="store_true",
+        default=False,
+        dest="dialoginfo_register",
+        help="group E: each callee REGISTERs its Contact at the call proxy and callers INVITE "
+        "its AOR, for a proxy that routes by registration (no digest: the registrar must "
+        "accept the kit's users)",
     )
     group.addoption(
         TLS_CA_OPTION,

@@ -445,14 +445,16 @@ def _first_versions(
 
 def test_an_external_target_with_its_own_proxy(two: KamailioTwoTarget, tmp_path: Path) -> None:
     """``--dialoginfo-proxy``: the suite sees the two instances as a user's deployment, a
-    presence server at one address (``--dialoginfo-target``) and a proxy at another, and a
-    group E case passes with the profile's declared deviations (plus one presence case, so
-    the profile's every-case first-version deviation is observed)."""
+    presence server at one address (``--dialoginfo-target``) and a proxy at another that
+    routes by registration (``--dialoginfo-register``); a group E case passes with the
+    profile's declared deviations (plus one presence case, so the profile's every-case
+    first-version deviation is observed)."""
     from conformance.commands.run import suite_argv
 
     cmd = suite_argv(
         "--dialoginfo-target", f"sip:{two.host}:{two.port};domain={two.domain}",
         "--dialoginfo-proxy", f"sip:{two.proxy.host}:{two.proxy.port}",
+        "--dialoginfo-register",
         "--dialoginfo-profile", "kamailio", "-q", "-n", "0",
         "-k", "test_call_ring_then_answer or test_every_publication_is_aggregated",
         "--dialoginfo-report", str(tmp_path / "reports"),
