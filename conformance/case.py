@@ -405,6 +405,20 @@ class Case:
         )
         started = self.clock.now()
         response = watcher.start()
+        # The SUBSCRIBE's own trace time when there is one: a SIPp that is slow to start (a
+        # loaded host) must not count its start-up against the server's expires= (B09).
+        sent = next(
+            (
+                m.timestamp
+                for m in getattr(watcher, "messages", ())
+                if m.direction == "out"
+                and isinstance(m.message, Request)
+                and m.message.method == "SUBSCRIBE"
+            ),
+            None,
+        )
+        if sent is not None and self.clock is SYSTEM_CLOCK:
+            started = max(started, sent)
         acceptable = event == "dialog" and (accept is None or CONTENT_TYPE in accept)
         self.record(
             checks.check_subscribe_response(
