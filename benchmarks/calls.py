@@ -84,6 +84,14 @@ def wait_all(
     return found
 
 
+def record(into: Histogram, shown: dict[Party, float | None], since: float) -> int:
+    """Each watcher's latency since ``since`` into ``into`` (µs); how many showed nothing."""
+    for at in shown.values():
+        if at is not None:
+            into.record(max(0, int((at - since) * 1e6)))
+    return sum(at is None for at in shown.values())
+
+
 def bench(spec: str, calls: int, work: Path) -> dict[str, Histogram | int]:
     ring, bye, lost = Histogram(), Histogram(), 0
     with reserve_block(31) as block:
@@ -118,21 +126,13 @@ def bench(spec: str, calls: int, work: Path) -> dict[str, Histogram | int]:
                     time.sleep(HOLD)
                     callee.ring(cid)
                     t180 = sent_at(callee, cid, "180")
-                    for got in wait_all(watchers, cid, "early", t180).values():
-                        if got is None:
-                            lost += 1
-                        else:
-                            ring.record(max(0, int((got - t180) * 1e6)))
+                    lost += record(ring, wait_all(watchers, cid, "early", t180), t180)
                     callee.answer(cid)  # at once: Timer C (5 s from the INVITE) is running
                     wait_all(watchers, cid, "confirmed", t180)
                     time.sleep(HOLD)
                     caller.bye(cid)
                     tbye = sent_at(caller, cid, "BYE")
-                    for got in wait_all(watchers, cid, "terminated", tbye).values():
-                        if got is None:
-                            lost += 1
-                        else:
-                            bye.record(max(0, int((got - tbye) * 1e6)))
+                    lost += record(bye, wait_all(watchers, cid, "terminated", tbye), tbye)
                 finally:
                     for w, _ in watchers.values():
                         w.close()
