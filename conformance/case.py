@@ -16,6 +16,7 @@ a server's timer forces one, and its length comes from the target profile.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import time
@@ -25,11 +26,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from conformance.errors import BodyError, HarnessError, NotReceivedError, UsageError
-from conformance.harness.calls import Callee, Caller, place_call
+from conformance.harness.calls import Callee, Caller, place_call, register
 from conformance.harness.credentials import Lease
 from conformance.harness.peers import Notify, Publisher, PublishResult, Watcher
 from conformance.harness.ports import PortBlock
-from conformance.oracle import aggregator, checks, dialoginfo, history
+from conformance.oracle import aggregator, call_history, checks, dialoginfo, history
 from conformance.oracle import calls as call_oracle
 from conformance.oracle.aggregator import Aggregate, Publication
 from conformance.oracle.dialoginfo import CONTENT_TYPE, Item, document
@@ -37,7 +38,7 @@ from conformance.oracle.findings import Finding
 from conformance.oracle.history import Checkpoint, Stimulus
 from conformance.oracle.requirements import Level
 from conformance.oracle.view import WatcherView
-from conformance.sip.message import split_uri
+from conformance.sip.message import Request, split_uri
 from conformance.targets.profile import Profile
 
 QUIET_WINDOW = 0.5
@@ -129,9 +130,11 @@ class Subscription:
         self.paused: list[tuple[float, float]] = []
         self.checkpoints: list[Checkpoint] = []
         """Moments the case asked about (``expect_view``); the history judges them."""
-        self.call_watch = False
+        self.call_party: tuple[call_oracle.Party, Caller | Callee, call_oracle.CallProfile] | None
+        self.call_party = None
         """A watcher of a call's party (``Calls.watch``): its state comes from calls inside
-        the target, not from stimuli the case sent, so the history check does not apply."""
+        the target, so its history is judged against publications derived from the party's
+        calls (``oracle.call_history``), not against stimuli the case sent."""
 
     @property
     def notifies(self) -> list[Notify]:
@@ -411,9 +414,12 @@ class Case:
         )
         started = self.clock.now()
         response = watcher.start()
-        if len(watcher.responses) > 1:
-            # Challenged: the granted time counts from the authenticated SUBSCRIBE (B09).
-            started = watcher.sent_at(response.cseq) or started
+        # The granted time counts from the SUBSCRIBE that was granted, as traced (B09): not
+        # from before a SIPp that was slow to start (a loaded host), nor from a challenged try.
+        sent_at = getattr(watcher, "sent_at", None)
+        sent = sent_at(response.cseq) if sent_at is not None else None
+        if sent is not None and self.clock is SYSTEM_CLOCK:
+            started = max(started, sent)
         acceptable = event == "dialog" and (accept is None or CONTENT_TYPE in accept)
         self.record(
             checks.check_subscribe_response(
@@ -633,7 +639,12 @@ class Case:
         end = self.clock.now()
         rules = history.Rules.from_profile(self.profile)
         for sub in self.subscriptions:
-            stimuli = self.expectation(sub.user).stimuli if sub.user else ()
+            stimuli: Sequence[Stimulus] = self.expectation(sub.user).stimuli if sub.user else ()
+            project = None
+            if sub.call_party is not None:
+                exps = _party_calls(*sub.call_party)
+                stimuli = call_history.stimuli(exps, sub.ctx.presentity)
+                project = functools.partial(call_history.project, exps=exps)
             self.record(
                 judge_subscription(
                     sub.notifies,
@@ -643,7 +654,7 @@ class Case:
                     paused=sub.paused,
                     end=end,
                     checkpoints=sub.checkpoints,
-                    with_history=not sub.call_watch,
+                    project=project,
                 )
             )
         return self.findings
@@ -692,10 +703,13 @@ def captured(
 
 
 def observations(
-    notifies: Sequence[Notify], paused: Sequence[tuple[float, float]] = ()
+    notifies: Sequence[Notify],
+    paused: Sequence[tuple[float, float]] = (),
+    project: Callable[[bytes], bytes] | None = None,
 ) -> list[history.Observation]:
-    """The NOTIFYs as the history check reads them: trace time, body, retransmission key;
-    one read late by a paused watcher may have arrived as early as the pause began."""
+    """The NOTIFYs as the history check reads them: trace time, body (``project``ed when
+    given), retransmission key; one read late by a paused watcher may have arrived as early
+    as the pause began."""
     out = []
     for n in notifies:
         since = next((a for a, b in paused if a <= n.timestamp <= b), None)
@@ -703,7 +717,7 @@ def observations(
             history.Observation(
                 f"NOTIFY CSeq {n.cseq}",
                 n.timestamp,
-                n.body,
+                project(n.body) if project is not None else n.body,
                 n.subscription_state,
                 key=(n.request.branch, n.cseq),
                 earliest=since,
@@ -732,31 +746,34 @@ def judge_subscription(
     end: float,
     paused: Sequence[tuple[float, float]] = (),
     checkpoints: Sequence[Checkpoint] = (),
-    with_history: bool = True,
+    project: Callable[[bytes], bytes] | None = None,
 ) -> list[Finding]:
     """Every NOTIFY of one subscription judged: headers and body (``checks.check_notify``), the
     CSeq and version sequence (``checks.check_sequence``), and the history (each NOTIFY at its
     moment against ``stimuli``, convergence at ``end`` or when the subscription ended, and the
-    checkpoints). Shared by ``Case.finish`` and the explorer, so both judge alike."""
+    checkpoints). Shared by ``Case.finish`` and the explorer, so both judge alike.
+
+    A call party's watcher passes the publications derived from its calls as ``stimuli`` and
+    ``project`` (``oracle.call_history``): the history then sees bodies reduced to calls and
+    states, and attributes a table no combination explains to E10."""
     seen = captured(notifies, paused)
     findings: list[Finding] = []
     for c in seen:
         findings += checks.check_notify(c, ctx)
     findings += checks.check_sequence(seen)
-    if not notifies or not with_history:
-        # A call party's watcher: its PUBLISHes happen inside the target, so there are no
-        # stimuli to judge its NOTIFYs against; the call oracle judges its bodies instead.
+    if not notifies:
         return findings
     stop = ended(notifies, paused)
     recorded = history.History(
         presentity=ctx.presentity,
         stimuli=tuple(stimuli),
-        notifies=tuple(observations(notifies, paused)),
+        notifies=tuple(observations(notifies, paused, project)),
         end=stop if stop is not None else end,
         ended=stop is not None,
         subscribed=ctx.granted_at if ctx.granted_at is not None else -math.inf,
     )
-    findings += history.check(recorded, rules, checkpoints=checkpoints).findings
+    mode_id = call_history.FALLBACK if project is not None else None
+    findings += history.check(recorded, rules, checkpoints=checkpoints, mode_id=mode_id).findings
     return findings
 
 
@@ -778,8 +795,8 @@ class Calls:
     the case, and the call oracle's verdict recorded as the case's findings.
 
     The watchers are the case's own subscriptions, so their NOTIFYs get the header and sequence
-    checks of every case. The history check does not judge them: its stimuli are the PUBLISHes
-    a case sent, and a call's publications are made inside the target (``Subscription.call_watch``).
+    checks of every case, and the history check, against publications derived from the
+    party's calls (``Subscription.call_party``, ``oracle.call_history``).
     """
 
     def __init__(
@@ -790,9 +807,23 @@ class Calls:
         block: PortBlock,
         workdir: Path,
         timeout: float,
+        register: bool = False,
     ) -> None:
         self.case = case
         self.proxy = proxy
+        self.registrar = (
+            Publisher(
+                server=proxy,
+                block=block,
+                workdir=workdir / "register",
+                domain=case.target.domain,
+                timeout=timeout,
+            )
+            if register
+            else None
+        )
+        """With ``register``: callees REGISTER their Contact at the proxy through this peer,
+        and calls go to the callee's AOR (``--dialoginfo-register``)."""
         self.block = block
         self.workdir = workdir
         self.timeout = timeout
@@ -822,17 +853,28 @@ class Calls:
     def callee(self, hint: str = "bob", display: str | None = "Bob") -> Callee:
         """A started callee (UAS) with a fresh user."""
         where = self._where(hint)
-        return self._start(Callee(user=self.case.user(hint), display=display, **where))  # type: ignore[arg-type]
+        callee = self._start(Callee(user=self.case.user(hint), display=display, **where))  # type: ignore[arg-type]
+        if self.registrar is not None:
+            answer = register(self.registrar, callee)
+            if not 200 <= answer.status < 300:
+                raise HarnessError(
+                    f"REGISTER of {callee.aor} at {self.proxy[0]}:{self.proxy[1]} answered "
+                    f"{answer.status} {answer.reason}"
+                )
+        return callee
 
     def watch(self, party: Caller | Callee) -> Subscription:
         """Subscribe to ``party``'s AOR through the case (initial NOTIFY awaited, B05)."""
         sub = self.case.subscribe(party.user)
-        sub.call_watch = True
+        role = call_oracle.Party.CALLER if isinstance(party, Caller) else call_oracle.Party.CALLEE
+        sub.call_party = (role, party, self.profile)
         return sub
 
     def place(self, caller: Caller, callee: Callee) -> str:
-        """Start a call; return its Call-ID once the INVITE reached the callee."""
-        return place_call(caller, callee)
+        """Start a call; return its Call-ID once the INVITE reached the callee (sent to its
+        AOR when callees register, else to its Contact)."""
+        target = callee.aor if self.registrar is not None else None
+        return place_call(caller, callee, target=target)
 
     def judge(
         self, call_id: str, party: Caller | Callee, sub: Subscription, *, settle: float = 1.0
@@ -851,3 +893,23 @@ class Calls:
 
 
 _P = TypeVar("_P", Caller, Callee)
+
+
+def _party_calls(
+    role: call_oracle.Party, party: Caller | Callee, profile: call_oracle.CallProfile
+) -> list[call_oracle.Expectation]:
+    """The expectation of every call ``party`` traced an INVITE of (by Call-ID, in order)."""
+    traced = party.messages()
+    call_ids = list(
+        dict.fromkeys(
+            m.message.call_id
+            for m in traced
+            if isinstance(m.message, Request)
+            and m.message.method == "INVITE"
+            and m.message.call_id is not None
+        )
+    )
+    return [
+        call_oracle.expect(role, [m for m in traced if m.message.call_id == c], c, profile)
+        for c in call_ids
+    ]

@@ -373,7 +373,7 @@ RAW = (
   Part of dialoginfo-conformance; driven by conformance/peers.py (Publisher.request) for negative
   cases: two SIP-If-Match headers, no Event, a bad Content-Length...
 
-  -set method PUBLISH|SUBSCRIBE|OPTIONS   the method (SIPp needs it literal in the scenario)
+  -set method PUBLISH|SUBSCRIBE|OPTIONS|REGISTER   the method (SIPp needs it literal)
   -key request_file FILE   everything after "METHOD ": Request-URI, SIP/2.0, the header lines
                            (CRLF), the blank line and the body, sent byte for byte
   -cid_str CALLID          the Call-ID the file uses (SIPp maps the response to the call by it)
@@ -387,16 +387,21 @@ RAW = (
       <test assign_to="is_sub" variable="cmp_sub" compare="equal" value="0"/>
       <strcmp assign_to="cmp_opt" variable="method" value="OPTIONS"/>
       <test assign_to="is_opt" variable="cmp_opt" compare="equal" value="0"/>
+      <strcmp assign_to="cmp_reg" variable="method" value="REGISTER"/>
+      <test assign_to="is_reg" variable="cmp_reg" compare="equal" value="0"/>
     </action>
   </nop>
   <nop test="is_sub" next="subscribe"/>
   <nop test="is_opt" next="options"/>
+  <nop test="is_reg" next="register"/>
 """
     + raw_send("PUBLISH")
     + "\n"
     + raw_send("SUBSCRIBE")
     + "\n"
     + raw_send("OPTIONS")
+    + "\n"
+    + raw_send("REGISTER")
     + """
   <label id="wait"/>
 """

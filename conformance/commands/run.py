@@ -20,7 +20,7 @@ from conformance.harness.sipp import sipp_binary
 from conformance.pytest_plugin.fixtures import EXIT_BAD_LOCAL_ADDRESS, EXIT_TARGET_UNAVAILABLE
 from conformance.targets.profile import load_profile
 
-LAUNCHED = ("reference", "kamailio")
+LAUNCHED = ("reference", "kamailio", "kamailio-two")
 
 EXIT_OK = 0
 """Every case passed, or deviated only as the profile declares."""
@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
         default="reference",
-        help="reference (embedded, default), kamailio, or sip:HOST:PORT",
+        help="reference (embedded, default), kamailio, kamailio-two (call proxy + presence), "
+        "or sip:HOST:PORT",
     )
     parser.add_argument("--profile", help="shipped profile name or TOML file")
     parser.add_argument(
@@ -112,6 +113,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ADDR",
         help="address the kit's SIP peers bind and advertise (default: the kernel's source "
         "address towards the target)",
+    )
+    parser.add_argument(
+        "--proxy",
+        metavar="sip:HOST:PORT",
+        help="group E: the proxy calls go through, when not the target's address",
+    )
+    parser.add_argument(
+        "--register",
+        action="store_true",
+        help="group E: callees REGISTER at the proxy and calls go to their AOR",
     )
     parser.add_argument(
         "--label",
@@ -208,6 +219,10 @@ def pytest_command(args: argparse.Namespace, mode: str) -> list[str]:
         cmd += ["--dialoginfo-local-address", args.local_address]
     if args.label:
         cmd += ["--dialoginfo-label", args.label]
+    if args.proxy:
+        cmd += ["--dialoginfo-proxy", args.proxy]
+    if args.register:
+        cmd.append("--dialoginfo-register")
     if args.tls_ca:
         cmd += ["--dialoginfo-tls-ca", args.tls_ca]
     if args.tls_insecure:

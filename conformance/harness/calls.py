@@ -32,6 +32,7 @@ from conformance.errors import HarnessError, NotReceivedError, UsageError
 from conformance.harness.local_address import local_for, sip_host
 from conformance.harness.peers import (
     POLL,
+    Publisher,
     _describe,
     _header_lines,
     _rundir,
@@ -375,13 +376,45 @@ class Callee(_Party):
         return self.wait_response(call_id, 200, method="BYE")
 
 
-def place_call(caller: Caller, callee: Callee, *, headers: Sequence[str] = ()) -> str:
-    """Start a call from ``caller`` to ``callee``; return its Call-ID once the INVITE arrived."""
+def place_call(
+    caller: Caller,
+    callee: Callee,
+    *,
+    headers: Sequence[str] = (),
+    target: str | None = None,
+) -> str:
+    """Start a call from ``caller`` to ``callee``; return its Call-ID once the INVITE arrived.
+
+    ``target``: the Request-URI (default the callee's Contact); ``callee.aor`` makes a proxy
+    route by the callee's registration (``register``)."""
     call_id = new_call_id()
     callee.expect(call_id)
-    caller.invite(callee, call_id=call_id, headers=headers)
+    caller.invite(callee, call_id=call_id, headers=headers, target=target)
     callee.wait_invite(call_id)
     return call_id
 
 
-__all__ = ["REJECT_CODES", "Callee", "Caller", "new_call_id", "place_call"]
+def register(registrar: Publisher, party: _Party, *, expires: int = 300) -> Response:
+    """REGISTER ``party``'s Contact for its AOR at ``registrar``'s server; its final response.
+
+    Sent by ``registrar`` (a one-shot SIPp, ``Publisher.request``) rather than by the party's
+    own SIPp, which runs a call scenario: a registrar binds the Contact whoever sends it. A
+    digest challenge is returned as it is: ``Publisher.request`` answers none (the kit's digest
+    support, ``Credentials``, is PUBLISH's)."""
+    if not 0 <= expires <= 3600:
+        raise UsageError(f"REGISTER Expires is 0..3600 s, not {expires}")
+    return registrar.request(
+        f"REGISTER sip:{party.domain} SIP/2.0\n"
+        "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+        "Max-Forwards: 70\n"
+        f"From: <{party.aor}>;tag=reg-{uuid.uuid4().hex[:12]}\n"
+        f"To: <{party.aor}>\n"
+        "Call-ID: [call_id]\n"
+        "CSeq: 1 REGISTER\n"
+        f"Contact: <{party.contact}>\n"
+        f"Expires: {expires}\n"
+        "Content-Length: 0\n\n"
+    )
+
+
+__all__ = ["REJECT_CODES", "Callee", "Caller", "new_call_id", "place_call", "register"]

@@ -54,7 +54,7 @@ from conformance.sip.trace import Traced
 
 ANSWER_CODES = (200, 481, 489, 500)
 """How a Watcher can answer NOTIFYs (watch.xml has one idle loop per code)."""
-RAW_METHODS = ("PUBLISH", "SUBSCRIBE", "OPTIONS")
+RAW_METHODS = ("PUBLISH", "SUBSCRIBE", "OPTIONS", "REGISTER")
 """Methods raw.xml can send (SIPp needs the method literal in the scenario)."""
 BIND_RETRIES = 3
 """A port can be taken between PortBlock.take's check and SIPp's bind: try fresh ports."""

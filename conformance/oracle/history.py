@@ -130,6 +130,9 @@ class Stimulus:
     """The SIP-If-Match the request carried (modify, refresh, remove)."""
     expires: int | None = None
     """Expires granted by the 2xx (0 for a remove)."""
+    requirement: str | None = None
+    """The rule a contradiction of this stimulus is reported under; None: by its kind (C13,
+    C15, C16, B24). A call's derived publications name their E rule (``call_history``)."""
 
     @property
     def error(self) -> bool:
@@ -327,10 +330,15 @@ def _events(stimuli: Sequence[Stimulus], rules: Rules, excluded: frozenset[str])
 
 def _precedes(a: _Event, b: _Event, rules: Rules) -> bool:
     """a certainly took effect before b: real time, widened by the server's timestamp
-    resolution for two bodies whose aggregation order is that timestamp (Kamailio)."""
+    resolution for two bodies whose aggregation order is that timestamp (Kamailio). A
+    stimulus that replaces a's ETag comes after a whatever the times: a server cannot modify a
+    publication before it made it (a call's derived publications overlap in time, and their
+    chain of ETags is what orders them)."""
+    sa, sb = a.stimulus, b.stimulus
+    if sa is not None and sb is not None and sa.etag and sb.replaces == sa.etag:
+        return True
     if a.end >= b.start:
         return False
-    sa, sb = a.stimulus, b.stimulus
     ordered_by_stamp = (
         rules.timestamp_resolution > 0
         and sa is not None
@@ -646,6 +654,8 @@ class _Context:
         a table that stops short of a client's stimulus no NOTIFY followed is B24."""
         if culprit is None:
             return self.fallback
+        if culprit.stimulus is not None and culprit.stimulus.requirement:
+            return culprit.stimulus.requirement
         if culprit.kind == "publish" and culprit.end < self.history.subscribed:
             return self.fallback
         if (

@@ -18,6 +18,8 @@ import pytest
 from conformance.errors import ConformanceError
 from conformance.pytest_plugin.options import (
     LOCAL_ADDRESS_OPTION,
+    PROXY_OPTION,
+    REGISTER_OPTION,
     TLS_CA_OPTION,
     TLS_INSECURE_OPTION,
     Settings,
@@ -268,17 +270,19 @@ def dialoginfo_calls(
     dialoginfo_ports: Any,
     dialoginfo_settings: Settings,
     tmp_path: Path,
+    pytestconfig: pytest.Config,
 ) -> Iterator[Any]:
     """Calls for group E (``conformance.case.Calls``): they go where the target routes calls
     (its ``call_proxy``); a target that routes none skips the case and says why."""
     from conformance.case import Calls
 
-    proxy = getattr(dialoginfo_target, "call_proxy", None)
+    proxy = pytestconfig.getoption(PROXY_OPTION) or getattr(dialoginfo_target, "call_proxy", None)
     if proxy is None:
         pytest.skip(
             f"target {dialoginfo_target.name!r} over {dialoginfo_target.transport.upper()} "
             "routes no calls (group E needs a proxy that tracks calls and publishes their "
-            "dialog state: the reference server or Kamailio with pua_dialoginfo, over UDP)"
+            "dialog state, over UDP: the reference server, Kamailio with pua_dialoginfo, or "
+            f"yours given as {PROXY_OPTION} sip:HOST:PORT)"
         )
     calls = Calls(
         dialoginfo_case,
@@ -286,6 +290,7 @@ def dialoginfo_calls(
         block=dialoginfo_ports,
         workdir=tmp_path / "calls",
         timeout=dialoginfo_settings.timeout,
+        register=bool(pytestconfig.getoption(REGISTER_OPTION)),
     )
     yield calls
     calls.close()

@@ -35,6 +35,8 @@ TLS_INSECURE_OPTION = PREFIX + "tls-insecure"
 AUTH_USER_OPTION = PREFIX + "auth-user"
 AUTH_PASSWORD_FILE_OPTION = PREFIX + "auth-password-file"
 CREDENTIALS_OPTION = PREFIX + "credentials"
+PROXY_OPTION = PREFIX + "proxy"
+REGISTER_OPTION = PREFIX + "register"
 
 _settings_key = pytest.StashKey["Settings"]()
 
@@ -47,6 +49,21 @@ def _timeout(value: str) -> float:
     if not 0.1 <= seconds <= 32:
         raise pytest.UsageError(f"{TIMEOUT_OPTION} must be between 0.1 and 32 s (Timer N)")
     return seconds
+
+
+def _proxy(value: str) -> tuple[str, int]:
+    """``sip:HOST:PORT`` of the proxy group E's calls go through, UDP (the call peers' only
+    transport); a bad value is one line, never a traceback."""
+    from conformance.errors import UsageError
+    from conformance.targets.external import parse_target
+
+    try:
+        host, port, _domain, transport = parse_target(value)
+    except UsageError as exc:
+        raise pytest.UsageError(f"{PROXY_OPTION}: {exc.message}") from None
+    if transport != "udp":
+        raise pytest.UsageError(f"{PROXY_OPTION} takes a UDP proxy (sip:HOST:PORT), not {value!r}")
+    return host, port
 
 
 def _rfc(value: str) -> int:
@@ -63,7 +80,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="dialoginfo_target",
         metavar="TARGET",
         help="server under test: 'reference' (embedded, default), 'kamailio' "
-        "(launched from /usr/sbin/kamailio), or sip:HOST:PORT (yours)",
+        "(launched from /usr/sbin/kamailio), 'kamailio-two' (a call-proxy Kamailio publishing "
+        "to a presence Kamailio: group E's second shape), or sip:HOST:PORT (yours)",
     )
     group.addoption(
         PROFILE_OPTION,
@@ -172,6 +190,25 @@ def _add_deployment_options(group: Any) -> None:
         "external, with the transport when not UDP)",
     )
     group.addoption(
+        PROXY_OPTION,
+        type=_proxy,
+        default=None,
+        dest="dialoginfo_proxy",
+        metavar="sip:HOST:PORT",
+        help="group E: the proxy calls go through when it is not the target's address (it "
+        "must record-route, track calls and PUBLISH their state to the target; default: "
+        "the target's own call proxy, none for sip:HOST:PORT targets)",
+    )
+    group.addoption(
+        REGISTER_OPTION,
+        action="store_true",
+        default=False,
+        dest="dialoginfo_register",
+        help="group E: each callee REGISTERs its Contact at the call proxy and callers INVITE "
+        "its AOR, for a proxy that routes by registration (no digest: the registrar must "
+        "accept the kit's users)",
+    )
+    group.addoption(
         TLS_CA_OPTION,
         default=None,
         dest="dialoginfo_tls_ca",
@@ -234,7 +271,11 @@ def settings(config: pytest.Config) -> Settings:
         opt = config.option
         target = opt.dialoginfo_target
         kind = target.split(";")[0].split(":")[0]  # kamailio;transport=tcp -> kamailio
-        default_profile = {"reference": "reference", "kamailio": "kamailio"}.get(kind, "generic")
+        default_profile = {
+            "reference": "reference",
+            "kamailio": "kamailio",
+            "kamailio-two": "kamailio",
+        }.get(kind, "generic")
         try:
             profile = load_profile(opt.dialoginfo_profile or default_profile)
             profile = profile.with_overrides(

@@ -1,6 +1,7 @@
 """Servers under test: one ``Target`` interface, three kinds, and the profiles that describe them.
 
     kamailio         Kamailio 5.6.3 launched by the kit (aggregate, single or dummy mode)
+    kamailio-two     the same as a call proxy publishing to a separate presence instance
     reference        the kit's embedded RFC-strict server (conformance/targets/reference.py)
     sip:HOST:PORT    a server the user runs (ExternalTarget)
 
@@ -73,6 +74,8 @@ def make_target(
         launched_transport = value.strip().lower()
     if faults and spec != "reference":
         raise UsageError(f"fault injection works only with the reference target, not {spec!r}")
+    if kind == "kamailio-two":
+        return _kamailio_two(spec, variant, launched_transport, profile, given, block, workdir)
     if kind == "kamailio":
         from conformance.targets.kamailio import KamailioTarget
 
@@ -138,8 +141,41 @@ def make_target(
             external.nonce_ttl = keyring.nonce_ttl
         return external
     raise UsageError(
-        f"bad target {spec!r}: use kamailio, kamailio:single, kamailio:dummy, reference "
-        "or sip:HOST:PORT"
+        f"bad target {spec!r}: use kamailio, kamailio:single, kamailio:dummy, kamailio-two, "
+        "kamailio-two:single, reference or sip:HOST:PORT"
+    )
+
+
+def _kamailio_two(
+    spec: str,
+    variant: str,
+    transport: str,
+    profile: str | os.PathLike[str] | Profile | None,
+    given: dict[str, Any],
+    block: PortBlock | None,
+    workdir: str | os.PathLike[str] | None,
+) -> Target:
+    """``kamailio-two[:MODE]``: a call-proxy Kamailio publishing to a presence Kamailio."""
+    from conformance.oracle.calls import CallProfile
+    from conformance.targets.kamailio_two import KamailioTwoTarget
+
+    if transport != "udp":
+        raise UsageError(f"bad target {spec!r}: the two-instance shape runs on UDP only")
+    base = _resolve(profile, "kamailio").with_overrides(**given)
+    mode = variant or ("single" if base.single_dialog else "aggregate")
+    if mode not in ("aggregate", "single"):
+        raise UsageError(f"bad target {spec!r}: kamailio-two takes :aggregate or :single")
+    if "single_dialog" in given and given["single_dialog"] != (mode == "single"):
+        raise UsageError(
+            f"--target {spec} contradicts --single-dialog={given['single_dialog']}: "
+            "use --target kamailio-two:single or drop one of them"
+        )
+    return KamailioTwoTarget(
+        mode,  # type: ignore[arg-type]
+        calls=CallProfile.from_profile(base),
+        block=block,
+        workdir=workdir,
+        profile=base,
     )
 
 

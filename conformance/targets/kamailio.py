@@ -244,7 +244,7 @@ class KamailioTarget(Target):
         self.mode: Mode = mode
         self.binary = str(binary)
         self.template = Path(template) if template is not None else TEMPLATE
-        self.settings = {
+        self.settings: dict[str, Any] = {
             "clean_period": clean_period,
             "max_expires": max_expires,
             "min_expires": min_expires,
