@@ -45,6 +45,7 @@ from conformance.oracle import checks, schema
 from conformance.oracle.dialoginfo import CONTENT_TYPE
 from conformance.oracle.findings import Finding, Verdict
 from conformance.oracle.history import Kind, Stimulus
+from conformance.sip.message import Stamped
 
 NOTIFY_WAIT = 0.5
 """Seconds a PUBLISH step waits for each active watcher of its presentity to be notified."""
@@ -155,6 +156,8 @@ class Executor:
         """Presentities a declared deviation corrupted: later steps on them are skipped."""
         self._seen: dict[str, int] = {}
         self.records: list[StepRecord] = []
+        self.exchanges: list[tuple[str, tuple[Stamped, ...]]] = []
+        """(party, traced messages) of every PUBLISH transaction, for a reproducer's ladder."""
 
     def _peer(self, name: str) -> LivePeer:
         return LivePeer(
@@ -470,6 +473,7 @@ class Executor:
                 (rid, f"PUBLISH with {op.what.replace('-', ' ')} answered {result.status}")
             )
         record.statuses.append(result.status)
+        self.exchanges.append(("publisher-0", result.exchange))
         if 200 <= result.status < 300 and result.etag:
             # A hostile PUBLISH the server accepted made a publication: remember to remove it.
             self.publications[f"nemesis{record.index}"] = _Publication(
@@ -485,6 +489,7 @@ class Executor:
         publisher: int,
     ) -> None:
         record.statuses.append(result.status)
+        self.exchanges.append((f"publisher-{publisher}", result.exchange))
         if 200 <= result.status < 300 and result.etag:
             self.publications[handle] = _Publication(presentity, publisher, result.etag)
         elif result.status == 412:
