@@ -137,6 +137,9 @@ def judge_executor(ex: Executor, profile: Profile, *, strict: bool, end: float) 
             end=end,
             paused=sub.paused,
         )
+        found += checks.check_subscription_end(
+            captured(sub.watcher.notifies, sub.paused), unsubscribed=sub.unsubscribed
+        )
         step = ex.tainted.get(sub.presentity)
         if step is not None:
             found = [relayed(f, step) for f in found]
