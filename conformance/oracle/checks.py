@@ -184,7 +184,7 @@ def check_subscription_end(
                     "B25",
                     False,
                     f"{len(later)} NOTIFY(s) after one answered {rejected.answered}",
-                    observed=f"NOTIFY after {rejected.answered}",
+                    observed=f"NOTIFYs after a NOTIFY answered {rejected.answered}",
                 )
             )
     if unsubscribed is not None and rejected is None:

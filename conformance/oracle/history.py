@@ -666,7 +666,8 @@ class _Context:
         by ``at``) but not the one the mode keeps is a wrong choice, whatever stimulus came
         last: the mode trimmed a lone publication (D10), or kept a dialog of the winner's
         priority (a tie broken the other way, D09) or of another priority (D08). None when the
-        table is not such a choice (a lost or stale update keeps its stimulus's id)."""
+        table is not such a choice (a lost or stale update keeps its stimulus's id; the caller
+        skips tables a remove or an expiry contradicts: those show a state from before it)."""
         if not self.rules.single_dialog or len(table) != 1:
             return None
         rules, presentity = self.rules, self.history.presentity
@@ -723,7 +724,9 @@ class _Context:
             culprit = sent[-1] if sent else culprit
             label = culprit.label if culprit else label
         else:
-            rid = self.selection(table, hi) or self.requirement(culprit, converged=body is None)
+            stale = culprit is not None and culprit.kind in ("remove", "expiry")
+            choice = None if stale else self.selection(table, hi)
+            rid = choice or self.requirement(culprit, converged=body is None)
         # A search cut short by its bound cannot prove a NOTIFY wrong: it only informs.
         verdict: Verdict = "info" if key in loose or loose.bounded else "fail"
         when = "sent after it" if culprit and culprit.start > hi else "answered around it"
