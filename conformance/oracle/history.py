@@ -31,7 +31,9 @@ order of the stimuli in flight around it explains it.
   subscription began (the first NOTIFY carries it: aggregation), D03 or D08 by mode. In
   single-dialog mode a table holding one dialog of the full aggregate, not the one the mode
   keeps, is a wrong choice whatever came last: D10 (a lone publication trimmed), D09 (a tie
-  broken the other way) or D08 (another priority). A table
+  broken the other way) or D08 (another priority). A table with the dialogs and states of a
+  possible state that differs only inside a dialog broke a pass-through rule (``content_rule``:
+  A24, A34, A28, A27). A table
   that never caught up with a client's stimulus no NOTIFY followed at all is B24. The message
   names the stimulus, the NOTIFY and both tables.
 * **Convergence.** The table at the end of a subscription (or at a case's checkpoint) must
@@ -577,6 +579,33 @@ def check(
     return result
 
 
+_CONTENT_RULES = (
+    ("A24", lambda d: d.direction),
+    ("A34", lambda d: d.extensions),
+    ("A28", lambda d: (d.local and d.local.target, d.remote and d.remote.target)),
+    ("A27", lambda d: (d.local and d.local.params, d.remote and d.remote.params)),
+)
+"""Dialog parts a server must pass through unchanged, with the rule each belongs to."""
+
+
+def content_rule(table: Sequence[Dialog], states: Iterable[Sequence[Dialog]]) -> str | None:
+    """A table with the very dialogs and states of a possible state, differing only inside a
+    dialog, broke a pass-through rule, not the aggregation: the rule of the first part that
+    differs (direction A24, extension children A34, target URI A28, target params A27). None
+    when no possible state has the same dialogs and states, or no such part differs."""
+    shown = {(d.id, d.state): d for d in table}
+    for state in states:
+        expected = {(d.id, d.state): d for d in state}
+        if expected.keys() != shown.keys() or len(state) != len(table):
+            continue
+        for key, want in expected.items():
+            got = shown[key]
+            for rid, part in _CONTENT_RULES:
+                if part(got) != part(want):
+                    return rid
+    return None
+
+
 class _Context:
     """One history's events and attribution data, built once per check."""
 
@@ -725,7 +754,9 @@ class _Context:
             label = culprit.label if culprit else label
         else:
             stale = culprit is not None and culprit.kind in ("remove", "expiry")
-            choice = None if stale else self.selection(table, hi)
+            choice = content_rule(table, strict.values())
+            if choice is None and not stale:
+                choice = self.selection(table, hi)
             rid = choice or self.requirement(culprit, converged=body is None)
         # A search cut short by its bound cannot prove a NOTIFY wrong: it only informs.
         verdict: Verdict = "info" if key in loose or loose.bounded else "fail"

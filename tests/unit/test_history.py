@@ -530,3 +530,23 @@ def test_single_mode_trimming_a_lone_publication_is_d10():
     hist = History(URI, (a,), tuple(shown), end=2.0, subscribed=1.2)
     assert failed(h.check(hist, SINGLE)) == [("D10", None)]
     assert failed(result) == [("D10", None)]
+
+
+def test_a_dialog_changed_inside_is_its_pass_through_rule():
+    """Faults extensions-dropped, pval-escaped-twice, target-uri-dropped: the same dialogs in
+    the same states, something inside changed: the pass-through rule, not aggregation (D03)."""
+    ext = '<x:n xmlns:x="urn:example:x"/>'
+    target = '<local><target uri="sip:a@h"><param pname="p" pval="v"/></target></local>'
+    cases = [
+        ("A34", dialog("a", "early", extra=ext), dialog("a", "early")),
+        ("A24", dialog("a", "early", direction="initiator"), dialog("a", "early")),
+        ("A28", dialog("a", "early", extra=target), dialog("a", "early", extra="<local/>")),
+        (
+            "A27",
+            dialog("a", "early", extra=target),
+            dialog("a", "early", extra=target.replace('pval="v"', 'pval="w"')),
+        ),
+    ]
+    for rid, published, shown in cases:
+        a = publish("publish a", "e1", [published], 1.0, 1.01)
+        assert failed(run([a], [notify(0, shown, at=1.5)], end=2.0)) == [(rid, None)], rid
