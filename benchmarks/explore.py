@@ -1,37 +1,56 @@
-"""The explorer's figures (issue 13): steps/s against Kamailio and the reference server, and for
-every fault of the reference server whether it is found within a step budget, how many steps
-the first failure took, and how small the shrunk reproducer is.
+"""The explorer's figures (issue 13): steps/s against Kamailio and the reference server, the
+findings of the clean reference server over several seeds, and for every fault of the reference
+server whether it is found within a step budget, how many steps the first failure took, and how
+small the shrunk reproducer is.
 
-    python benchmarks/explore.py [--steps 300] [--seed 1] [--lanes 8] [--faults all|none|a,b]
-                                 [--fault-steps 500] [--shrink-budget 60]
+    python benchmarks/explore.py [--steps 300] [--seed 1] [--lanes 8] [--target LIST|none]
+                                 [--clean-seeds 0] [--clean-steps 500]
+                                 [--faults all|none|a,b] [--fault-steps 500] [--fault-lanes 4]
+                                 [--parallel 3] [--shrink-budget 60]
 
 Throughput runs the explorer as the command does (lanes concurrently, each with presentities
 of its own, so one lane waiting out an expiry does not stall the others). A fault counts as
 found when a failure names one of the fault's own requirement ids (a crash fault: any id);
 "steps to first failure" is the lane step the earliest failure names (its contradicted
 stimulus, or the step whose response broke the rule; the lane's length when it names none):
-steps of one sequence, as a single-lane run would count them.
+steps of one sequence, as a single-lane run would count them. Faults the operations cannot
+reach are listed apart with the reason (``UNREACHABLE``) and left out of the recall. Faults
+run ``--parallel`` at a time, each against a server (and a port block) of its own.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import re
+import concurrent.futures
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conformance.explore.runner import Explorer, limits_for, summary
+from conformance.explore.runner import Explorer, failure_step, summary
 from conformance.harness.ports import reserve_block
 from conformance.targets import make_target
 
 SINGLE_IDS = ("D08", "D09", "D10")
 """Rules of force_single_dialog mode: their faults are explored in that mode."""
+
+UNREACHABLE = {
+    "E": "a call fault (group E): the explorer's operations publish and subscribe, they place "
+    "no call through the proxy",
+    "entity-rebuilt": "the explorer's presentities carry no port and no sips:, so the rebuilt "
+    "entity equals the Request-URI (the suite is blind to it for the same reason)",
+}
+"""Faults whose rule the operations cannot reach, with why (keyed by name; ``E``: group E)."""
+
+
+def unreachable(fault: str, ids: tuple[str, ...]) -> str | None:
+    if all(rid.startswith("E") for rid in ids):
+        return UNREACHABLE["E"]
+    return UNREACHABLE.get(fault)
 
 
 def throughput(name: str, steps: int, seed: int, lanes: int, block, tmp: Path) -> dict:
@@ -47,55 +66,75 @@ def throughput(name: str, steps: int, seed: int, lanes: int, block, tmp: Path) -
 
 
 def fault_run(
-    fault: str, ids: tuple[str, ...], steps: int, seed: int, lanes: int, shrink: float, block, tmp
+    fault: str, ids: tuple[str, ...], steps: int, seed: int, lanes: int, shrink: float, tmp: Path
 ) -> dict:
     single = any(rid in SINGLE_IDS for rid in ids)
-    target = make_target(
-        "reference",
-        block=block,
-        workdir=tmp,
-        faults=(fault,),
-        overrides={"single_dialog": True if single else None},
-    )
-    target.start()
-    try:
-        # Root extension elements are left out: the clean reference server aggregates them
-        # between dialogs (an A34 failure of its own, reported apart), which would mask faults.
-        limits = dataclasses.replace(limits_for(target.profile), drop=("root-extensions",))
-        explorer = Explorer(
-            target, target.profile, block, tmp / fault, restart=target.start, limits=limits
+    with reserve_block(40) as block:
+        target = make_target(
+            "reference",
+            block=block,
+            workdir=tmp,
+            faults=(fault,),
+            overrides={"single_dialog": True if single else None},
         )
-        results = explorer.run(seed, lanes=lanes, steps=steps)
-        crash = fault.startswith("crash")
-        hits = [
-            (r, f) for r in results for f, _ in r.judged.failures if crash or f.requirement in ids
-        ]
-        if not hits:
-            other = sorted({f.requirement for r in results for f, _ in r.judged.failures})
-            return {"found": False, "other": other}
-        lane, finding = min(hits, key=lambda h: _step_of(h[1], len(h[0].ops)))
-        first = _step_of(finding, len(lane.ops))
-        small, confirmed, _ = explorer.shrink(lane, finding.requirement, budget=shrink)
-        return {
-            "found": True,
-            "requirement": finding.requirement,
-            "steps_to_first": first,
-            "shrunk": len(small),
-            "confirmed": confirmed,
-        }
-    finally:
-        target.stop()
+        target.start()
+        try:
+            explorer = Explorer(target, target.profile, block, tmp / fault, restart=target.start)
+            results = explorer.run(seed, lanes=lanes, steps=steps)
+            crash = fault.startswith("crash")
+            hits = [
+                (r, f)
+                for r in results
+                for f, _ in r.judged.failures
+                if crash or f.requirement in ids
+            ]
+            if not hits:
+                other = sorted({f.requirement for r in results for f, _ in r.judged.failures})
+                return {"found": False, "other": other}
+            lane, finding = min(hits, key=lambda h: _step_of(h[1], len(h[0].ops)))
+            first = _step_of(finding, len(lane.ops))
+            if shrink > 0:
+                small, confirmed, _ = explorer.shrink(lane, finding.requirement, budget=shrink)
+            else:
+                small, confirmed = lane.ops, False
+            return {
+                "found": True,
+                "requirement": finding.requirement,
+                "steps_to_first": first,
+                "shrunk": len(small),
+                "confirmed": confirmed,
+            }
+        finally:
+            target.stop()
 
 
 def _step_of(finding, default: int) -> int:
-    """The lane step a failure names (its contradicted stimulus, or the step whose response
-    broke the rule); ``default`` (the lane's length) when it names none."""
-    stimulus = str(finding.evidence.get("stimulus") or "")
-    match = re.search(r"at step (\d+)", stimulus)
-    if match:
-        return int(match.group(1))
-    step = finding.evidence.get("step")
-    return int(step) if isinstance(step, int) else default
+    """The lane step a failure names; ``default`` (the lane's length) when it names none."""
+    step = failure_step(finding)
+    return default if step is None else step
+
+
+def clean_seeds(seeds: int, steps: int, first: int, lanes: int, block, tmp: Path) -> None:
+    """The clean reference server, ``seeds`` runs of ``steps`` steps: every failure listed."""
+    target = make_target("reference", block=block, workdir=tmp)
+    target.start()
+    total = 0
+    try:
+        for seed in range(first, first + seeds):
+            explorer = Explorer(target, target.profile, block, tmp / f"clean{seed}")
+            started = time.monotonic()
+            results = explorer.run(seed, lanes=lanes, steps=steps)
+            s = summary(results, time.monotonic() - started)
+            total += s["failures"]
+            print(
+                f"  clean seed {seed}: {s['steps']} steps in {s['wall_seconds']:.1f} s, "
+                f"{s['notifies']} NOTIFYs, {s['failures']} failure(s) "
+                f"{[d['requirement'] + '/' + d['shape'] for d in s['distinct_failures']]}",
+                flush=True,
+            )
+    finally:
+        target.stop()
+    print(f"clean reference server: {total} finding(s) over {seeds} seeds of {steps} steps")
 
 
 def main() -> None:
@@ -104,53 +143,83 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--lanes", type=int, default=8)
     parser.add_argument("--target", default="kamailio,kamailio:single,reference")
+    parser.add_argument("--clean-seeds", type=int, default=0)
+    parser.add_argument("--clean-steps", type=int, default=500)
     parser.add_argument("--faults", default="none", help="all, none, or a comma list")
     parser.add_argument("--fault-steps", type=int, default=500)
+    parser.add_argument("--fault-lanes", type=int, default=4)
+    parser.add_argument("--parallel", type=int, default=3)
     parser.add_argument("--shrink-budget", type=float, default=60.0)
     args = parser.parse_args()
-    print(f"seed {args.seed}, {args.lanes} lanes")
+    print(f"seed {args.seed}, {args.lanes} lanes", flush=True)
     with reserve_block(33) as block, tempfile.TemporaryDirectory(prefix="explore-") as tmp:
-        for name in args.target.split(","):
+        for name in args.target.split(",") if args.target != "none" else ():
             s = throughput(name, args.steps, args.seed, args.lanes, block, Path(tmp))
             print(
                 f"{name:16s} {s['steps']:4d} steps in {s['wall_seconds']:6.1f} s = "
                 f"{s['steps_per_second']:5.1f} steps/s   NOTIFYs {s['notifies']}   "
                 f"failures {s['failures']} {[d['requirement'] for d in s['distinct_failures']]}"
-                f"   known {s['known']}"
+                f"   known {s['known']}",
+                flush=True,
             )
-        if args.faults == "none":
-            return
-        from conformance.server.faults import FAULTS
+        if args.clean_seeds:
+            clean_seeds(args.clean_seeds, args.clean_steps, args.seed, args.lanes, block, Path(tmp))
+        if args.faults != "none":
+            faults(args, Path(tmp))
 
-        names = list(FAULTS) if args.faults == "all" else args.faults.split(",")
-        unknown = [n for n in names if n not in FAULTS]
-        if unknown:
-            raise SystemExit(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(FAULTS)}")
-        found, firsts, sizes, missed = 0, [], [], []
-        for fault in names:
-            ids = tuple(getattr(FAULTS[fault], "requirements", ()))
+
+def faults(args: argparse.Namespace, tmp: Path) -> None:
+    from conformance.server.faults import FAULTS
+
+    names = list(FAULTS) if args.faults == "all" else args.faults.split(",")
+    unknown = [n for n in names if n not in FAULTS]
+    if unknown:
+        raise SystemExit(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(FAULTS)}")
+    out = threading.Lock()
+    skipped = {n: why for n in names if (why := unreachable(n, FAULTS[n].requirements))}
+    for name, why in skipped.items():
+        print(f"  {name:34s} unreachable: {why}")
+    todo = [n for n in names if n not in skipped]
+    results: dict[str, dict] = {}
+
+    def one(fault: str) -> None:
+        ids = tuple(FAULTS[fault].requirements)
+        started = time.monotonic()
+        try:
             r = fault_run(
-                fault, ids, args.fault_steps, args.seed, args.lanes, args.shrink_budget, block,
-                Path(tmp),
+                fault, ids, args.fault_steps, args.seed, args.fault_lanes, args.shrink_budget,
+                tmp,
             )  # fmt: skip
+        except Exception as exc:  # a benchmark row, not a crash of the whole run
+            r = {"found": False, "other": [f"error: {exc}"]}
+        results[fault] = r
+        took = time.monotonic() - started
+        with out:
             if r["found"]:
-                found += 1
-                firsts.append(r["steps_to_first"])
-                sizes.append(r["shrunk"])
                 print(
                     f"  {fault:34s} found {r['requirement']} at lane step {r['steps_to_first']:4d}"
                     f"; reproducer {r['shrunk']} step(s)"
-                    f"{'' if r['confirmed'] else ' (not confirmed)'}"
+                    f"{'' if r['confirmed'] else ' (not confirmed)'}  [{took:.0f} s]",
+                    flush=True,
                 )
             else:
-                missed.append(fault)
-                print(f"  {fault:34s} MISSED (other failures: {r['other']})")
-        print(
-            f"faults found {found}/{len(names)}; median steps to first failure "
-            f"{statistics.median(firsts) if firsts else '-'}; reproducer sizes {sorted(sizes)}"
-        )
-        if missed:
-            print("missed: " + ", ".join(missed))
+                print(f"  {fault:34s} MISSED (other failures: {r['other']})  [{took:.0f} s]",
+                      flush=True)  # fmt: skip
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        list(pool.map(one, todo))
+    found = [n for n in todo if results[n]["found"]]
+    firsts = [results[n]["steps_to_first"] for n in found]
+    sizes = [results[n]["shrunk"] for n in found]
+    print(
+        f"faults found {len(found)}/{len(todo)} reachable "
+        f"({100 * len(found) / max(1, len(todo)):.0f}%; {len(skipped)} unreachable left out); "
+        f"median steps to first failure {statistics.median(firsts) if firsts else '-'}; "
+        f"reproducer sizes {sorted(sizes)}"
+    )
+    missed = [n for n in todo if not results[n]["found"]]
+    if missed:
+        print("missed: " + ", ".join(missed))
 
 
 if __name__ == "__main__":

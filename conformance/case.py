@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from conformance.errors import BodyError, HarnessError, NotReceivedError, UsageError
 from conformance.harness.calls import Callee, Caller, place_call, register
@@ -599,32 +599,12 @@ class Case:
 
     def evidence(self) -> dict[str, list[dict[str, object]]]:
         """Every message the case's peers traced, as JSON for the report's ladder and bodies."""
-        messages: list[dict[str, object]] = []
-        for result in self.exchanges:
-            messages += [_message_json(m, "publisher") for m in getattr(result, "exchange", ())]
-        notifies: list[dict[str, object]] = []
-        for n, sub in enumerate(self.subscriptions, 1):
-            party = f"watcher-{n}"
-            messages += [_message_json(m, party) for m in sub.watcher.messages]
-            for notify in sub.notifies:
-                version = state = None
-                if notify.body.strip():
-                    try:
-                        doc = dialoginfo.parse(notify.body)
-                        version, state = doc.version, doc.state
-                    except BodyError:
-                        pass
-                notifies.append(
-                    {
-                        "party": party,
-                        "timestamp": notify.timestamp,
-                        "version": version,
-                        "state": state,
-                        "body": notify.body.decode("utf-8", "replace"),
-                    }
-                )
-        messages.sort(key=lambda m: m["timestamp"])  # type: ignore[arg-type, return-value]
-        return {"messages": messages, "notifies": notifies}
+        published = [("publisher", getattr(r, "exchange", ())) for r in self.exchanges]
+        watched = [
+            (f"watcher-{n}", sub.watcher.messages, sub.notifies)
+            for n, sub in enumerate(self.subscriptions, 1)
+        ]
+        return evidence_json(published, watched)
 
     # -- the end -------------------------------------------------------------------------------
 
@@ -775,6 +755,41 @@ def judge_subscription(
     mode_id = call_history.FALLBACK if project is not None else None
     findings += history.check(recorded, rules, checkpoints=checkpoints, mode_id=mode_id).findings
     return findings
+
+
+def evidence_json(
+    published: Iterable[tuple[str, Iterable[Any]]],
+    watched: Iterable[tuple[str, Iterable[Any], Iterable[Notify]]],
+) -> dict[str, list[dict[str, object]]]:
+    """Traced messages and NOTIFYs as the report's ladder and bodies read them (results.json
+    ``messages`` and ``notifies``): ``published`` is (party, traced messages) per exchange,
+    ``watched`` (party, traced messages, NOTIFYs) per subscription. Shared by ``Case`` and the
+    explorer's reproducers, so both draw alike."""
+    messages: list[dict[str, object]] = []
+    for party, exchange in published:
+        messages += [_message_json(m, party) for m in exchange]
+    notifies: list[dict[str, object]] = []
+    for party, traced, captured_notifies in watched:
+        messages += [_message_json(m, party) for m in traced]
+        for notify in captured_notifies:
+            version = state = None
+            if notify.body.strip():
+                try:
+                    doc = dialoginfo.parse(notify.body)
+                    version, state = doc.version, doc.state
+                except BodyError:
+                    pass
+            notifies.append(
+                {
+                    "party": party,
+                    "timestamp": notify.timestamp,
+                    "version": version,
+                    "state": state,
+                    "body": notify.body.decode("utf-8", "replace"),
+                }
+            )
+    messages.sort(key=lambda m: m["timestamp"])  # type: ignore[arg-type, return-value]
+    return {"messages": messages, "notifies": notifies}
 
 
 def _message_json(stamped, party: str) -> dict[str, object]:

@@ -180,6 +180,7 @@ def _write_report(
                 "duration": r.wall,
             }
         )
+    cases += [_reproducer_case(rep, ops_mod.describe, finding_json) for rep in found]
     now = datetime.now(tz=UTC).isoformat(timespec="seconds")
     run_info = {
         "target": {**target.describe(), "kind": args.target},
@@ -199,3 +200,42 @@ def _write_report(
     for rep in found:
         shutil.copyfile(rep.path, run_dir / "regressions" / rep.path.name)
     return run_dir
+
+
+def _reproducer_case(rep: Any, describe: Any, finding_json: Any) -> dict[str, Any]:
+    """One shrunk reproducer as a report case: the ladder of its confirming re-run (the
+    offending NOTIFY marked), its failures with the watcher's table and the oracle's
+    expectation side by side, and the offending NOTIFY bodies next to them."""
+    rerun = rep.rerun
+    evidence = (rerun.evidence if rerun is not None else None) or {"messages": [], "notifies": []}
+    rows = rerun.judged.rows if rerun is not None else []
+    findings = [
+        finding_json(f, v, d)
+        for f, v, d, _ in rows
+        if not f.passed and f.requirement == rep.requirement
+    ]
+    offending = [n for n in evidence["notifies"] if n.get("offending")]
+    for item in findings[:1]:
+        if not offending:
+            continue
+        first = offending[0]
+        if "expected" in item["evidence"]:  # the history's tables keep the diff; bodies below
+            keys = ("oracle's document", "offending NOTIFY")
+        else:  # a body rule: the oracle's document and the offending NOTIFY side by side
+            keys = ("expected", "observed")
+        bodies = dict(zip(keys, (first.get("expected"), first["body"]), strict=True))
+        item["evidence"] = {**item["evidence"], **bodies}
+    status = "confirmed" if rep.confirmed else "not confirmed (no re-run showed it again)"
+    return {
+        "case": "explore-reproducer",
+        "nodeid": f"explore reproducer {rep.requirement} ({rep.shape}): {len(rep.ops)} step(s)",
+        "requirements": [rep.requirement],
+        "outcome": "failed",
+        "judged": "fail",
+        "findings": findings,
+        "messages": evidence["messages"],
+        "notifies": evidence["notifies"],
+        "longrepr": f"{status}; replay: explore --replay regressions/{rep.path.name}\n"
+        + describe(rep.ops),
+        "duration": rerun.wall if rerun is not None else None,
+    }

@@ -47,6 +47,9 @@ SUITE_BLIND = {
     "entity-rebuilt": "the suite's presentities carry no port and no sips:, so the rebuilt "
     "entity equals the Request-URI; tests/unit/test_server_core.py::test_fault_entity_rebuilt "
     "shows the A12 check kill it on a presentity with a port",
+    "root-extensions-first": "no suite case publishes a root-level extension element; "
+    "tests/unit/test_server_core.py::test_fault_root_extensions_first shows the A34 check kill "
+    "it, and the explorer's tests/data/explore/reference-A34-*.json replays fail under it",
 }
 """Faults no suite case can see against the embedded reference target, with where they are
 shown killed instead; the mutation step leaves them out (never silently: each names its proof)."""

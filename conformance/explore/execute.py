@@ -45,6 +45,7 @@ from conformance.oracle import checks, schema
 from conformance.oracle.dialoginfo import CONTENT_TYPE
 from conformance.oracle.findings import Finding, Verdict
 from conformance.oracle.history import Kind, Stimulus
+from conformance.sip.message import Stamped
 
 NOTIFY_WAIT = 0.5
 """Seconds a PUBLISH step waits for each active watcher of its presentity to be notified."""
@@ -88,6 +89,8 @@ class Subscribed:
     watcher: Watcher
     ctx: checks.Subscription
     paused: list[tuple[float, float]] = field(default_factory=list)
+    unsubscribed: float | None = None
+    """Trace time of the unsubscribe the server answered 2xx (B21 judges what follows)."""
 
 
 def _sent_at(watcher: Watcher, default: float, *, last: bool = False) -> float:
@@ -155,6 +158,8 @@ class Executor:
         """Presentities a declared deviation corrupted: later steps on them are skipped."""
         self._seen: dict[str, int] = {}
         self.records: list[StepRecord] = []
+        self.exchanges: list[tuple[str, tuple[Stamped, ...]]] = []
+        """(party, traced messages) of every PUBLISH transaction, for a reproducer's ladder."""
 
     def _peer(self, name: str) -> LivePeer:
         return LivePeer(
@@ -301,6 +306,9 @@ class Executor:
                 raise
             self._stimulus(op.presentity, "publish", record, result, sent, body.data)
             self._taint(op.presentity, body, result, record)
+            record.response_findings += _stepped(
+                checks.check_publish_response(result.response, requested=op.expires), record
+            )
             self._note(record, result, op.handle, op.presentity, op.publisher)
             if (
                 body.valid
@@ -348,7 +356,12 @@ class Executor:
             )
             self.subscriptions.append(Subscribed(op.handle, op.presentity, watcher, ctx))
             if 200 <= response.status < 300:
-                watcher.wait_notifies(1, timeout=self.timeout)
+                try:
+                    watcher.wait_notifies(1, timeout=self.timeout)
+                except NotReceivedError:
+                    record.response_findings.append(
+                        _missing("B05", "no NOTIFY followed the 2xx to SUBSCRIBE", record)
+                    )
         elif isinstance(op, RefreshSub | Unsubscribe):
             entry = self.watchers.get(op.handle)
             if entry is None:
@@ -374,11 +387,33 @@ class Executor:
                         start = sub.ctx.granted_at or sent
                         end = max(start + (sub.ctx.granted or 0), sent + int(granted))
                         sub.ctx = dataclasses.replace(sub.ctx, granted=int(end - start) + 1)
+            if isinstance(op, Unsubscribe) and 200 <= response.status < 300:
+                for sub in self.subscriptions:
+                    if sub.handle == op.handle:
+                        sub.unsubscribed = sent
             if 200 <= response.status < 300:
-                watcher.wait_notifies(before + 1, timeout=self.timeout)
+                try:
+                    watcher.wait_notifies(before + 1, timeout=self.timeout)
+                except NotReceivedError:
+                    rid = "B20" if isinstance(op, RefreshSub) else "B21"
+                    what = "refresh" if isinstance(op, RefreshSub) else "unsubscribe"
+                    record.response_findings.append(
+                        _missing(rid, f"no NOTIFY followed the 2xx to the {what}", record)
+                    )
         elif isinstance(op, Fetch):
-            response, _ = self.probe.fetch(self.user(op.presentity))
+            try:
+                response, fetched = self.probe.fetch(self.user(op.presentity))
+            except NotReceivedError:
+                record.response_findings.append(
+                    _missing("B22", "no NOTIFY followed the 2xx to a fetch", record)
+                )
+                return
             record.statuses.append(response.status)
+            states = [n.subscription_state for n in fetched]
+            if fetched and states[0] != "terminated":
+                record.response_findings.append(
+                    _missing("B22", f"the fetch NOTIFY says Subscription-State {states}", record)
+                )
         elif isinstance(op, Nemesis):
             self._nemesis(op, record)
 
@@ -409,6 +444,11 @@ class Executor:
             self._stimulus(pub.presentity, kind, record, None, sent, data, pub.etag)
             raise
         self._stimulus(pub.presentity, kind, record, result, sent, data, pub.etag)
+        requested = 0 if isinstance(op, Remove) else op.expires
+        record.response_findings += _stepped(
+            checks.check_publish_response(result.response, requested=requested, if_match=pub.etag),
+            record,
+        )
         if isinstance(op, Modify):
             self._taint(pub.presentity, body, result, record)
         self._note(record, result, op.handle, pub.presentity, pub.publisher)
@@ -461,6 +501,14 @@ class Executor:
         else:  # accept-without-dialog-info
             response, _ = self.probe.fetch(user, accept="application/pidf+xml")
             record.statuses.append(response.status)
+            if response.status != 406:  # the suite's B15 row: the proper error response
+                record.response_findings.append(
+                    _missing(
+                        "B15",
+                        f"SUBSCRIBE Accept: application/pidf+xml answered {response.status}",
+                        record,
+                    )
+                )
             return
         # What RFC 3903 §6 requires of each hostile PUBLISH (the suite's C11, C01, C12 rows).
         required = {"unknown-etag": ("C11", 412), "wrong-event": ("C01", 489)}
@@ -470,6 +518,7 @@ class Executor:
                 (rid, f"PUBLISH with {op.what.replace('-', ' ')} answered {result.status}")
             )
         record.statuses.append(result.status)
+        self.exchanges.append(("publisher-0", result.exchange))
         if 200 <= result.status < 300 and result.etag:
             # A hostile PUBLISH the server accepted made a publication: remember to remove it.
             self.publications[f"nemesis{record.index}"] = _Publication(
@@ -485,6 +534,7 @@ class Executor:
         publisher: int,
     ) -> None:
         record.statuses.append(result.status)
+        self.exchanges.append((f"publisher-{publisher}", result.exchange))
         if 200 <= result.status < 300 and result.etag:
             self.publications[handle] = _Publication(presentity, publisher, result.etag)
         elif result.status == 412:
@@ -524,3 +574,24 @@ def summary(records: Sequence[StepRecord], wall: float) -> dict[str, float]:
 
 
 __all__ = ["Executor", "StepRecord", "make_body", "summary"]
+
+
+def _stepped(findings: list[Finding], record: StepRecord) -> list[Finding]:
+    """Response findings tagged with their step, as the shrinker and the report read them."""
+    return [
+        dataclasses.replace(
+            f, evidence={**f.evidence, "step": record.index, "step_kind": record.op.kind}
+        )
+        for f in findings
+    ]
+
+
+def _missing(rid: str, message: str, record: StepRecord) -> Finding:
+    """A failure of ``rid`` by what a step's exchange lacked, tagged with the step."""
+    return Finding(
+        rid,
+        False,
+        f"step {record.index} {record.op.kind}: {message}",
+        observed=message,
+        evidence={"step": record.index, "step_kind": record.op.kind},
+    )

@@ -66,8 +66,10 @@ class BodySpec:
                 out.append(dataclasses.replace(self, drop=PARTS))
             out.extend(dataclasses.replace(self, drop=(*self.drop, p)) for p in left)
         if len(self.dialogs) > 1:
-            out.append(dataclasses.replace(self, dialogs=self.dialogs[:1]))
+            # Each dialog alone (the one the failure needs may be any of them), then one fewer.
+            out.extend(dataclasses.replace(self, dialogs=(d,)) for d in self.dialogs)
             out.append(dataclasses.replace(self, dialogs=self.dialogs[:-1]))
+            out.append(dataclasses.replace(self, dialogs=self.dialogs[1:]))
         if self.seed != 0:
             out.append(dataclasses.replace(self, seed=0))
         return out

@@ -23,21 +23,22 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from conformance.case import QUIET_WINDOW, judge_subscription
+from conformance.case import QUIET_WINDOW, captured, evidence_json, judge_subscription
 from conformance.errors import HarnessError
 from conformance.explore import ops as ops_mod
 from conformance.explore.execute import Executor, StepRecord
 from conformance.explore.ops import Limits, Op
 from conformance.explore.shrink import shrink
 from conformance.harness.ports import PortBlock
-from conformance.oracle import history
+from conformance.oracle import aggregator, checks, history
 from conformance.oracle.findings import Finding, Verdict
 from conformance.oracle.requirements import Level
 from conformance.oracle.verdicts import Deviation, judge
@@ -136,6 +137,9 @@ def judge_executor(ex: Executor, profile: Profile, *, strict: bool, end: float) 
             end=end,
             paused=sub.paused,
         )
+        found += checks.check_subscription_end(
+            captured(sub.watcher.notifies, sub.paused), unsubscribed=sub.unsubscribed
+        )
         step = ex.tainted.get(sub.presentity)
         if step is not None:
             found = [relayed(f, step) for f in found]
@@ -182,6 +186,77 @@ class LaneResult:
     judged: Judged
     wall: float
     retired: set[int]
+    evidence: dict[str, list[dict[str, Any]]] | None = None
+    """Traced messages and NOTIFYs (``case.evidence_json``), the offending NOTIFYs marked;
+    kept only when the run asked for it (a reproducer's confirming run)."""
+
+
+_AT = re.compile(r"\(at (\d+\.\d+)\)")
+
+
+def lane_evidence(
+    ex: Executor, failures: Sequence[Finding], profile: Profile
+) -> dict[str, list[dict[str, Any]]]:
+    """What a reproducer's ladder shows: every PUBLISH transaction and every watcher's trace,
+    each NOTIFY that ``failures`` blame marked ``offending``: the one a history finding names by
+    its time, or one whose own checks (``checks.check_notify``) break the failed rule."""
+    watched = [
+        (f"watcher-{n}", sub.watcher.messages, sub.watcher.notifies)
+        for n, sub in enumerate(ex.subscriptions, 1)
+    ]
+    out = evidence_json(ex.exchanges, watched)
+    times = [float(m.group(1)) for f in failures if (m := _AT.search(f.message))]
+    rids = {f.requirement for f in failures}
+    blamed: set[tuple[str, float]] = set()
+    for n, sub in enumerate(ex.subscriptions, 1):
+        for c in captured(sub.watcher.notifies, sub.paused):
+            if any(abs(c.timestamp - t) < 0.0015 for t in times) or any(
+                not f.passed and f.requirement in rids for f in checks.check_notify(c, sub.ctx)
+            ):
+                blamed.add((f"watcher-{n}", c.timestamp))
+    rules = history.Rules.from_profile(profile)
+    for notify, sub in zip(
+        out["notifies"],
+        [s for s in ex.subscriptions for _ in s.watcher.notifies],
+        strict=False,
+    ):
+        notify["offending"] = (notify["party"], notify["timestamp"]) in blamed
+        if notify["offending"]:
+            stimuli = ex.stimuli.get(sub.presentity, ())
+            at, version = cast(float, notify["timestamp"]), str(notify["version"] or 0)
+            notify["expected"] = expected_document(stimuli, sub.ctx.presentity, at, rules, version)
+    return out
+
+
+def expected_document(
+    stimuli: Sequence[history.Stimulus],
+    presentity: str,
+    at: float,
+    rules: history.Rules,
+    version: int | str,
+) -> str:
+    """The oracle's document for a NOTIFY at ``at``: every PUBLISH answered by then folded
+    into the store (``history.fold``, in the order sent) and aggregated for the profile's mode
+    and flavour, with the NOTIFY's own version. What the report sets beside the offending one
+    (the history check itself also weighs the stimuli still in flight)."""
+    store: tuple[aggregator.Publication, ...] = ()
+    done = sorted(
+        (s for s in stimuli if s.answered is not None and s.answered <= at), key=lambda s: s.sent
+    )
+    for seq, stimulus in enumerate(done):
+        store = history.fold(
+            store,
+            stimulus,
+            received=float(seq),
+            seq=seq,
+            replaces_on_same_first_id=rules.replaces_on_same_first_id,
+            flavour=rules.flavour,
+        )
+    agg = aggregator.aggregate(
+        store, presentity=presentity, now=0.0, single_dialog=rules.single_dialog,
+        flavour=rules.flavour,
+    )  # fmt: skip
+    return agg.body(version).decode("utf-8", "replace")
 
 
 class LockedBlock:
@@ -238,6 +313,7 @@ class Explorer:
         seed: int = 0,
         deadline: float | None = None,
         steps: int | None = None,
+        capture: str | None = None,
     ) -> LaneResult:
         """Run one lane's operations (until ``steps`` ran or ``deadline`` passed), then judge
         every NOTIFY of every subscription, then clean up (remove every publication, end every
@@ -281,7 +357,13 @@ class Explorer:
             time.sleep(max(QUIET_WINDOW, profile.settle_time))
             judged = judge_executor(ex, profile, strict=self.strict, end=time.time())
             retired = set(ex.retired)
-        return LaneResult(lane, seed, done, ex.records, judged, time.monotonic() - started, retired)
+            evidence = None
+            if capture is not None:
+                blamed = [f for f, _ in judged.failures if f.requirement == capture]
+                evidence = lane_evidence(ex, blamed, profile)
+        return LaneResult(
+            lane, seed, done, ex.records, judged, time.monotonic() - started, retired, evidence
+        )
 
     def _retire(self, ex: Executor) -> None:
         """Judge so far; a presentity with a finding a declared deviation excused is retired."""
@@ -370,17 +452,34 @@ class Explorer:
     ) -> tuple[list[Op], bool, int]:
         """The lane's sequence shrunk to a small one that still fails ``requirement``, and
         whether a re-run of it confirmed the failure. Returns (ops, confirmed, runs)."""
+        small, confirmed, runs, _ = self.shrink_confirmed(lane, requirement, budget=budget)
+        return small, confirmed, runs
+
+    def shrink_confirmed(
+        self, lane: LaneResult, requirement: str, *, budget: float
+    ) -> tuple[list[Op], bool, int, LaneResult | None]:
+        """``shrink``, plus the confirming re-run (its evidence captured for the report's
+        ladder; None when nothing confirmed)."""
         deadline = time.monotonic() + budget
         predicate = self.fails(requirement)
-        # Only the steps up to the last one that could matter: the whole lane ran anyway.
+        ops = list(lane.ops)
+        # The steps after the earliest failure's step cannot have caused it: first try the
+        # prefix through it (one run instead of ddmin's halvings over the whole lane).
+        named = [failure_step(f) for f, _ in lane.judged.failures if f.requirement == requirement]
+        cut = min((n for n in named if n is not None), default=None)
+        if cut is not None and cut < len(ops) and predicate(ops[:cut]):
+            ops = ops[:cut]
         try:
             shrunk = shrink(
-                lane.ops, predicate, max_tests=400, out_of_time=lambda: time.monotonic() > deadline
+                ops, predicate, max_tests=400, out_of_time=lambda: time.monotonic() > deadline
             )
         except ValueError:  # the failure did not show again on a lone re-run: timing
-            return list(lane.ops), False, 1
-        confirmed = bool(shrunk.ops) and predicate(shrunk.ops)
-        return list(shrunk.ops), confirmed, shrunk.tests + 1
+            return list(lane.ops), False, 1, None
+        if not shrunk.ops:
+            return [], False, shrunk.tests, None
+        rerun = self.run_lane(list(shrunk.ops), capture=requirement)
+        confirmed = any(f.requirement == requirement for f, _ in rerun.judged.failures)
+        return list(shrunk.ops), confirmed, shrunk.tests + 1, rerun if confirmed else None
 
 
 @dataclass(frozen=True)
@@ -396,6 +495,8 @@ class Reproducer:
     confirmed: bool
     runs: int
     path: Path
+    rerun: LaneResult | None = None
+    """The confirming re-run of ``ops``, its messages captured (the report's ladder)."""
 
 
 def reproduce(
@@ -416,8 +517,9 @@ def reproduce(
     for (rid, sh), hits in sorted(distinct(results).items()):
         lane = next(r for r in results if r.lane == hits[0][0])
         left = deadline - time.monotonic()
+        rerun: LaneResult | None = None
         if left > 0:
-            small, confirmed, runs = explorer.shrink(lane, rid, budget=left)
+            small, confirmed, runs, rerun = explorer.shrink_confirmed(lane, rid, budget=left)
         else:
             log(f"explore: shrink budget spent; {rid}/{sh} kept unshrunk")
             small, confirmed, runs = list(lane.ops), False, 0
@@ -439,9 +541,22 @@ def reproduce(
             f"{runs} run(s), {'confirmed' if confirmed else 'NOT confirmed'}: {path}"
         )
         out.append(
-            Reproducer(rid, sh, len(hits), hits[0][1].message, lane, small, confirmed, runs, path)
+            Reproducer(
+                rid, sh, len(hits), hits[0][1].message, lane, small, confirmed, runs, path, rerun
+            )
         )
     return out
+
+
+def failure_step(finding: Finding) -> int | None:
+    """The lane step a failure names: its contradicted stimulus's (``... at step N``), or the
+    step whose response broke the rule; None when it names none."""
+    stimulus = str(finding.evidence.get("stimulus") or "")
+    match = re.search(r"at step (\d+)", stimulus)
+    if match:
+        return int(match.group(1))
+    step = finding.evidence.get("step")
+    return step if isinstance(step, int) else None
 
 
 def distinct(results: Sequence[LaneResult]) -> dict[tuple[str, str], list[tuple[int, Finding]]]:
@@ -489,7 +604,9 @@ __all__ = [
     "LockedBlock",
     "Reproducer",
     "distinct",
+    "failure_step",
     "judge_executor",
+    "lane_evidence",
     "lane_seed",
     "limits_for",
     "reproduce",

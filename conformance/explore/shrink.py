@@ -4,8 +4,10 @@ Phase 1 is Zeller's ddmin over the step list: try halves, then complements, then
 keeping any candidate that still fails. Every candidate is first ``ops.normalize``d (steps whose
 publication or watcher was cut away are dropped), so every candidate is runnable. Phase 2
 simplifies single steps (``Op.simpler``: fewer dialogs, a valid body for an invalid one, no
-gap), then phase 1 runs again if that helped. The result is 1-minimal for phase 1: removing
-any single step makes it pass (or the budget ran out, which ``Shrunk.exhausted`` says).
+gap), and phase 3 folds a publication's modify into it (``_merge``: the PUBLISH carries the
+modify's body, one step instead of two); phase 1 runs again if either helped. The result is
+1-minimal for phase 1: removing any single step makes it pass (or the budget ran out, which
+``Shrunk.exhausted`` says).
 
 Pure: the caller passes ``fails`` (run the sequence against a fresh server, True when the same
 failure shows) and bounds; verdicts are cached per candidate, so no sequence runs twice.
@@ -13,10 +15,11 @@ failure shows) and bounds; verdicts are cached per candidate, so no sequence run
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from conformance.explore.ops import Op, normalize
+from conformance.explore.ops import Modify, Op, Publish, normalize
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ def shrink(
             before = current
             current = _ddmin(current, test)
             current = _simplify(current, test)
+            current = _merge(current, test)
             if current == before:
                 break
     except _Budget:
@@ -116,6 +120,40 @@ def _simplify(items: tuple[Op, ...], test: Callable[[Sequence[Op]], bool]) -> tu
         else:
             i += 1
     return items
+
+
+def _merge(items: tuple[Op, ...], test: Callable[[Sequence[Op]], bool]) -> tuple[Op, ...]:
+    """Fold each modify into the publish that made its handle: the publish carries the
+    modify's body, either where it stood (the modify dropped) or where the modify stood (the
+    publish dropped), whichever still fails. ddmin cannot find this: dropping either step alone
+    loses the body or the publication."""
+    i = 0
+    while i < len(items):
+        op = items[i]
+        j = None
+        if isinstance(op, Modify):
+            made = [k for k in range(i) if _publishes(items[k], op.handle)]
+            j = made[-1] if made else None
+        if j is None or not isinstance(op, Modify):
+            i += 1
+            continue
+        first = items[j]
+        assert isinstance(first, Publish)
+        merged = dataclasses.replace(first, body=op.body, expires=op.expires)
+        there = (*items[:j], merged, *items[j + 1 : i], *items[i + 1 :])
+        here = (*items[:j], *items[j + 1 : i], merged, *items[i + 1 :])
+        for trial in (there, here):
+            if test(trial):
+                items = tuple(normalize(trial))
+                i = 0
+                break
+        else:
+            i += 1
+    return items
+
+
+def _publishes(op: Op, handle: str) -> bool:
+    return isinstance(op, Publish) and op.handle == handle
 
 
 __all__ = ["Shrunk", "shrink"]

@@ -58,7 +58,8 @@ Flavour = Literal["strict", "opensips", "kamailio"]
 FLAVOURS: tuple[Flavour, ...] = ("strict", "opensips", "kamailio")
 """``opensips`` and ``kamailio`` model the modules; ``strict`` is the RFC-strict reference server:
 OpenSIPS's rules, except that a dialog id published by several publications is kept from the
-newest one only (A19 forbids duplicate ids in one document; the modules break it, D07)."""
+newest one only (A19 forbids duplicate ids in one document; the modules break it, D07), and
+root-level extension elements follow every dialog (A34: root content is dialog* then ##other)."""
 
 EmptyForm = Literal["empty-document", "no-body", "dummy-dialog"]
 EMPTY_FORMS: tuple[EmptyForm, ...] = ("empty-document", "no-body", "dummy-dialog")
@@ -315,6 +316,12 @@ def aggregate(
     if not single_dialog or len(parsed) < 2:
         # D03, and D10: single-dialog mode is skipped when only one body exists (j == 1).
         items = tuple(c.item for p in parsed for c in p.children)
+        if flavour == "strict":
+            # A34: the schema's root content is dialog* then ##other, so root-level extension
+            # elements of every publication follow all dialogs (each group in order).
+            items = tuple(i for i in items if isinstance(i, Dialog)) + tuple(
+                i for i in items if not isinstance(i, Dialog)
+            )
         return Aggregate(entity=entity, items=items, publications=len(parsed))
     winner = _kamailio_winner(parsed) if flavour == "kamailio" else _opensips_winner(parsed)
     if winner is None:

@@ -136,6 +136,72 @@ def check_subscribe_response(
 # -- one NOTIFY ---------------------------------------------------------------------------------
 
 
+# -- responses to PUBLISH -----------------------------------------------------------------------
+
+
+def check_publish_response(
+    response: Response, *, requested: int | None, if_match: str | None = None
+) -> list[Finding]:
+    """The rules every 2xx to a PUBLISH obeys (RFC 3903 §6; the suite's test_publish rows),
+    failures only (a generated run would drown in passes): C04, exactly one SIP-ETag and an
+    Expires; C05, the Expires granted is positive and not above what was ``requested``; C14, a
+    request that quoted ``if_match`` (refresh, modify) gets a new entity-tag, not the old one.
+    A remove (``requested`` 0) is only held to C04's single SIP-ETag."""
+    if not 200 <= response.status < 300:
+        return []
+    out: list[Finding] = []
+    etags = response.header_all("SIP-ETag")
+    expires = response.header("Expires")
+    granted = int(expires) if expires is not None and expires.strip().isdigit() else None
+    if len(etags) != 1 or "," in etags[0] or (granted is None and requested != 0):
+        out.append(
+            _f("C04", False, f"2xx to PUBLISH carries SIP-ETag {etags!r}, Expires {expires!r}")
+        )
+    if requested and granted is not None and not 0 < granted <= requested:
+        out.append(_f("C05", False, f"PUBLISH requested Expires {requested}, granted {granted}"))
+    if if_match and requested != 0 and etags and etags[0].strip() == if_match:
+        out.append(_f("C14", False, f"2xx to a PUBLISH quoting {if_match!r} kept that ETag"))
+    return out
+
+
+# -- the end of a subscription -------------------------------------------------------------------
+
+
+def check_subscription_end(
+    notifies: Sequence[Captured], *, unsubscribed: float | None = None, slack: float = 0.5
+) -> list[Finding]:
+    """Failures of RFC 6665's rules on how a subscription ends, from one subscription's NOTIFYs:
+    B25, no NOTIFY later than ``slack`` after one the watcher answered with a terminating code
+    (481, 489...: the subscription MUST be removed); B21, after an unsubscribe answered at
+    ``unsubscribed``, the last NOTIFY says terminated and nothing follows it by ``slack``."""
+    out: list[Finding] = []
+    rejected = next((c for c in notifies if c.answered in TERMINATING_CODES), None)
+    if rejected is not None:
+        later = [c for c in notifies if c.timestamp > rejected.timestamp + slack]
+        if later:
+            out.append(
+                _f(
+                    "B25",
+                    False,
+                    f"{len(later)} NOTIFY(s) after one answered {rejected.answered}",
+                    observed=f"NOTIFYs after a NOTIFY answered {rejected.answered}",
+                )
+            )
+    if unsubscribed is not None and rejected is None:
+        after = [c for c in notifies if c.timestamp >= unsubscribed - slack]
+        final = next((c for c in after if c.state == "terminated"), None)
+        if final is None:
+            states = [c.state for c in after]
+            out.append(
+                _f("B21", False, f"no terminated NOTIFY after the unsubscribe (states {states})")
+            )
+        elif any(c.timestamp > final.timestamp + slack for c in after):
+            out.append(
+                _f("B21", False, "NOTIFY(s) after the terminated one ending the subscription")
+            )
+    return out
+
+
 def check_notify(captured: Captured, sub: Subscription) -> list[Finding]:
     """Header rules every NOTIFY must meet, then the body rules of RFC 4235 (schema.py)."""
     req = captured.request

@@ -28,7 +28,12 @@ order of the stimuli in flight around it explains it.
   Remove C16, expiry C17, modify C15, refresh C13, publish B24; a ``partial`` document whose
   dialogs are all right but whose merge leaves the table wrong is A17 (the body is not the
   fault, the partial form is); with no single stimulus, or a publication stored before the
-  subscription began (the first NOTIFY carries it: aggregation), D03 or D08 by mode. A table
+  subscription began (the first NOTIFY carries it: aggregation), D03 or D08 by mode. In
+  single-dialog mode a table holding one dialog of the full aggregate, not the one the mode
+  keeps, is a wrong choice whatever came last: D10 (a lone publication trimmed), D09 (a tie
+  broken the other way) or D08 (another priority). A table with the dialogs and states of a
+  possible state that differs only inside a dialog broke a pass-through rule (``content_rule``:
+  A24, A34, A28, A27). A table
   that never caught up with a client's stimulus no NOTIFY followed at all is B24. The message
   names the stimulus, the NOTIFY and both tables.
 * **Convergence.** The table at the end of a subscription (or at a case's checkpoint) must
@@ -582,6 +587,33 @@ def check(
     return result
 
 
+_CONTENT_RULES = (
+    ("A24", lambda d: d.direction),
+    ("A34", lambda d: d.extensions),
+    ("A28", lambda d: (d.local and d.local.target, d.remote and d.remote.target)),
+    ("A27", lambda d: (d.local and d.local.params, d.remote and d.remote.params)),
+)
+"""Dialog parts a server must pass through unchanged, with the rule each belongs to."""
+
+
+def content_rule(table: Sequence[Dialog], states: Iterable[Sequence[Dialog]]) -> str | None:
+    """A table with the very dialogs and states of a possible state, differing only inside a
+    dialog, broke a pass-through rule, not the aggregation: the rule of the first part that
+    differs (direction A24, extension children A34, target URI A28, target params A27). None
+    when no possible state has the same dialogs and states, or no such part differs."""
+    shown = {(d.id, d.state): d for d in table}
+    for state in states:
+        expected = {(d.id, d.state): d for d in state}
+        if expected.keys() != shown.keys() or len(state) != len(table):
+            continue
+        for key, want in expected.items():
+            got = shown[key]
+            for rid, part in _CONTENT_RULES:
+                if part(got) != part(want):
+                    return rid
+    return None
+
+
 class _Context:
     """One history's events and attribution data, built once per check."""
 
@@ -668,6 +700,32 @@ class _Context:
             return "B24"
         return _ID_BY_KIND[culprit.kind]
 
+    def selection(self, table: Sequence[Dialog], at: float) -> str | None:
+        """Single-dialog mode: a table holding one dialog of the full aggregate (everything sent
+        by ``at``) but not the one the mode keeps is a wrong choice, whatever stimulus came
+        last: the mode trimmed a lone publication (D10), or kept a dialog of the winner's
+        priority (a tie broken the other way, D09) or of another priority (D08). None when the
+        table is not such a choice (a lost or stale update keeps its stimulus's id; the caller
+        skips tables a remove or an expiry contradicts: those show a state from before it)."""
+        if not self.rules.single_dialog or len(table) != 1:
+            return None
+        rules, presentity = self.rules, self.history.presentity
+        applied = sorted(
+            (e for e in self.events if e.start <= at), key=lambda e: (e.start, e.index)
+        )
+        store = _store(applied, rules)
+        full = _expected(store, presentity, False, rules.flavour)
+        if not set(_key(table)) <= set(_key(full)) or len(full) < 2:
+            return None
+        live = aggregator.aggregate(store, presentity=presentity, now=0.0, flavour=rules.flavour)
+        if live.publications < 2:
+            return "D10"
+        chosen = _expected(store, presentity, True, rules.flavour)
+        if len(chosen) != 1 or _key(chosen) == _key(table):
+            return None
+        same = aggregator.priority(chosen[0].state) == aggregator.priority(table[0].state)
+        return "D09" if same else "D08"
+
     def judge(
         self,
         table: tuple[Dialog, ...],
@@ -705,7 +763,11 @@ class _Context:
             culprit = sent[-1] if sent else culprit
             label = culprit.label if culprit else label
         else:
-            rid = self.requirement(culprit, converged=body is None)
+            stale = culprit is not None and culprit.kind in ("remove", "expiry")
+            choice = content_rule(table, strict.values())
+            if choice is None and not stale:
+                choice = self.selection(table, hi)
+            rid = choice or self.requirement(culprit, converged=body is None)
         # A search cut short by its bound cannot prove a NOTIFY wrong: it only informs.
         verdict: Verdict = "info" if key in loose or loose.bounded else "fail"
         when = "sent after it" if culprit and culprit.start > hi else "answered around it"

@@ -168,6 +168,8 @@ def _notify_note(message: Mapping[str, Any], notifies: Sequence[Mapping[str, Any
         return ""
     n = min(near, key=lambda dn: dn[0])[1]
     bits = [f"v{n['version']}" if n.get("version") is not None else "", n.get("state")]
+    if n.get("offending"):  # the NOTIFY a failure blames (the explorer's reproducers)
+        bits.insert(0, "✗ offending")
     return " ".join(str(b) for b in bits if b)
 
 

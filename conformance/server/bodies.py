@@ -13,7 +13,8 @@ The rules, per flavour (all three drop expired publications and go oldest first,
 * **kamailio**: the same aggregate; its store also replaces a publication whose first dialog
   id matches a new one (``first_dialog_id``), and single-dialog mode runs Kamailio's loop.
 * **strict**: the OpenSIPS aggregate, except that a dialog id published twice is kept from
-  the newest publication only (A19) and session descriptions are withheld (A29).
+  the newest publication only (A19), session descriptions are withheld (A29), and root-level
+  extension elements follow every dialog (A34, ``dialogs_first``).
 
 ``force_single_dialog`` (D08-D10) trims to one element only from two live publications on.
 Candidates are the root children the modules' loops see: any element whose subtree, or failing
@@ -374,7 +375,10 @@ class BodyBuilder:
         nodes = [node for body in bodies for node in body.nodes]
         trims = self.hooks.single_dialog_applies(len(bodies) >= 2, len(bodies))
         if not (self.single_dialog and trims):
-            return Built(tuple(_detached(n.element) for n in nodes), len(bodies))
+            elements = [n.element for n in nodes]
+            if self.flavour == "strict":
+                elements = dialogs_first(elements)
+            return Built(tuple(_detached(e) for e in elements), len(bodies))
         rule: WinnerRule = self.tie_break
         if self.flavour != "strict":
             rule = "kamailio" if self.flavour == "kamailio" else "first"
@@ -406,6 +410,14 @@ class BodyBuilder:
             if rank > best_rank or (rule == "last" and rank == best_rank):
                 best, best_rank = node, rank
         return best
+
+
+def dialogs_first(elements: Sequence[etree._Element]) -> list[etree._Element]:
+    """Strict flavour (A34): RFC 4235's root content is ``dialog*`` then ``##other``
+    extensions, so root-level extension elements of every publication follow all dialogs (each
+    group in publication then document order); the modules' plain concatenation would put a
+    later publication's dialogs after an earlier one's extensions, which the schema forbids."""
+    return [e for e in elements if e.tag == DIALOG] + [e for e in elements if e.tag != DIALOG]
 
 
 def _age(pub: Publication) -> tuple[float, int]:

@@ -78,6 +78,18 @@ def test_d03_root_extension_elements_move_in_and_published_root_attributes_are_d
     assert doc.items[1].canonical == agg.items[1].canonical
 
 
+def test_strict_root_extensions_follow_every_dialog() -> None:
+    """A34: the modules concatenate (an extension between dialogs, schema-invalid); the strict
+    flavour writes dialog* then the extensions, each group in publication order."""
+    x, y = '<x:a xmlns:x="urn:example:x"/>', '<x:b xmlns:x="urn:example:x"/>'
+    bodies = (body(("a", "early"), extra=x), body(("b", "confirmed"), extra=y))
+    kinds = [getattr(i, "id", None) or i.tag for i in run(*bodies).items]
+    assert kinds == ["a", "{urn:example:x}a", "b", "{urn:example:x}b"]
+    strict = run(*bodies, flavour="strict")
+    kinds = [getattr(i, "id", None) or i.tag for i in strict.items]
+    assert kinds == ["a", "b", "{urn:example:x}a", "{urn:example:x}b"]
+
+
 def test_d07_duplicate_ids_are_not_deduplicated() -> None:
     agg = run(body(("1", "early")), body(("1", "confirmed")))
     assert ids_states(agg) == [("1", "early"), ("1", "confirmed")]

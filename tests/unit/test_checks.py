@@ -423,3 +423,50 @@ def test_modify_of_terminated_publication_case(stored, statuses, c15, c14):
     test_publish.test_modify_of_terminated_publication(case)
     assert verdicts(case.findings, "C15") == [True, c15]
     assert verdicts(case.findings, "C14") == [c14]
+
+
+# -- PUBLISH responses and the end of a subscription (the explorer's step rules) -----------------
+
+
+def _publish_ok(*headers: tuple[str, str]) -> Response:
+    return Response(headers=headers, status=200, reason="OK")
+
+
+def _ids(findings) -> list[str]:
+    return [f.requirement for f in findings if not f.passed]
+
+
+def test_publish_response_rules() -> None:
+    good = _publish_ok(("SIP-ETag", "e2"), ("Expires", "60"))
+    assert _ids(checks.check_publish_response(good, requested=60, if_match="e1")) == []
+    twice = _publish_ok(("SIP-ETag", "e2"), ("SIP-ETag", "e3"), ("Expires", "60"))
+    assert _ids(checks.check_publish_response(twice, requested=60)) == ["C04"]
+    longer = _publish_ok(("SIP-ETag", "e2"), ("Expires", "90"))
+    assert _ids(checks.check_publish_response(longer, requested=60)) == ["C05"]
+    same = _publish_ok(("SIP-ETag", "e1"), ("Expires", "60"))
+    assert _ids(checks.check_publish_response(same, requested=60, if_match="e1")) == ["C14"]
+    removed = _publish_ok(("SIP-ETag", "e1"))  # a remove: no Expires needed, no new ETag
+    assert _ids(checks.check_publish_response(removed, requested=0, if_match="e1")) == []
+    refused = Response(headers=(), status=412, reason="Conditional Request Failed")
+    assert checks.check_publish_response(refused, requested=60, if_match="e1") == []
+
+
+def _captured(cseq: int, at: float, *, state: str = "active;expires=60", answered: int = 200):
+    return checks.Captured(notify(cseq=cseq, state=state).request, at, answered)
+
+
+def test_subscription_end_after_a_rejected_notify() -> None:
+    quiet = [_captured(1, 1.0), _captured(2, 2.0, answered=481)]
+    assert _ids(checks.check_subscription_end(quiet)) == []
+    kept = [*quiet, _captured(3, 4.0, answered=481)]
+    found = checks.check_subscription_end(kept)
+    assert _ids(found) == ["B25"] and found[0].observed == "NOTIFYs after a NOTIFY answered 481"
+
+
+def test_subscription_end_after_an_unsubscribe() -> None:
+    ended = [_captured(1, 1.0), _captured(2, 3.01, state="terminated;reason=timeout")]
+    assert _ids(checks.check_subscription_end(ended, unsubscribed=3.0)) == []
+    active = [_captured(1, 1.0), _captured(2, 3.01)]
+    assert _ids(checks.check_subscription_end(active, unsubscribed=3.0)) == ["B21"]
+    more = [*ended, _captured(3, 5.0)]
+    assert _ids(checks.check_subscription_end(more, unsubscribed=3.0)) == ["B21"]

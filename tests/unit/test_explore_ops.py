@@ -155,6 +155,44 @@ def test_shrinks_to_the_three_steps_of_the_planted_bug() -> None:
     assert result.tests < 400
 
 
+def _confirmed_over_early_server(seq: Sequence[Op]) -> bool:
+    """Planted bug (priority-wrong's shape): a subscriber of a presentity whose two live
+    publications hold an early and a confirmed dialog sees the confirmed one."""
+    bodies: dict[str, tuple[int, BodySpec]] = {}
+    subscribed: set[int] = set()
+    for op in seq:
+        if isinstance(op, Publish):
+            bodies[op.handle] = (op.presentity, op.body)
+        elif isinstance(op, Modify) and op.handle in bodies:
+            bodies[op.handle] = (bodies[op.handle][0], op.body)
+        elif isinstance(op, Subscribe):
+            subscribed.add(op.presentity)
+        states = {
+            p: {s for q, b in bodies.values() if q == p for _, s in b.dialogs} for p in subscribed
+        }
+        live = {p: sum(q == p for q, _ in bodies.values()) for p in subscribed}
+        if any({"early", "confirmed"} <= states[p] and live[p] >= 2 for p in subscribed):
+            return True
+    return False
+
+
+def test_a_modify_folds_into_its_publish() -> None:
+    """The publish-then-modify ddmin cannot split becomes one PUBLISH with the modify's body:
+    the priority-wrong reproducer's three steps (two publications and a subscription)."""
+    bug: list[Op] = [
+        Publish("pa", 0, 7, BodySpec(3, (("a", "terminated"),))),
+        Modify("pa", BodySpec(4, (("a", "early"),))),
+        Subscribe("wa", 7),
+        Publish("pb", 1, 7, BodySpec(5, (("b", "confirmed"),))),
+    ]
+    seq = ops.normalize(bug)
+    assert _confirmed_over_early_server(seq)
+    result = shrink(seq, _confirmed_over_early_server)
+    assert sorted(op.kind for op in result.ops) == ["publish", "publish", "subscribe"]
+    states = {s for op in result.ops if isinstance(op, Publish) for _, s in op.body.dialogs}
+    assert states == {"early", "confirmed"}
+
+
 def test_an_invalid_body_is_kept_only_when_the_bug_needs_it() -> None:
     def crashes_on_invalid(seq: Sequence[Op]) -> bool:
         return any(isinstance(op, Publish) and op.body.invalid == "not-xml" for op in seq)

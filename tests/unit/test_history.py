@@ -498,3 +498,55 @@ def test_case_finish_judges_every_notify_through_the_history():
     stale = [f for f in findings if f.requirement == "C16" and not f.passed]
     assert len(stale) == 1 and "NOTIFY CSeq 2" in stale[0].message
     assert "remove #2" in stale[0].message
+
+
+# -- single-dialog mode: a wrong choice is named by its rule, whatever stimulus came last --------
+
+SINGLE = Rules(single_dialog=True, flavour="strict")
+
+
+def test_single_mode_winner_of_another_priority_is_d08_even_after_a_modify():
+    """Fault priority-wrong: confirmed kept over early. The last stimulus was a modify, but the
+    shown dialog is in the aggregate: the choice is wrong (D08), not the modify (C15)."""
+    a = publish("publish a", "e1", [dialog("a", "confirmed")], 1.0, 1.01)
+    b = publish("publish b", "e2", [dialog("b", "trying")], 2.0, 2.01)
+    m = modify("modify b", "e2", "e3", [dialog("b", "early")], 3.0, 3.01)
+    kept = dialog("a", "confirmed")
+    shown = [notify(0, kept, at=1.5), notify(1, kept, at=3.2)]
+    assert failed(run([a, b, m], shown, end=3.5, rules=SINGLE)) == [("D08", None)]
+
+
+def test_single_mode_tie_broken_the_other_way_is_d09():
+    a = publish("publish a", "e1", [dialog("a", "early")], 1.0, 1.01)
+    b = publish("publish b", "e2", [dialog("b", "early")], 2.0, 2.01)
+    shown = [notify(0, dialog("a", "early"), at=1.5), notify(1, dialog("b", "early"), at=2.2)]
+    assert failed(run([a, b], shown, end=2.5, rules=SINGLE)) == [("D09", None)]
+
+
+def test_single_mode_trimming_a_lone_publication_is_d10():
+    a = publish("publish a", "e1", [dialog("a", "early"), dialog("c", "confirmed")], 1.0, 1.01)
+    shown = [notify(0, dialog("a", "early"), at=1.5)]
+    result = run([a], shown, end=2.0, rules=Rules(single_dialog=True, flavour="strict"))
+    hist = History(URI, (a,), tuple(shown), end=2.0, subscribed=1.2)
+    assert failed(h.check(hist, SINGLE)) == [("D10", None)]
+    assert failed(result) == [("D10", None)]
+
+
+def test_a_dialog_changed_inside_is_its_pass_through_rule():
+    """Faults extensions-dropped, pval-escaped-twice, target-uri-dropped: the same dialogs in
+    the same states, something inside changed: the pass-through rule, not aggregation (D03)."""
+    ext = '<x:n xmlns:x="urn:example:x"/>'
+    target = '<local><target uri="sip:a@h"><param pname="p" pval="v"/></target></local>'
+    cases = [
+        ("A34", dialog("a", "early", extra=ext), dialog("a", "early")),
+        ("A24", dialog("a", "early", direction="initiator"), dialog("a", "early")),
+        ("A28", dialog("a", "early", extra=target), dialog("a", "early", extra="<local/>")),
+        (
+            "A27",
+            dialog("a", "early", extra=target),
+            dialog("a", "early", extra=target.replace('pval="v"', 'pval="w"')),
+        ),
+    ]
+    for rid, published, shown in cases:
+        a = publish("publish a", "e1", [published], 1.0, 1.01)
+        assert failed(run([a], [notify(0, shown, at=1.5)], end=2.0)) == [(rid, None)], rid

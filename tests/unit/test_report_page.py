@@ -200,3 +200,18 @@ def test_diff_table_insert_and_replace() -> None:
     page = lxml.html.fragment_fromstring(H.diff_table(["<a/>", "<b/>"], ["<a/>", "<c/>", "<d/>"]))
     assert [td.text_content() for td in page.xpath('.//td[@class="d-chg"]')] == ["<b/>", "<c/>"]
     assert [td.text_content() for td in page.xpath('.//td[@class="d-ins"]')] == ["<d/>"]
+
+
+def test_ladder_marks_the_offending_notify() -> None:
+    """The explorer's reproducers mark the NOTIFY a failure blames; the ladder labels it."""
+    msg = {
+        "timestamp": 1.0,
+        "party": "watcher-1",
+        "direction": "received",
+        "first_line": "NOTIFY sip:w@h SIP/2.0",
+        "raw": "NOTIFY sip:w@h SIP/2.0\r\n\r\n",
+    }
+    note = {"party": "watcher-1", "timestamp": 1.0, "version": "3", "state": "full"}
+    assert "offending" not in H.ladder_svg([msg], notifies=[note])
+    svg = H.ladder_svg([msg], notifies=[{**note, "offending": True}])
+    assert "NOTIFY (✗ offending v3 full)" in svg

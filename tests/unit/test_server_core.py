@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conformance.errors import UsageError
-from conformance.oracle import checks
+from conformance.oracle import checks, schema
 from conformance.oracle import dialoginfo as di
 from conformance.server.core import PresenceCore, ServerConfig
 from conformance.server.faults import FAULTS, check_names, hooks_for
@@ -797,6 +797,32 @@ def test_fault_extensions_dropped() -> None:
     net.publish(doc(("d", "early"), extra=f'<sa:x xmlns:sa="{di.SA_NS}"/>'))
     net.subscribe()
     assert info(net.notifies[-1]).dialogs[0].extensions == ()
+
+
+ROOT_EXTENSION = '<x:note xmlns:x="urn:example:x">n</x:note>'
+
+
+def _with_root_extension(*dialogs: tuple[str, str]) -> bytes:
+    return doc(*dialogs).replace(b"</dialog-info>", ROOT_EXTENSION.encode() + b"</dialog-info>")
+
+
+def test_root_extensions_follow_every_dialog_across_publications() -> None:
+    """A34: two publications each with a root extension aggregate as dialog* then ##other."""
+    net = Net()
+    net.publish(_with_root_extension(("a", "early")))
+    net.publish(_with_root_extension(("b", "confirmed")))
+    net.subscribe()
+    body = net.notifies[-1].body
+    assert ids(net.notifies[-1]) == ["a", "b"]
+    assert [f for f in schema.check(body) if f.requirement == "A34" and not f.passed] == []
+
+
+def test_fault_root_extensions_first() -> None:
+    net = faulted("root-extensions-first")
+    net.publish(_with_root_extension(("a", "early")))
+    net.subscribe()
+    failed = [f for f in schema.check(net.notifies[-1].body) if not f.passed]
+    assert [f.requirement for f in failed] == ["A34"]
 
 
 def test_fault_expired_publication_kept() -> None:

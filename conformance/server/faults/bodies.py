@@ -66,6 +66,16 @@ def _extensions_dropped(h: Hooks) -> None:
     h.bodies.items = without
 
 
+def _root_extensions_first(h: Hooks) -> None:
+    previous = h.bodies.items
+
+    def extensions_first(items: list[etree._Element]) -> list[etree._Element]:
+        items = previous(items)
+        return [i for i in items if i.tag != DIALOG] + [i for i in items if i.tag == DIALOG]
+
+    h.bodies.items = extensions_first
+
+
 def _wrong_namespace(h: Hooks) -> None:
     previous = h.bodies.document
 
@@ -240,6 +250,12 @@ FAULTS = (
         "extension elements (other namespaces) are removed from dialogs",
         ("A34",),
         _extensions_dropped,
+    ),
+    Fault(
+        "root-extensions-first",
+        "root-level extension elements are written before the dialogs",
+        ("A34",),
+        _root_extensions_first,
     ),
     Fault(
         "wrong-namespace",
