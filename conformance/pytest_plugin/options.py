@@ -31,6 +31,7 @@ LOCAL_ADDRESS_OPTION = PREFIX + "local-address"
 LABEL_OPTION = PREFIX + "label"
 TLS_CA_OPTION = PREFIX + "tls-ca"
 TLS_INSECURE_OPTION = PREFIX + "tls-insecure"
+WORKERS_OPTION = PREFIX + "workers"
 
 _settings_key = pytest.StashKey["Settings"]()
 
@@ -49,6 +50,16 @@ def _rfc(value: str) -> int:
     if value not in ("6665", "3265"):
         raise pytest.UsageError(f"{RFC_OPTION} takes 6665 or 3265, not {value!r}")
     return int(value)
+
+
+def _workers(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise pytest.UsageError(f"{WORKERS_OPTION} takes a number, not {value!r}") from None
+    if not 1 <= count <= 64:
+        raise pytest.UsageError(f"{WORKERS_OPTION} must be between 1 and 64")
+    return count
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -136,6 +147,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="dialoginfo_report",
         metavar="DIR",
         help="write results under DIR (default: reports/ of the working directory)",
+    )
+    group.addoption(
+        WORKERS_OPTION,
+        type=_workers,
+        default=None,
+        dest="dialoginfo_workers",
+        metavar="N",
+        help="the workers '-n auto' starts (default: enough for the cases' waits, at most 8)",
     )
     _add_deployment_options(group)
 
