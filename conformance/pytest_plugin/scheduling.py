@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance.pytest_plugin.hooks import is_case
 from conformance.pytest_plugin.options import PREFIX, WORKERS_OPTION
 
 DURATIONS_FILE = Path(__file__).resolve().parent / "durations.json"
@@ -94,6 +95,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not hasattr(config, "workerinput"):
         return  # in one process the order changes nothing
     known = expected_durations()
-    if not known:
-        return
+    if not known or not any(is_case(item) for item in items):
+        return  # inert outside the suite
     items.sort(key=lambda item: -known.get(duration_key(item), 0.0))  # stable: ties keep order
