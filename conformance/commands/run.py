@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from conformance.commands.concurrent import Job, run_at_once
 from conformance.errors import UsageError
 from conformance.harness.sipp import sipp_binary
 from conformance.pytest_plugin.fixtures import EXIT_BAD_LOCAL_ADDRESS, EXIT_TARGET_UNAVAILABLE
@@ -192,6 +193,10 @@ def suite_argv(*args: str) -> list[str]:
         "conformance.suite",
         "-p",
         "no:cacheprovider",
+        # The suite uses no Hypothesis; its plugin (in a dev environment) would import it in
+        # every xdist worker: 0.5 s of CPU each, a third of a worker's start.
+        "-p",
+        "no:hypothesispytest",
         f"--rootdir={PACKAGE_ROOT}",
         *args,
     ]
@@ -265,21 +270,70 @@ def run(args: argparse.Namespace) -> int:
         load_profile(args.profile)  # a bad profile stops here, one line, before any case
     sipp_binary()  # ToolMissingError says how to install it
     check_deployment(args)
-    worst = EXIT_OK
-    for mode in modes(args):
-        cmd = pytest_command(args, mode)
-        # The plugin copies the JUnit file into the run's report folder as junit.xml; the
-        # temporary one goes with its directory, so a run leaves nothing in the temp dir.
-        with tempfile.TemporaryDirectory(prefix="dialoginfo-run-") as scratch:
-            if not any(a.startswith("--junitxml") for a in cmd):
-                cmd.append(f"--junitxml={Path(scratch) / 'junit.xml'}")
-            if not any(a.startswith("--basetemp") for a in cmd):
-                # SIPp traces and server logs: their evidence is in results.json already.
-                cmd.append(f"--basetemp={Path(scratch) / 'pytest'}")
-            print(f"== dialog-info conformance: target {args.target}, {mode} mode ==", flush=True)
-            proc = subprocess.run(cmd, check=False, env=os.environ.copy())
-        code = exit_code(proc.returncode)
-        if code == EXIT_INTERRUPTED:
-            return code
-        worst = max(worst, code)
-    return worst
+    selected = modes(args)
+    # The plugin copies the JUnit file into the run's report folder as junit.xml; the temporary
+    # one goes with its directory, so a run leaves nothing in the temp dir.
+    with tempfile.TemporaryDirectory(prefix="dialoginfo-run-") as scratch:
+        for mode in selected:
+            (Path(scratch) / mode).mkdir()  # pytest makes its base temp, not the parents
+        commands = {
+            mode: with_scratch(
+                pytest_command(args, mode),
+                Path(scratch) / mode,
+                mode if len(selected) > 1 else None,
+            )
+            for mode in selected
+        }
+        if len(selected) == 1:
+            (mode,) = selected
+            print(header(args, mode), flush=True)
+            codes = [subprocess.run(commands[mode], check=False, env=os.environ.copy()).returncode]
+        else:
+            # The cases wait far more than they compute: both modes run at the same time, each
+            # its own pytest session (own workers, servers, report), output held per mode.
+            print(
+                f"== dialog-info conformance: target {args.target}, "
+                f"{' and '.join(selected)} modes at once; each mode's output follows when it "
+                "ends ==",
+                flush=True,
+            )
+            jobs = [Job(mode, commands[mode], header(args, mode)) for mode in selected]
+            codes = run_at_once(jobs)
+    mapped = [exit_code(c) for c in codes]
+    return EXIT_INTERRUPTED if EXIT_INTERRUPTED in mapped else max(mapped)
+
+
+def header(args: argparse.Namespace, mode: str) -> str:
+    return f"== dialog-info conformance: target {args.target}, {mode} mode =="
+
+
+_PATH_OPTIONS = ("--junitxml", "--junit-xml", "--basetemp")
+"""pytest options naming a file or folder that two modes running at once must not share."""
+
+
+def with_scratch(cmd: list[str], scratch: Path, mode: str | None = None) -> list[str]:
+    """Give one mode's pytest its own JUnit file and base temp (SIPp traces and server logs:
+    their evidence is in results.json already) in ``scratch``. A JUnit file or base temp the
+    user chose is kept; with ``mode`` (both modes at once) its name gets ``-<mode>``, since
+    pytest empties its base temp at start and two sessions would overwrite one JUnit file."""
+    cmd = [_per_mode(a, mode) if mode else a for a in cmd]
+    if mode:
+        for i in range(1, len(cmd)):
+            if cmd[i - 1] in _PATH_OPTIONS:
+                cmd[i] = _suffixed(cmd[i], mode)
+    if not any(a.startswith(("--junitxml", "--junit-xml")) for a in cmd):
+        cmd.append(f"--junitxml={scratch / 'junit.xml'}")
+    if not any(a.startswith("--basetemp") for a in cmd):
+        cmd.append(f"--basetemp={scratch / 'pytest'}")
+    return cmd
+
+
+def _per_mode(arg: str, mode: str) -> str:
+    option, eq, value = arg.partition("=")
+    return f"{option}={_suffixed(value, mode)}" if eq and option in _PATH_OPTIONS else arg
+
+
+def _suffixed(path: str, mode: str) -> str:
+    """``out/junit.xml`` -> ``out/junit-single.xml``; ``tmp/base`` -> ``tmp/base-single``."""
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{mode}{p.suffix}"))

@@ -123,6 +123,23 @@ def reserve_block(preferred: int = 0) -> PortBlock:
     raise HarnessError(f"all {BLOCK_COUNT} port blocks under {LOCK_DIR} are in use")
 
 
+def free_block_count() -> int:
+    """Blocks no process holds right now (a snapshot: another run may take one next)."""
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    free = 0
+    for index in range(BLOCK_COUNT):
+        fd = os.open(LOCK_DIR / f"block-{index:02d}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue
+        else:
+            free += 1
+        finally:
+            os.close(fd)  # closing drops the flock
+    return free
+
+
 def _bindable(host: str, port: int) -> bool:
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -8,7 +8,8 @@ written with ``conformance.testing`` do).
 
 Modules: ``options`` (command line -> settings), ``fixtures`` (target, peers, the case handle),
 ``hooks`` (markers, selection, judging each case, the report blob), ``collector`` (the xdist
-controller's summary and report). The judge itself is pure: ``conformance.oracle.verdicts``.
+controller's summary and report), ``scheduling`` (``-n auto`` by waiting, longest case
+first). The judge itself is pure: ``conformance.oracle.verdicts``.
 """
 
 from __future__ import annotations
@@ -18,4 +19,5 @@ pytest_plugins = [
     "conformance.pytest_plugin.fixtures",
     "conformance.pytest_plugin.hooks",
     "conformance.pytest_plugin.collector",
+    "conformance.pytest_plugin.scheduling",
 ]

@@ -193,6 +193,9 @@ class Collector:
                 "strict": resolved.strict,
                 "faults": list(resolved.faults),
                 "rfc": profile.rfc,
+                # xdist workers after -n auto was resolved (0: one process); benchmarks
+                # divide the waits by it to give a run's floor
+                "workers": int(getattr(self.config.option, "numprocesses", 0) or 0),
             },
         }
         base = Path(resolved.report or "reports")

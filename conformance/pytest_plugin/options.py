@@ -37,6 +37,7 @@ AUTH_PASSWORD_FILE_OPTION = PREFIX + "auth-password-file"
 CREDENTIALS_OPTION = PREFIX + "credentials"
 PROXY_OPTION = PREFIX + "proxy"
 REGISTER_OPTION = PREFIX + "register"
+WORKERS_OPTION = PREFIX + "workers"
 
 _settings_key = pytest.StashKey["Settings"]()
 
@@ -70,6 +71,16 @@ def _rfc(value: str) -> int:
     if value not in ("6665", "3265"):
         raise pytest.UsageError(f"{RFC_OPTION} takes 6665 or 3265, not {value!r}")
     return int(value)
+
+
+def _workers(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise pytest.UsageError(f"{WORKERS_OPTION} takes a number, not {value!r}") from None
+    if not 1 <= count <= 64:
+        raise pytest.UsageError(f"{WORKERS_OPTION} must be between 1 and 64")
+    return count
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -166,6 +177,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="dialoginfo_catalogue",
         metavar="FILE",
         help="a TOML catalogue extension: own requirement ids (group X) for own cases (repeatable)",
+    )
+    group.addoption(
+        WORKERS_OPTION,
+        type=_workers,
+        default=None,
+        dest="dialoginfo_workers",
+        metavar="N",
+        help="the workers '-n auto' starts (default: enough for the cases' waits, at most 8)",
     )
     _add_deployment_options(group)
 

@@ -70,7 +70,11 @@ class Progress:
 
     # -- counting ----------------------------------------------------------------------------
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # tryfirst, and registered after the conformance collector (also tryfirst, so called
+        # after this one): the collector takes its blob out of user_properties, and without
+        # the blob this plugin never saw a conformance case and stayed silent.
         if not self.active and any(k == self.property_key for k, _ in report.user_properties):
             self.active = True
         if hasattr(report, "wasxfail"):

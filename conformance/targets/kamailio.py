@@ -210,7 +210,7 @@ class KamailioTarget(Target):
         min_expires: int = 0,
         shm_mb: int = 256,
         debug: int = 2,
-        ready_timeout: float = 10.0,
+        ready_timeout: float = 30.0,  # a bound: all workers' instances start at once
         keep_files: bool = False,
         transport: str = "udp",
         accounts: dict[str, str] | None = None,
