@@ -837,6 +837,7 @@ class Calls:
         workdir: Path,
         timeout: float,
         register: bool = False,
+        auth: Any = None,
     ) -> None:
         self.case = case
         self.proxy = proxy
@@ -847,12 +848,15 @@ class Calls:
                 workdir=workdir / "register",
                 domain=case.target.domain,
                 timeout=timeout,
+                auth=auth,
             )
             if register
             else None
         )
         """With ``register``: callees REGISTER their Contact at the proxy through this peer,
-        and calls go to the callee's AOR (``--dialoginfo-register``)."""
+        and calls go to the callee's AOR (``--dialoginfo-register``); with ``auth`` (a
+        ``Credentials`` or ``Keyring``) a challenged REGISTER is answered as the callee's
+        account."""
         self.block = block
         self.workdir = workdir
         self.timeout = timeout

@@ -22,6 +22,7 @@ so when none comes; a case that races the network on purpose must expect that.
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -37,6 +38,8 @@ from conformance.harness.peers import (
     _header_lines,
     _rundir,
     _Twin,
+    account_for,
+    digest_send,
     start_controlled,
 )
 from conformance.harness.ports import PortBlock
@@ -398,23 +401,33 @@ def register(registrar: Publisher, party: _Party, *, expires: int = 300) -> Resp
     """REGISTER ``party``'s Contact for its AOR at ``registrar``'s server; its final response.
 
     Sent by ``registrar`` (a one-shot SIPp, ``Publisher.request``) rather than by the party's
-    own SIPp, which runs a call scenario: a registrar binds the Contact whoever sends it. A
-    digest challenge is returned as it is: ``Publisher.request`` answers none (the kit's digest
-    support, ``Credentials``, is PUBLISH's)."""
+    own SIPp, which runs a call scenario: a registrar binds the Contact whoever sends it. With
+    ``registrar.auth`` a 401/407 is answered as the party's account (its pool entry, else the
+    default), through the one digest path of every peer (``peers.digest_send``)."""
     if not 0 <= expires <= 3600:
         raise UsageError(f"REGISTER Expires is 0..3600 s, not {expires}")
-    return registrar.request(
-        f"REGISTER sip:{party.domain} SIP/2.0\n"
-        "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
-        "Max-Forwards: 70\n"
-        f"From: <{party.aor}>;tag=reg-{uuid.uuid4().hex[:12]}\n"
-        f"To: <{party.aor}>\n"
-        "Call-ID: [call_id]\n"
-        "CSeq: 1 REGISTER\n"
-        f"Contact: <{party.contact}>\n"
-        f"Expires: {expires}\n"
-        "Content-Length: 0\n\n"
-    )
+    from_tag = f"reg-{uuid.uuid4().hex[:12]}"
+    cseq = itertools.count(1)
+
+    def once(lines: list[str]) -> Response:
+        extra = "".join(f"{line}\n" for line in lines)
+        return registrar.request(
+            f"REGISTER sip:{party.domain} SIP/2.0\n"
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+            "Max-Forwards: 70\n"
+            f"From: <{party.aor}>;tag={from_tag}\n"
+            f"To: <{party.aor}>\n"
+            "Call-ID: [call_id]\n"
+            f"CSeq: {next(cseq)} REGISTER\n"
+            f"Contact: <{party.contact}>\n"
+            f"Expires: {expires}\n"
+            f"{extra}"
+            "Content-Length: 0\n\n"
+        )
+
+    account = account_for(registrar.auth, party.user)
+    client = account.client() if account is not None else None
+    return digest_send(once, lambda r: r, client, "REGISTER", lambda: f"sip:{party.domain}")[-1]
 
 
 __all__ = ["REJECT_CODES", "Callee", "Caller", "new_call_id", "place_call", "register"]

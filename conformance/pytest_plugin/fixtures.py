@@ -291,6 +291,7 @@ def dialoginfo_calls(
         workdir=tmp_path / "calls",
         timeout=dialoginfo_settings.timeout,
         register=bool(pytestconfig.getoption(REGISTER_OPTION)),
+        auth=dialoginfo_settings.keyring,
     )
     yield calls
     calls.close()
