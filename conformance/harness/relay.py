@@ -228,8 +228,7 @@ async def _pump(
     framer = StreamFramer() if tally is not None else None
     try:
         while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
+            # Counted before it is passed on: whoever sees a message arrive sees it counted.
             if framer is not None and tally is not None:
                 try:
                     for message in framer.feed(data):
@@ -237,6 +236,8 @@ async def _pump(
                         tally["response" if first.startswith("SIP/") else first] += 1
                 except SipParseError:
                     framer = None  # not SIP as we know it: keep relaying, stop counting
+            writer.write(data)
+            await writer.drain()
     except (OSError, ssl.SSLError, asyncio.IncompleteReadError):
         pass
     finally:
