@@ -34,10 +34,11 @@ class KamailioTwoTarget(KamailioTarget):
     presence instance takes every other ``KamailioTarget`` argument (mode, profile, limits)
     except ``accounts`` and ``realm``: those provision the proxy's registrar, which then
     challenges REGISTER (401, auth_db), while the presence instance accepts PUBLISH and
-    SUBSCRIBE unauthenticated (``target.accounts`` stays empty, so A31 skips there).
+    SUBSCRIBE unauthenticated (``presence_auth`` is False, so the A31 cases skip).
     """
 
     name = "kamailio"
+    presence_auth = False
 
     def __init__(
         self,
