@@ -531,15 +531,16 @@ def _registered_calls(
     )
 
 
-def _register_exchange(workdir: Path) -> list[tuple[str, str]]:
-    """(REGISTER's Authorization or '', the status line) of each REGISTER the registrar sent,
-    read back from its SIPp traces in order."""
+def _register_exchange(workdir: Path) -> list[tuple[str, str, str]]:
+    """(Call-ID, Authorization or '', status) of each REGISTER the registrar sent, read back
+    from its SIPp traces in order."""
     found = []
     for log in sorted(workdir.glob("raw-register-*.messages.log")):
         traced = [m.message for m in parse_trace(log.read_bytes())]
         request = next(m for m in traced if isinstance(m, Request))
         response = next(m for m in traced if isinstance(m, Response))
-        found.append((request.header("Authorization") or "", f"{response.status}"))
+        auth = request.header("Authorization") or ""
+        found.append((request.call_id or "", auth, f"{response.status}"))
     return found
 
 
@@ -558,8 +559,9 @@ def test_a_registrar_with_accounts_challenges_then_accepts_the_callee(
         callee = calls.callee()
         assert (caller.user, callee.user) == ("alice-reg", "bob-reg")
         exchange = _register_exchange(tmp_path / "calls" / "register")
-        assert [status for _, status in exchange] == ["401", "200"], exchange
-        assert exchange[0][0] == "" and 'username="bob-reg"' in exchange[1][0], exchange
+        assert [status for *_, status in exchange] == ["401", "200"], exchange
+        assert exchange[0][1] == "" and 'username="bob-reg"' in exchange[1][1], exchange
+        assert exchange[0][0] == exchange[1][0], exchange  # one registration, CSeq 1 then 2
         watcher = Watcher(
             user=callee.user,
             server=(two_auth.host, two_auth.port),
@@ -602,7 +604,7 @@ def test_a_wrong_password_is_refused_in_one_line(
         message = str(raised.value)
         assert "answered 401" in message or "answered 403" in message, message
         assert "\n" not in message and wrong not in message, message
-        statuses = [s for _, s in _register_exchange(tmp_path / "calls" / "register")]
+        statuses = [s for *_, s in _register_exchange(tmp_path / "calls" / "register")]
         assert statuses == ["401", "401"], statuses  # challenged, answered, challenged again
     finally:
         calls.close()
