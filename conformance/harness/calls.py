@@ -407,6 +407,9 @@ def register(registrar: Publisher, party: _Party, *, expires: int = 300) -> Resp
     if not 0 <= expires <= 3600:
         raise UsageError(f"REGISTER Expires is 0..3600 s, not {expires}")
     from_tag = f"reg-{uuid.uuid4().hex[:12]}"
+    # One Call-ID, CSeq counting up: the answer to a challenge is the same registration
+    # (RFC 3261 §10.2: a UA SHOULD keep both across its REGISTERs to one registrar).
+    call_id = f"reg-{uuid.uuid4().hex}@127.0.0.1"
     cseq = itertools.count(1)
 
     def once(lines: list[str]) -> Response:
@@ -417,7 +420,7 @@ def register(registrar: Publisher, party: _Party, *, expires: int = 300) -> Resp
             "Max-Forwards: 70\n"
             f"From: <{party.aor}>;tag={from_tag}\n"
             f"To: <{party.aor}>\n"
-            "Call-ID: [call_id]\n"
+            f"Call-ID: {call_id}\n"
             f"CSeq: {next(cseq)} REGISTER\n"
             f"Contact: <{party.contact}>\n"
             f"Expires: {expires}\n"

@@ -75,7 +75,9 @@ def make_target(
     if faults and spec != "reference":
         raise UsageError(f"fault injection works only with the reference target, not {spec!r}")
     if kind == "kamailio-two":
-        return _kamailio_two(spec, variant, launched_transport, profile, given, block, workdir)
+        return _kamailio_two(
+            spec, variant, launched_transport, profile, given, block, workdir, accounts, realm
+        )
     if kind == "kamailio":
         from conformance.targets.kamailio import KamailioTarget
 
@@ -154,8 +156,11 @@ def _kamailio_two(
     given: dict[str, Any],
     block: PortBlock | None,
     workdir: str | os.PathLike[str] | None,
+    accounts: dict[str, str],
+    realm: str | None,
 ) -> Target:
-    """``kamailio-two[:MODE]``: a call-proxy Kamailio publishing to a presence Kamailio."""
+    """``kamailio-two[:MODE]``: a call-proxy Kamailio publishing to a presence Kamailio; with
+    ``accounts`` its registrar challenges REGISTER (the presence instance stays open)."""
     from conformance.oracle.calls import CallProfile
     from conformance.targets.kamailio_two import KamailioTwoTarget
 
@@ -176,6 +181,8 @@ def _kamailio_two(
         block=block,
         workdir=workdir,
         profile=base,
+        accounts=accounts,
+        realm=realm,
     )
 
 

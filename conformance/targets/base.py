@@ -26,6 +26,10 @@ class Target(abc.ABC):
     nonce_ttl: float | None = None
     """Seconds the server's digest nonces live, when known (a launched server with accounts
     sets it; the stale-nonce case of A31 waits it out)."""
+    presence_auth: bool = True
+    """False when the run's credentials are not the presence server's: the two-instance
+    Kamailio gives them to its registrar, and its presence instance authenticates nobody
+    (pua_dialoginfo's PUBLISHes carry no credentials), so the A31 cases skip there."""
 
     def __init__(
         self,

@@ -151,12 +151,18 @@ so the stale-nonce case (A31) waits seconds, not minutes."""
 
 
 def auth_settings(
-    accounts: dict[str, str], realm: str, db: Path, nonce_ttl: int = AUTH_NONCE_TTL
+    accounts: dict[str, str],
+    realm: str,
+    db: Path,
+    nonce_ttl: int = AUTH_NONCE_TTL,
+    challenge: Literal["proxy", "www"] = "proxy",
 ) -> dict[str, str]:
-    """Template values: digest authentication of PUBLISH and SUBSCRIBE, or nothing.
+    """Template values: digest authentication of the requests the template guards, or nothing.
 
-    The realm is written literally: ``proxy_authorize("$fd", ...)`` failed in 5.6.3 with
-    "failed to get realm value" (seen in a spike)."""
+    ``challenge``: ``proxy`` (407, ``proxy_authorize``) for PUBLISH and SUBSCRIBE at a presence
+    server; ``www`` (401, ``www_authorize``) for REGISTER at a registrar, as RFC 3261 §22.2
+    has a registrar answer. The realm is written literally: ``proxy_authorize("$fd", ...)``
+    failed in 5.6.3 with "failed to get realm value" (seen in a spike)."""
     if not accounts:
         return {"auth_modules": "", "auth_check": ""}
     modules = (
@@ -167,13 +173,13 @@ def auth_settings(
         'modparam("auth_db", "password_column", "password")\n'
     )
     check = (
-        f'\t\tif (!proxy_authorize("{realm}", "subscriber")) {{\n'
+        f'\t\tif (!{challenge}_authorize("{realm}", "subscriber")) {{\n'
         # -4: the nonce expired; flag 16 says stale=true (Kamailio does not on its own), 1 asks
         # for qop=auth (so nc and cnonce are checked too).
         "\t\t\tif ($rc == -4) {\n"
-        f'\t\t\t\tproxy_challenge("{realm}", "17");\n'
+        f'\t\t\t\t{challenge}_challenge("{realm}", "17");\n'
         "\t\t\t} else {\n"
-        f'\t\t\t\tproxy_challenge("{realm}", "1");\n'
+        f'\t\t\t\t{challenge}_challenge("{realm}", "1");\n'
         "\t\t\t}\n"
         "\t\t\texit;\n"
         "\t\t}\n"
@@ -260,6 +266,9 @@ class KamailioTarget(Target):
         self.realm = realm or self.domain
         """The digest realm of the challenges (default: the domain)."""
         self.nonce_ttl = float(nonce_ttl) if self.accounts else None
+        self.auth_challenge: Literal["proxy", "www"] = "proxy"
+        """How the template's ``auth_check`` challenges (``auth_settings``): 407 here; a
+        registrar's template (the two-instance call proxy) sets ``www`` for 401."""
         self.ca_path: Path | None = None
         """With TLS: the CA that signed this instance's certificate (made at start)."""
         self._parent_dir = Path(workdir) if workdir is not None else None
@@ -310,7 +319,13 @@ class KamailioTarget(Target):
                 self.transport, self.host, self.port, tls_config
             ),
             "server_address": self.server_address,
-            **auth_settings(self.accounts, self.realm, db, int(self.nonce_ttl or AUTH_NONCE_TTL)),
+            **auth_settings(
+                self.accounts,
+                self.realm,
+                db,
+                int(self.nonce_ttl or AUTH_NONCE_TTL),
+                self.auth_challenge,
+            ),
             **self.settings,
         }
         try:

@@ -31,10 +31,14 @@ class KamailioTwoTarget(KamailioTarget):
     """A presence Kamailio plus a call-proxy Kamailio whose pua_dialoginfo PUBLISHes to it.
 
     ``calls`` and ``fr_inv_timer`` configure the proxy as ``KamailioCallsTarget`` does; the
-    presence instance takes every other ``KamailioTarget`` argument (mode, profile, limits).
+    presence instance takes every other ``KamailioTarget`` argument (mode, profile, limits)
+    except ``accounts`` and ``realm``: those provision the proxy's registrar, which then
+    challenges REGISTER (401, auth_db), while the presence instance accepts PUBLISH and
+    SUBSCRIBE unauthenticated (``presence_auth`` is False, so the A31 cases skip).
     """
 
     name = "kamailio"
+    presence_auth = False
 
     def __init__(
         self,
@@ -50,6 +54,10 @@ class KamailioTwoTarget(KamailioTarget):
             raise UsageError("the two-instance Kamailio shape is written for UDP only")
         if block is None:
             raise UsageError("the two-instance Kamailio shape needs a PortBlock (block=)")
+        # The accounts are the registrar's (the proxy): the presence instance stays open, as
+        # pua_dialoginfo's PUBLISHes carry no credentials (pua has no digest support).
+        accounts = kwargs.pop("accounts", None)
+        realm = kwargs.pop("realm", None)
         super().__init__(mode, block=block, domain=domain, **kwargs)
         self.proxy = KamailioCallsTarget(
             mode,
@@ -63,7 +71,10 @@ class KamailioTwoTarget(KamailioTarget):
             profile=self.profile,
             debug=self.debug,
             keep_files=self.keep_files,
+            accounts=accounts,
+            realm=realm,
         )
+        self.proxy.auth_challenge = "www"
         self.proxy.settings["presence_server"] = f"sip:{self.address}"
         self.calls = self.proxy.calls
 

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance.errors import ToolMissingError
+from conformance.case import Calls, Case
+from conformance.errors import HarnessError, ToolMissingError
 from conformance.harness.calls import Callee, Caller, place_call, register
+from conformance.harness.credentials import Credentials, Keyring, Lease, UserPool
 from conformance.harness.peers import Publisher, Watcher
 from conformance.harness.ports import PortBlock, reserve_block
 from conformance.oracle.calls import (
@@ -38,6 +40,9 @@ from conformance.oracle.calls import (
 from conformance.oracle.dialoginfo import Dialog
 from conformance.oracle.dialoginfo import parse as parse_dialoginfo
 from conformance.oracle.findings import Finding
+from conformance.sip.message import Request, Response
+from conformance.sip.trace import parse_trace
+from conformance.targets import make_target
 from conformance.targets.kamailio import check_installed
 from conformance.targets.kamailio_calls import KamailioCallsTarget, check_call_modules
 from conformance.targets.kamailio_two import KamailioTwoTarget
@@ -475,3 +480,131 @@ def test_a_call_to_the_aor_routes_by_registration(
             assert failed(findings) == [], party
             assert {"E01", "E02", "E05", "E09", "E11"} <= ids(findings, passed=True), party
         assert register(registrar, call.callee, expires=0).status == 200
+
+
+_PASSWORDS = {"alice-reg": "alice-Secret-1", "bob-reg": "bob-Secret-2"}
+"""One account per party: the caller's and the callee's (issue 15's user pool)."""
+
+
+@pytest.fixture(scope="module")
+def two_auth(
+    block: PortBlock, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KamailioTwoTarget]:
+    """kamailio-two given a keyring, as ``make_target`` builds it for ``--credentials``: the
+    proxy's registrar challenges REGISTER (401), the presence instance stays open."""
+    ring = Keyring(pool=tuple(Credentials(u, p) for u, p in _PASSWORDS.items()))
+    t = make_target(
+        "kamailio-two", block=block, workdir=tmp_path_factory.mktemp("k2a"), keyring=ring
+    )
+    assert isinstance(t, KamailioTwoTarget)
+    with t:
+        yield t
+
+
+def _registered_calls(
+    target: KamailioTwoTarget, block: PortBlock, tmp_path: Path, ring: Keyring
+) -> Calls:
+    """``Calls`` as the ``dialoginfo_calls`` fixture builds it for ``--dialoginfo-register``
+    with credentials: a real ``Case`` leasing the pool's accounts, callees registered by the
+    registrar peer with ``auth=ring``."""
+    publisher = Publisher(
+        server=(target.host, target.port), block=block, workdir=tmp_path, domain=target.domain
+    )
+    case = Case(
+        name="regauth",
+        target=target,
+        profile=target.profile,
+        publisher=publisher,
+        new_watcher=None,
+        worker="gw0",
+        timeout=5.0,
+        users=Lease(UserPool(tuple(_PASSWORDS)), "regauth"),
+    )
+    return Calls(
+        case,
+        proxy=target.call_proxy,
+        block=block,
+        workdir=tmp_path / "calls",
+        timeout=5.0,
+        register=True,
+        auth=ring,
+    )
+
+
+def _register_exchange(workdir: Path) -> list[tuple[str, str, str]]:
+    """(Call-ID, Authorization or '', status) of each REGISTER the registrar sent, read back
+    from its SIPp traces in order."""
+    found = []
+    for log in sorted(workdir.glob("raw-register-*.messages.log")):
+        traced = [m.message for m in parse_trace(log.read_bytes())]
+        request = next(m for m in traced if isinstance(m, Request))
+        response = next(m for m in traced if isinstance(m, Response))
+        auth = request.header("Authorization") or ""
+        found.append((request.call_id or "", auth, f"{response.status}"))
+    return found
+
+
+def test_a_registrar_with_accounts_challenges_then_accepts_the_callee(
+    two_auth: KamailioTwoTarget, block: PortBlock, tmp_path: Path
+) -> None:
+    """The callee's REGISTER is challenged (401, the proxy's www_authorize) and answered as
+    its own pool account; the caller's INVITE to the AOR reaches the registered Contact; and
+    the presence instance, which asks nobody for credentials, takes pua's PUBLISHes: the
+    callee's watcher sees the call confirmed."""
+    ring = Keyring(pool=tuple(Credentials(u, p) for u, p in _PASSWORDS.items()))
+    calls = _registered_calls(two_auth, block, tmp_path, ring)
+    watcher = None
+    try:
+        caller = calls.caller()
+        callee = calls.callee()
+        assert (caller.user, callee.user) == ("alice-reg", "bob-reg")
+        exchange = _register_exchange(tmp_path / "calls" / "register")
+        assert [status for *_, status in exchange] == ["401", "200"], exchange
+        assert exchange[0][1] == "" and 'username="bob-reg"' in exchange[1][1], exchange
+        assert exchange[0][0] == exchange[1][0], exchange  # one registration, CSeq 1 then 2
+        watcher = Watcher(
+            user=callee.user,
+            server=(two_auth.host, two_auth.port),
+            block=block,
+            workdir=tmp_path / "w",
+            domain=two_auth.domain,
+        )
+        assert watcher.start().status == 200  # no challenge: the presence instance is open
+        watcher.wait_notifies(1)
+        cid = calls.place(caller, callee)
+        assert callee.wait_invite(cid).uri == callee.contact  # routed by the registration
+        callee.answer(cid)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and not any(
+            b">confirmed</state>" in (n.body or b"") for n in watcher.notifies
+        ):
+            time.sleep(0.1)
+        assert any(b">confirmed</state>" in (n.body or b"") for n in watcher.notifies), [
+            n.summary() for n in watcher.notifies
+        ]
+        assert caller.bye(cid).status == 200
+    finally:
+        if watcher is not None:
+            watcher.close()
+        calls.close()
+
+
+def test_a_wrong_password_is_refused_in_one_line(
+    two_auth: KamailioTwoTarget, block: PortBlock, tmp_path: Path
+) -> None:
+    """The callee's account with a wrong password: the answer to the challenge is refused
+    again, and the kit stops with one line that names the refusal, never the password."""
+    wrong = "not-Bobs-Password-9"
+    ring = Keyring(pool=(Credentials("alice-reg", "x-unused"), Credentials("bob-reg", wrong)))
+    calls = _registered_calls(two_auth, block, tmp_path, ring)
+    try:
+        calls.caller()
+        with pytest.raises(HarnessError) as raised:
+            calls.callee()
+        message = str(raised.value)
+        assert "answered 401" in message or "answered 403" in message, message
+        assert "\n" not in message and wrong not in message, message
+        statuses = [s for *_, s in _register_exchange(tmp_path / "calls" / "register")]
+        assert statuses == ["401", "401"], statuses  # challenged, answered, challenged again
+    finally:
+        calls.close()
