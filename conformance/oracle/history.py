@@ -128,7 +128,9 @@ class Stimulus:
     status: int | None
     """Final response status; None when none came."""
     body: bytes | None = None
-    """The published body (initial PUBLISH, modify); None for refresh and remove."""
+    """The published body (initial PUBLISH, modify); None for refresh and remove. An empty one
+    counts as none: RFC 3903 §4.3 and §6 step 5 make a PUBLISH with SIP-If-Match and no body
+    a refresh, whatever the publisher meant it as (``effective_kind``)."""
     etag: str | None = None
     """The SIP-ETag of the 2xx: the publication this stimulus leaves in the store."""
     replaces: str | None = None
@@ -138,6 +140,11 @@ class Stimulus:
     requirement: str | None = None
     """The rule a contradiction of this stimulus is reported under; None: by its kind (C13,
     C15, C16, B24). A call's derived publications name their E rule (``call_history``)."""
+
+    @property
+    def effective_kind(self) -> Kind:
+        """The kind the server must treat it as: a modify without a body is a refresh."""
+        return "refresh" if self.kind == "modify" and not self.body else self.kind
 
     @property
     def error(self) -> bool:
@@ -266,7 +273,7 @@ def fold(
     granted = stimulus.expires if stimulus.expires is not None else DEFAULT_EXPIRES
     if stimulus.kind == "remove" or granted == 0:
         return tuple(pubs)
-    if stimulus.body is None:  # a refresh keeps the body; the flavour says whether its place too
+    if not stimulus.body:  # a refresh keeps the body; the flavour says whether its place too
         if old is None:
             return tuple(store)
         pubs.append(
@@ -310,7 +317,7 @@ def _events(stimuli: Sequence[Stimulus], rules: Rules, excluded: frozenset[str])
         if s.error or s.label in excluded:
             continue
         end = math.inf if s.answered is None else s.answered + rules.settle_time
-        events.append(_Event(len(events), s.kind, s.label, s.sent, end, s))
+        events.append(_Event(len(events), s.effective_kind, s.label, s.sent, end, s))
     for e in list(events):
         made = e.stimulus
         if made is None:
@@ -348,8 +355,8 @@ def _precedes(a: _Event, b: _Event, rules: Rules) -> bool:
         rules.timestamp_resolution > 0
         and sa is not None
         and sb is not None
-        and sa.body is not None
-        and sb.body is not None
+        and bool(sa.body)
+        and bool(sb.body)
         and sb.replaces != sa.etag
     )
     return not (ordered_by_stamp and a.end + rules.timestamp_resolution > b.start)

@@ -550,3 +550,21 @@ def test_a_dialog_changed_inside_is_its_pass_through_rule():
     for rid, published, shown in cases:
         a = publish("publish a", "e1", [published], 1.0, 1.01)
         assert failed(run([a], [notify(0, shown, at=1.5)], end=2.0)) == [(rid, None)], rid
+
+
+def test_a_modify_without_a_body_is_a_refresh():
+    """RFC 3903 §4.3/§6: a PUBLISH with SIP-If-Match and no body refreshes, whatever the
+    publisher meant it as. The explorer's ``not-xml`` modify can draw an empty body; the
+    reference server keeps the state (issue 13: the clean-seed C15 reproducer), and so must
+    the model, in the fold and in the history."""
+    first = publish("publish r1", "e1", [R1], 1.0, 1.01)
+    empty = Stimulus("modify", "modify empty", 2.0, 2.01, 200, b"", "e2", "e1", 3600)
+    store = h.fold(h.fold((), first, received=1.0, seq=0), empty, received=2.0, seq=1)
+    assert [(p.etag, p.body) for p in store] == [("e2", first.body)]
+    result = run([first, empty], [notify(0, R1, at=1.5), notify(1, R1, at=2.5)])
+    assert failed(result) == []
+    # A modify with a body still replaces the state: the same NOTIFY then contradicts it.
+    real = modify("modify r2", "e1", "e2", [R2], 2.0, 2.01)
+    assert failed(run([first, real], [notify(0, R1, at=1.5), notify(1, R1, at=2.5)])) == [
+        ("C15", None)
+    ]
