@@ -37,7 +37,8 @@ order of the stimuli in flight around it explains it.
   that never caught up with a client's stimulus no NOTIFY followed at all is B24. The message
   names the stimulus, the NOTIFY and both tables.
 * **Convergence.** The table at the end of a subscription (or at a case's checkpoint) must
-  equal a state possible within the prompt bound before that moment.
+  equal a state possible within the prompt bound before that moment; a subscription that
+  ended (at a watcher-side moment) keeps the NOTIFYs' EPSILON allowance, as ``info``.
 
 Retransmissions (same Via branch and CSeq) are judged once. Bodies the watcher cannot use
 (empty, unparsable, an old version, a partial after a version gap) change nothing in its table
