@@ -250,8 +250,9 @@ class Executor:
     ) -> None:
         """Remember the first invalid body the server accepted for ``presentity``: what its
         NOTIFYs then carry is the publisher's garbage, relayed (issue 13: accepting invalid
-        input is allowed if it corrupts no other publication's state)."""
-        if not body.valid and 200 <= result.status < 300:
+        input is allowed if it corrupts no other publication's state). An empty body is no
+        garbage: with SIP-If-Match it makes the PUBLISH a refresh (RFC 3903 §4.3)."""
+        if not body.valid and body.data and 200 <= result.status < 300:
             self.tainted.setdefault(presentity, record.index)
 
     def presentity_of(self, op: Op) -> int | None:

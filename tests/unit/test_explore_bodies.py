@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 from lxml import etree
 
 from conformance.explore import bodies
+from conformance.explore.execute import Executor
 from conformance.oracle import dialoginfo, schema
 from conformance.oracle.dialoginfo import NS, SA_NS
 from conformance.resources import schema_path
@@ -226,3 +228,17 @@ def test_each_part_drops_only_itself() -> None:
     assert seen_root and seen_dialog
     with pytest.raises(ValueError, match="unknown body parts"):
         bodies.valid(random.Random(1), entity=ENTITY, drop=["everything"])
+
+
+def test_an_accepted_empty_modify_taints_nothing():
+    """The empty ``not-xml`` body makes a modify a refresh (RFC 3903 §4.3): a 200 for it is no
+    accepted garbage, so the presentity's body findings keep their level (issue 13); a
+    non-empty invalid body accepted with 200 still taints."""
+    ex = SimpleNamespace(tainted={})
+    ok = SimpleNamespace(status=200)
+    empty = bodies.Body(b"", "not-xml", expect="A02")
+    Executor._taint(ex, 0, empty, ok, SimpleNamespace(index=3))  # type: ignore[arg-type]
+    assert ex.tainted == {}
+    garbage = bodies.Body(b"this is not XML", "not-xml", expect="A02")
+    Executor._taint(ex, 0, garbage, ok, SimpleNamespace(index=4))  # type: ignore[arg-type]
+    assert ex.tainted == {0: 4}
