@@ -82,17 +82,7 @@ def make_target(
         from conformance.targets.kamailio import KamailioTarget
 
         base = _resolve(profile, "kamailio").with_overrides(**given)
-        mode = variant or ("single" if base.single_dialog else "aggregate")
-        if mode not in _KAMAILIO_MODES:
-            raise UsageError(
-                f"bad target {spec!r}: Kamailio mode {mode!r} is not one of "
-                + ", ".join(_KAMAILIO_MODES)
-            )
-        if "single_dialog" in given and given["single_dialog"] != (mode == "single"):
-            raise UsageError(
-                f"--target {spec} contradicts --single-dialog={given['single_dialog']}: "
-                "use --target kamailio:single or drop one of them"
-            )
+        mode = _kamailio_mode(spec, "kamailio", variant, base, given, _KAMAILIO_MODES)
         from conformance.errors import ToolMissingError
         from conformance.targets.kamailio_calls import KamailioCallsTarget, check_call_modules
 
@@ -167,14 +157,7 @@ def _kamailio_two(
     if transport != "udp":
         raise UsageError(f"bad target {spec!r}: the two-instance shape runs on UDP only")
     base = _resolve(profile, "kamailio").with_overrides(**given)
-    mode = variant or ("single" if base.single_dialog else "aggregate")
-    if mode not in ("aggregate", "single"):
-        raise UsageError(f"bad target {spec!r}: kamailio-two takes :aggregate or :single")
-    if "single_dialog" in given and given["single_dialog"] != (mode == "single"):
-        raise UsageError(
-            f"--target {spec} contradicts --single-dialog={given['single_dialog']}: "
-            "use --target kamailio-two:single or drop one of them"
-        )
+    mode = _kamailio_mode(spec, "kamailio-two", variant, base, given, ("aggregate", "single"))
     return KamailioTwoTarget(
         mode,  # type: ignore[arg-type]
         calls=CallProfile.from_profile(base),
@@ -184,6 +167,29 @@ def _kamailio_two(
         accounts=accounts,
         realm=realm,
     )
+
+
+def _kamailio_mode(
+    spec: str,
+    kind: str,
+    variant: str,
+    base: Profile,
+    given: dict[str, Any],
+    modes: tuple[str, ...],
+) -> str:
+    """The mode a ``kind[:MODE]`` target runs: the one named, else the profile's; refused when
+    unknown or when it contradicts an explicit ``--single-dialog``."""
+    mode = variant or ("single" if base.single_dialog else "aggregate")
+    if mode not in modes:
+        raise UsageError(
+            f"bad target {spec!r}: {kind} mode {mode!r} is not one of " + ", ".join(modes)
+        )
+    if "single_dialog" in given and given["single_dialog"] != (mode == "single"):
+        raise UsageError(
+            f"--target {spec} contradicts --single-dialog={given['single_dialog']}: "
+            f"use --target {kind}:single or drop one of them"
+        )
+    return mode
 
 
 def _resolve(profile: str | os.PathLike[str] | Profile | None, default: str) -> Profile:
