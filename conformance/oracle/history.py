@@ -33,7 +33,8 @@ order of the stimuli in flight around it explains it.
   keeps, is a wrong choice whatever came last: D10 (a lone publication trimmed), D09 (a tie
   broken the other way) or D08 (another priority). A table with the dialogs and states of a
   possible state that differs only inside a dialog broke a pass-through rule (``content_rule``:
-  A24, A34, A28, A27). A table
+  A24, A34, A28, A27). A table whose dialogs no possible state has, while the presentity may hold
+  nothing, and no stimulus explains it, is a non-neutral idle body (B27). A table
   that never caught up with a client's stimulus no NOTIFY followed at all is B24. The message
   names the stimulus, the NOTIFY and both tables.
 * **Convergence.** The table at the end of a subscription (or at a case's checkpoint) must
@@ -525,6 +526,14 @@ def _partial_fragment_right(body: bytes, candidates: Iterable[Sequence[Dialog]])
     return False
 
 
+def _invented_while_idle(table: Sequence[Dialog], states: _Views) -> bool:
+    """The presentity may hold nothing (some possible state is empty) and the table shows
+    only dialogs no possible state has: the idle body was not neutral (B27), the aggregation
+    of what was published is not in question."""
+    known = {d.id for state in states.values() for d in state}
+    return bool(table) and any(not s for s in states.values()) and not known & {d.id for d in table}
+
+
 # -- the check ------------------------------------------------------------------------------------
 
 
@@ -780,6 +789,8 @@ class _Context:
             choice = content_rule(table, strict.values())
             if choice is None and not stale:
                 choice = self.selection(table, hi)
+            if choice is None and culprit is None and _invented_while_idle(table, strict):
+                choice = "B27"
             rid = choice or self.requirement(culprit, converged=body is None)
         # A search cut short by its bound cannot prove a NOTIFY wrong: it only informs.
         verdict: Verdict = "info" if key in loose or loose.bounded else "fail"

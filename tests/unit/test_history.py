@@ -587,3 +587,16 @@ def test_a_subscription_ended_by_a_notify_gets_that_notifys_clock_allowance():
     early = (notify(0, R1, at=1.5), notify(1, R2, at=1.95))
     late = h.check(History(URI, (first, change), early, end=1.95, ended=True), RULES)
     assert ("C15", None) in failed(late)
+
+
+def test_a_dialog_shown_while_nothing_can_be_stored_fails_b27_not_the_aggregation():
+    """idle-body-busy: the NOTIFY answering a SUBSCRIBE of an idle presentity shows a
+    confirmed dialog nobody published. No stimulus explains it and every possible state is
+    empty: the idle body is wrong (B27), not the aggregation (D03, before issue 13's fix)."""
+    idle = dialog("idle", "confirmed")
+    result = run(
+        [publish("publish r1", "e1", [R1], 2.0, 2.01)],
+        [notify(0, idle, at=1.0), notify(1, R1, at=2.02)],
+    )
+    assert failed(result) == [("B27", None)]
+    assert "idle:confirmed" in result.findings[0].message
