@@ -136,6 +136,7 @@ def judge_executor(ex: Executor, profile: Profile, *, strict: bool, end: float) 
             rules,
             end=end,
             paused=sub.paused,
+            terminated=True,
         )
         found += checks.check_subscription_end(
             captured(sub.watcher.notifies, sub.paused), unsubscribed=sub.unsubscribed
