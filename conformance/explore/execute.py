@@ -373,6 +373,11 @@ class Executor:
                     record.response_findings.append(
                         _missing("B05", "no NOTIFY followed the 2xx to SUBSCRIBE", record)
                     )
+                else:  # the subscription's first NOTIFY is this SUBSCRIBE's (a refresh's
+                    # may follow a NOTIFY a PUBLISH triggered: not judged here)
+                    first = watcher.notifies[0].body
+                    found = checks.check_subscribe_notify(first, "the SUBSCRIBE's NOTIFY")
+                    record.response_findings += _stepped(found, record)
         elif isinstance(op, RefreshSub | Unsubscribe):
             entry = self.watchers.get(op.handle)
             if entry is None:

@@ -633,8 +633,26 @@ def check_refresh_notify(body: bytes, expected: Aggregate) -> list[Finding]:
             f"refresh NOTIFY body: {comparison.describe()}",
             evidence=comparison.evidence(),
         ),
-        _f("A14", doc.state == "full", f"refresh NOTIFY body state {doc.state!r}"),
+        full_document(doc, "refresh NOTIFY"),
     ]
+
+
+def full_document(doc: dialoginfo.DialogInfo, what: str) -> Finding:
+    """A14: a NOTIFY a SUBSCRIBE triggered (the first of a subscription, or a refresh's)
+    SHOULD carry the whole state, as a ``state="full"`` document."""
+    return _f("A14", doc.state == "full", f"{what} body state {doc.state!r}")
+
+
+def check_subscribe_notify(body: bytes, what: str) -> list[Finding]:
+    """A14 on the body of a NOTIFY a SUBSCRIBE triggered; nothing for a body that is empty or
+    does not parse (B27 and A02 judge those)."""
+    if not body.strip():
+        return []
+    try:
+        doc = dialoginfo.parse(body)
+    except BodyError:
+        return []
+    return [full_document(doc, what)]
 
 
 def check_passthrough(bodies: Iterable[bytes], dialog_id: str, **attributes: str) -> Finding:

@@ -470,3 +470,17 @@ def test_subscription_end_after_an_unsubscribe() -> None:
     assert _ids(checks.check_subscription_end(active, unsubscribed=3.0)) == ["B21"]
     more = [*ended, _captured(3, 5.0)]
     assert _ids(checks.check_subscription_end(more, unsubscribed=3.0)) == ["B21"]
+
+
+def test_a_notify_a_subscribe_triggered_is_a_full_document_a14():
+    """initial-notify-partial: the SUBSCRIBE's NOTIFY says state=partial. The explorer's
+    subscribe step judges it (A14, SHOULD); an empty or unparsable body is left to B27/A02."""
+    c = checks
+    uri = "sip:alice@example.com"
+    partial = document(uri, [dialog("a", "early")], state="partial")
+    full = document(uri, [dialog("a", "early")])
+    [bad] = c.check_subscribe_notify(partial, "the SUBSCRIBE's NOTIFY")
+    assert (bad.requirement, bad.passed) == ("A14", False) and "partial" in bad.message
+    [good] = c.check_subscribe_notify(full, "the SUBSCRIBE's NOTIFY")
+    assert (good.requirement, good.passed) == ("A14", True)
+    assert c.check_subscribe_notify(b"", "x") == [] == c.check_subscribe_notify(b"<a", "x")
