@@ -513,6 +513,25 @@ def check_sequence(notifies: Sequence[Captured]) -> list[Finding]:
     return out
 
 
+def check_scoped_versions(firsts: Sequence[tuple[str, int]]) -> list[Finding]:
+    """A10 across the subscriptions of one presentity: each has a version counter of its own,
+    so the first NOTIFY of every one (``(label, version)``, for those whose first NOTIFY
+    carried a document) carries the same version, whatever the others were sent before. A
+    counter shared by the presentity starts a later subscription where the others stand."""
+    if len(firsts) < 2:
+        return []
+    ok = len({v for _, v in firsts}) == 1
+    listed = ", ".join(f"{label} {v}" for label, v in firsts)
+    return [
+        _f(
+            "A10",
+            ok,
+            f"first versions of one presentity's subscriptions: {listed}",
+            observed="first versions agree" if ok else "first versions differ",
+        )
+    ]
+
+
 # -- the view against the oracle -----------------------------------------------------------------
 
 
