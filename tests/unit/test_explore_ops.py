@@ -330,3 +330,12 @@ def test_unreadable_replay_file(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="cannot read the replay file"):
         replay.read(tmp_path / "missing.json")
     assert dataclasses.is_dataclass(replay.Replay)
+
+
+def test_invalid_bodies_include_a_foreign_content_type():
+    """The generator draws every invalid kind, wrong-content-type too (content-type-ignored's
+    C07 was unreachable while it was left out, issue 13)."""
+    limits = ops.Limits(invalid_ratio=1.0)
+    generated = ops.generate(1, 400, limits)
+    kinds = {op.body.invalid for op in generated if isinstance(op, ops.Publish | ops.Modify)}
+    assert "wrong-content-type" in kinds
