@@ -421,17 +421,23 @@ def _describe(dialogs: Iterable[Dialog]) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _expected(
+def _aggregate(
     store: tuple[Publication, ...], presentity: str, single: bool, flavour: str
-) -> tuple[Dialog, ...]:
-    agg = aggregator.aggregate(
+) -> aggregator.Aggregate:
+    return aggregator.aggregate(
         store,
         presentity=presentity,
         now=0.0,
         single_dialog=single,
         flavour=flavour,  # type: ignore[arg-type]
     )
-    return tuple(checks.expected_view(agg).values())
+
+
+@functools.lru_cache(maxsize=4096)
+def _expected(
+    store: tuple[Publication, ...], presentity: str, single: bool, flavour: str
+) -> tuple[Dialog, ...]:
+    return tuple(checks.expected_view(_aggregate(store, presentity, single, flavour)).values())
 
 
 @functools.lru_cache(maxsize=4096)
@@ -440,13 +446,7 @@ def _terminated(
 ) -> frozenset[str | None]:
     """Ids of the terminated dialogs the aggregate of ``store`` carries (none when it is
     broken: no document)."""
-    agg = aggregator.aggregate(
-        store,
-        presentity=presentity,
-        now=0.0,
-        single_dialog=single,
-        flavour=flavour,  # type: ignore[arg-type]
-    )
+    agg = _aggregate(store, presentity, single, flavour)
     if agg.broken:
         return frozenset()
     return frozenset(d.id for d in agg.dialogs if d.state_key == "terminated")
@@ -533,25 +533,27 @@ def _freshest(
 # -- attribution ----------------------------------------------------------------------------------
 
 
+def _document(body: bytes | None) -> dialoginfo.DialogInfo | None:
+    """The parsed body; None when there is none or it does not parse (its own rules judge it)."""
+    if not body:
+        return None
+    try:
+        return dialoginfo.parse(body)
+    except BodyError:
+        return None
+
+
 def _ends(body: bytes | None, ids: frozenset[str | None]) -> bool:
     """The published body carries one of ``ids`` as a terminated dialog."""
-    if not body:
-        return False
-    try:
-        doc = dialoginfo.parse(body)
-    except BodyError:
-        return False
-    return any(d.id in ids and d.state_key == "terminated" for d in doc.dialogs)
+    doc = _document(body)
+    return doc is not None and any(d.id in ids and d.state_key == "terminated" for d in doc.dialogs)
 
 
 def _partial_fragment_right(body: bytes, candidates: Iterable[Sequence[Dialog]]) -> bool:
     """A partial document whose every dialog agrees with some possible state: the body is a
     right delta, so a wrong table comes from what the partial form left out (A17)."""
-    try:
-        doc = dialoginfo.parse(body)
-    except BodyError:
-        return False
-    if doc.state != "partial":
+    doc = _document(body)
+    if doc is None or doc.state != "partial":
         return False
     for state in candidates:
         table = {d.id: d for d in state}
@@ -721,11 +723,8 @@ class _Context:
         stored element into the aggregate); the §4.3 table drops them, so only the body can
         show one left out. None when some state its table fits has no terminated dialog the
         body lacks (a partial document, an unreadable one: not judged here)."""
-        try:
-            doc = dialoginfo.parse(body)
-        except BodyError:
-            return None
-        if doc.state != "full":
+        doc = _document(body)
+        if doc is None or doc.state != "full":
             return None
         shown = frozenset(d.id for d in doc.dialogs if d.state_key == "terminated")
         key = _key(table)
