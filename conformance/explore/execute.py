@@ -501,6 +501,14 @@ class Executor:
             self._stimulus(op.presentity, "refresh", record, result, sent, None, bogus)
         elif op.what == "wrong-event":
             result = peer.publish(user, body.data, event="presence")
+        elif op.what == "wrong-content-type":
+            # A valid dialog-info body under a foreign Content-Type (C07): one accepted is
+            # stored like any PUBLISH, so the history models it as one.
+            foreign = make_body(BodySpec(record.index, invalid=op.what), self.entity(op.presentity))
+            result = peer.publish(user, foreign.data, content_type=foreign.content_type)
+            self._stimulus(op.presentity, "publish", record, result, sent, foreign.data)
+            self._taint(op.presentity, foreign, result, record)
+            record.status_findings += status_rules(foreign, result.status, initial=True)
         elif op.what == "two-if-match":
             pub = self.publications.get(op.target or "")
             first = pub.etag if pub else "a.1.1.1.1"

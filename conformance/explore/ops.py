@@ -34,10 +34,11 @@ NEMESES = (
     "wrong-event",
     "two-if-match",
     "accept-without-dialog-info",
+    "wrong-content-type",
 )
 """Hostile steps (issue 13): a watcher that answers NOTIFYs with 481 or 489 or stops answering;
-a PUBLISH with an unknown ETag, a wrong Event or two SIP-If-Match; a SUBSCRIBE whose Accept
-lacks application/dialog-info+xml."""
+a PUBLISH with an unknown ETag, a wrong Event, two SIP-If-Match or a foreign Content-Type; a
+SUBSCRIBE whose Accept lacks application/dialog-info+xml."""
 
 
 @dataclass(frozen=True)
@@ -398,7 +399,13 @@ def step(rng: random.Random, state: _State, limits: Limits) -> Op:
 def _nemesis(rng: random.Random, state: _State, limits: Limits, gap: float) -> Op:
     choices: list[str] = [
         n
-        for n in ("unknown-etag", "wrong-event", "two-if-match", "accept-without-dialog-info")
+        for n in (
+            "unknown-etag",
+            "wrong-event",
+            "two-if-match",
+            "accept-without-dialog-info",
+            "wrong-content-type",
+        )
         if n in limits.nemeses
     ]
     if state.watchers:

@@ -339,3 +339,21 @@ def test_invalid_bodies_include_a_foreign_content_type():
     generated = ops.generate(1, 400, limits)
     kinds = {op.body.invalid for op in generated if isinstance(op, ops.Publish | ops.Modify)}
     assert "wrong-content-type" in kinds
+
+
+def test_a_foreign_content_type_publish_is_a_nemesis_kamailio_does_not_draw():
+    """The wrong-content-type nemesis (C07) is drawn often enough to reach content-type-ignored
+    within a 500-step run (a random invalid body of that kind came up about once per run);
+    Kamailio's limits leave it out (it accepts any Content-Type, declared in the suite: T7)."""
+    from conformance.explore.runner import limits_for
+    from conformance.targets.profile import load_profile
+
+    limits = limits_for(load_profile("reference"))
+    drawn = [
+        op
+        for lane in range(4)
+        for op in ops.generate(lane, 125, limits)
+        if isinstance(op, ops.Nemesis) and op.what == "wrong-content-type"
+    ]
+    assert drawn
+    assert "wrong-content-type" not in limits_for(load_profile("kamailio")).nemeses
