@@ -44,8 +44,6 @@ SINGLE_IDS = ("D08", "D09", "D10")
 UNREACHABLE = {
     "E": "a call fault (group E): the explorer's operations publish and subscribe, they place "
     "no call through the proxy",
-    "record-route-echoed": "C19 needs a request carrying Record-Route, and no operation sends "
-    "one (the peers' PUBLISH, SUBSCRIBE and OPTIONS have none; the suite's C19 case adds it)",
     "entity-rebuilt": "the explorer's presentities carry no port and no sips:, so the rebuilt "
     "entity equals the Request-URI (the suite is blind to it for the same reason)",
 }

@@ -124,6 +124,19 @@ def status_rules(body: bodies.Body, status: int, *, initial: bool) -> list[tuple
     return out
 
 
+ROUTE = "<sip:127.0.0.9;lr>"
+"""The Record-Route the record-route nemesis sends (the suite's C19 case sends the same)."""
+
+
+def route_rules(status: int, routes: Sequence[str]) -> list[tuple[str, str]]:
+    """C19: no response to a PUBLISH carries a Record-Route (RFC 3903 §6: the ESC ignores the
+    request's). The observation is the suite's, so one profile entry names both."""
+    if not routes:
+        return []
+    return [("C19", f"record-route: PUBLISH with Record-Route answered {status}, "
+                    f"Record-Route {list(routes)!r}")]  # fmt: skip
+
+
 def make_body(spec: BodySpec, entity: str) -> bodies.Body:
     """The bytes a BodySpec stands for (deterministic from its seed)."""
     rng = random.Random(spec.seed)
@@ -509,6 +522,12 @@ class Executor:
             self._stimulus(op.presentity, "publish", record, result, sent, foreign.data)
             self._taint(op.presentity, foreign, result, record)
             record.status_findings += status_rules(foreign, result.status, initial=True)
+        elif op.what == "record-route":
+            # An initial PUBLISH like any other, with a Record-Route the ESC must ignore.
+            result = peer.publish(user, body.data, extra_headers=[f"Record-Route: {ROUTE}"])
+            self._stimulus(op.presentity, "publish", record, result, sent, body.data)
+            routes = result.response.header_all("Record-Route")
+            record.status_findings += route_rules(result.status, routes)
         elif op.what == "two-if-match":
             pub = self.publications.get(op.target or "")
             first = pub.etag if pub else "a.1.1.1.1"

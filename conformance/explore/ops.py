@@ -35,10 +35,11 @@ NEMESES = (
     "two-if-match",
     "accept-without-dialog-info",
     "wrong-content-type",
+    "record-route",
 )
 """Hostile steps (issue 13): a watcher that answers NOTIFYs with 481 or 489 or stops answering;
-a PUBLISH with an unknown ETag, a wrong Event, two SIP-If-Match or a foreign Content-Type; a
-SUBSCRIBE whose Accept lacks application/dialog-info+xml."""
+a PUBLISH with an unknown ETag, a wrong Event, two SIP-If-Match, a foreign Content-Type or a
+Record-Route; a SUBSCRIBE whose Accept lacks application/dialog-info+xml."""
 
 
 @dataclass(frozen=True)
@@ -405,6 +406,7 @@ def _nemesis(rng: random.Random, state: _State, limits: Limits, gap: float) -> O
             "two-if-match",
             "accept-without-dialog-info",
             "wrong-content-type",
+            "record-route",
         )
         if n in limits.nemeses
     ]

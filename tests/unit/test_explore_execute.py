@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from conformance.explore import bodies
-from conformance.explore.execute import status_rules
+from conformance.explore.execute import ROUTE, route_rules, status_rules
 
 ENTITY = "sip:alice@example.com"
 
@@ -34,3 +34,14 @@ def test_a_valid_initial_publish_must_be_accepted_and_other_invalid_bodies_may_b
     garbage = bodies.invalid(random.Random(3), entity=ENTITY, kind="not-xml")
     assert status_rules(garbage, 200, initial=True) == []
     assert status_rules(garbage, 400, initial=True) == []
+
+
+def test_a_record_route_in_a_publish_response_fails_c19_with_the_suites_observation():
+    """record-route-echoed copies the request's Record-Route into the response: C19 (no
+    explorer step sent a Record-Route before issue 13's nemesis)."""
+    [(rid, message)] = route_rules(200, [ROUTE])
+    assert rid == "C19"
+    assert message.split(": ", 1)[-1] == (
+        "PUBLISH with Record-Route answered 200, Record-Route ['<sip:127.0.0.9;lr>']"
+    )
+    assert route_rules(200, []) == []
