@@ -10,7 +10,10 @@ small the shrunk reproducer is.
 
 Throughput runs the explorer as the command does (lanes concurrently, each with presentities
 of its own, so one lane waiting out an expiry does not stall the others). A fault counts as
-found when a failure names one of the fault's own requirement ids (a crash fault: any id);
+found when a failure names one of the fault's own requirement ids (a crash fault: any id),
+judged as the mutation tests judge a fault (``--dialoginfo-strict``: a DEF/SHOULD/IMPL rule
+the fault breaks fails instead of warning; the clean seeds are judged strict too, so a strict
+finding on the clean server shows there);
 "steps to first failure" is the lane step the earliest failure names (its contradicted
 stimulus, or the step whose response broke the rule; the lane's length when it names none):
 steps of one sequence, as a single-lane run would count them. Faults the operations cannot
@@ -79,7 +82,9 @@ def fault_run(
         )
         target.start()
         try:
-            explorer = Explorer(target, target.profile, block, tmp / fault, restart=target.start)
+            explorer = Explorer(
+                target, target.profile, block, tmp / fault, strict=True, restart=target.start
+            )
             results = explorer.run(seed, lanes=lanes, steps=steps)
             crash = fault.startswith("crash")
             hits = [
@@ -121,7 +126,7 @@ def clean_seeds(seeds: int, steps: int, first: int, lanes: int, block, tmp: Path
     total = 0
     try:
         for seed in range(first, first + seeds):
-            explorer = Explorer(target, target.profile, block, tmp / f"clean{seed}")
+            explorer = Explorer(target, target.profile, block, tmp / f"clean{seed}", strict=True)
             started = time.monotonic()
             results = explorer.run(seed, lanes=lanes, steps=steps)
             s = summary(results, time.monotonic() - started)

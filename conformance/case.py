@@ -741,6 +741,7 @@ def judge_subscription(
     paused: Sequence[tuple[float, float]] = (),
     checkpoints: Sequence[Checkpoint] = (),
     project: Callable[[bytes], bytes] | None = None,
+    terminated: bool = False,
 ) -> list[Finding]:
     """Every NOTIFY of one subscription judged: headers and body (``checks.check_notify``), the
     CSeq and version sequence (``checks.check_sequence``), and the history (each NOTIFY at its
@@ -749,7 +750,8 @@ def judge_subscription(
 
     A call party's watcher passes the publications derived from its calls as ``stimuli`` and
     ``project`` (``oracle.call_history``): the history then sees bodies reduced to calls and
-    states, and attributes a table no combination explains to E10."""
+    states, and attributes a table no combination explains to E10. ``terminated``: the
+    history's A23 body check (``history.check``), which the explorer asks for."""
     seen = captured(notifies, paused)
     findings: list[Finding] = []
     for c in seen:
@@ -767,7 +769,9 @@ def judge_subscription(
         subscribed=ctx.granted_at if ctx.granted_at is not None else -math.inf,
     )
     mode_id = call_history.FALLBACK if project is not None else None
-    findings += history.check(recorded, rules, checkpoints=checkpoints, mode_id=mode_id).findings
+    findings += history.check(
+        recorded, rules, checkpoints=checkpoints, mode_id=mode_id, terminated=terminated
+    ).findings
     return findings
 
 

@@ -107,6 +107,36 @@ def _sent_at(watcher: Watcher, default: float, *, last: bool = False) -> float:
     return times[-1] if last else times[0]
 
 
+def status_rules(body: bodies.Body, status: int, *, initial: bool) -> list[tuple[str, str]]:
+    """(requirement, message) of the PUBLISH rules its status alone broke: a valid initial
+    PUBLISH not accepted (C03; 423 asks for a longer Expires), a body of a foreign
+    Content-Type accepted (C07: RFC 3903 §6 step 3 rejects it, "such as 415"). Accepting
+    any other invalid body is allowed (it only taints the presentity, ``Executor._taint``)."""
+    out: list[tuple[str, str]] = []
+    accepted = 200 <= status < 300
+    if body.content_type != CONTENT_TYPE:
+        if accepted:  # the suite's C07 observation, so one profile entry excuses both
+            what = "initial PUBLISH" if initial else "modify"
+            seen = f"PUBLISH with Content-Type {body.content_type} answered {status}"
+            out.append(("C07", f"{what}: {seen}"))
+    elif initial and body.valid and not (accepted or status == 423):
+        out.append(("C03", f"initial PUBLISH of a valid body answered {status}"))
+    return out
+
+
+ROUTE = "<sip:127.0.0.9;lr>"
+"""The Record-Route the record-route nemesis sends (the suite's C19 case sends the same)."""
+
+
+def route_rules(status: int, routes: Sequence[str]) -> list[tuple[str, str]]:
+    """C19: no response to a PUBLISH carries a Record-Route (RFC 3903 §6: the ESC ignores the
+    request's). The observation is the suite's, so one profile entry names both."""
+    if not routes:
+        return []
+    return [("C19", f"record-route: PUBLISH with Record-Route answered {status}, "
+                    f"Record-Route {list(routes)!r}")]  # fmt: skip
+
+
 def make_body(spec: BodySpec, entity: str) -> bodies.Body:
     """The bytes a BodySpec stands for (deterministic from its seed)."""
     rng = random.Random(spec.seed)
@@ -311,14 +341,7 @@ class Executor:
                 checks.check_publish_response(result.response, requested=op.expires), record
             )
             self._note(record, result, op.handle, op.presentity, op.publisher)
-            if (
-                body.valid
-                and body.content_type == CONTENT_TYPE
-                and not (200 <= result.status < 300 or result.status == 423)
-            ):
-                record.status_findings.append(
-                    ("C03", f"initial PUBLISH of a valid body answered {result.status}")
-                )
+            record.status_findings += status_rules(body, result.status, initial=True)
             if 200 <= result.status < 300:
                 self._await_notify(op.presentity, record)
         elif isinstance(op, Modify | Refresh | Remove | Expire):
@@ -363,6 +386,11 @@ class Executor:
                     record.response_findings.append(
                         _missing("B05", "no NOTIFY followed the 2xx to SUBSCRIBE", record)
                     )
+                else:  # the subscription's first NOTIFY is this SUBSCRIBE's (a refresh's
+                    # may follow a NOTIFY a PUBLISH triggered: not judged here)
+                    first = watcher.notifies[0].body
+                    found = checks.check_subscribe_notify(first, "the SUBSCRIBE's NOTIFY")
+                    record.response_findings += _stepped(found, record)
         elif isinstance(op, RefreshSub | Unsubscribe):
             entry = self.watchers.get(op.handle)
             if entry is None:
@@ -452,6 +480,7 @@ class Executor:
         )
         if isinstance(op, Modify):
             self._taint(pub.presentity, body, result, record)
+            record.status_findings += status_rules(body, result.status, initial=False)
         self._note(record, result, op.handle, pub.presentity, pub.publisher)
         if isinstance(op, Remove | Expire):
             self.publications.pop(op.handle, None)
@@ -485,6 +514,20 @@ class Executor:
             self._stimulus(op.presentity, "refresh", record, result, sent, None, bogus)
         elif op.what == "wrong-event":
             result = peer.publish(user, body.data, event="presence")
+        elif op.what == "wrong-content-type":
+            # A valid dialog-info body under a foreign Content-Type (C07): one accepted is
+            # stored like any PUBLISH, so the history models it as one.
+            foreign = make_body(BodySpec(record.index, invalid=op.what), self.entity(op.presentity))
+            result = peer.publish(user, foreign.data, content_type=foreign.content_type)
+            self._stimulus(op.presentity, "publish", record, result, sent, foreign.data)
+            self._taint(op.presentity, foreign, result, record)
+            record.status_findings += status_rules(foreign, result.status, initial=True)
+        elif op.what == "record-route":
+            # An initial PUBLISH like any other, with a Record-Route the ESC must ignore.
+            result = peer.publish(user, body.data, extra_headers=[f"Record-Route: {ROUTE}"])
+            self._stimulus(op.presentity, "publish", record, result, sent, body.data)
+            routes = result.response.header_all("Record-Route")
+            record.status_findings += route_rules(result.status, routes)
         elif op.what == "two-if-match":
             pub = self.publications.get(op.target or "")
             first = pub.etag if pub else "a.1.1.1.1"
@@ -574,7 +617,7 @@ def summary(records: Sequence[StepRecord], wall: float) -> dict[str, float]:
     }
 
 
-__all__ = ["Executor", "StepRecord", "make_body", "summary"]
+__all__ = ["Executor", "StepRecord", "make_body", "status_rules", "summary"]
 
 
 def _stepped(findings: list[Finding], record: StepRecord) -> list[Finding]:

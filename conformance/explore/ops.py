@@ -34,10 +34,12 @@ NEMESES = (
     "wrong-event",
     "two-if-match",
     "accept-without-dialog-info",
+    "wrong-content-type",
+    "record-route",
 )
 """Hostile steps (issue 13): a watcher that answers NOTIFYs with 481 or 489 or stops answering;
-a PUBLISH with an unknown ETag, a wrong Event or two SIP-If-Match; a SUBSCRIBE whose Accept
-lacks application/dialog-info+xml."""
+a PUBLISH with an unknown ETag, a wrong Event, two SIP-If-Match, a foreign Content-Type or a
+Record-Route; a SUBSCRIBE whose Accept lacks application/dialog-info+xml."""
 
 
 @dataclass(frozen=True)
@@ -320,7 +322,8 @@ def _dialogs(rng: random.Random, state: _State, limits: Limits) -> tuple[tuple[s
 def _body(rng: random.Random, state: _State, limits: Limits) -> BodySpec:
     invalid = None
     if rng.random() < limits.invalid_ratio:
-        invalid = rng.choice(sorted(k for k in INVALID_KINDS if k != "wrong-content-type"))
+        # Every kind, a foreign Content-Type too: its 2xx is the C07 failure (issue 13).
+        invalid = rng.choice(sorted(INVALID_KINDS))
     return BodySpec(rng.randrange(2**31), _dialogs(rng, state, limits), invalid, limits.drop)
 
 
@@ -397,7 +400,14 @@ def step(rng: random.Random, state: _State, limits: Limits) -> Op:
 def _nemesis(rng: random.Random, state: _State, limits: Limits, gap: float) -> Op:
     choices: list[str] = [
         n
-        for n in ("unknown-etag", "wrong-event", "two-if-match", "accept-without-dialog-info")
+        for n in (
+            "unknown-etag",
+            "wrong-event",
+            "two-if-match",
+            "accept-without-dialog-info",
+            "wrong-content-type",
+            "record-route",
+        )
         if n in limits.nemeses
     ]
     if state.watchers:

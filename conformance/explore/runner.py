@@ -32,13 +32,13 @@ from pathlib import Path
 from typing import Any, cast
 
 from conformance.case import QUIET_WINDOW, captured, evidence_json, judge_subscription
-from conformance.errors import HarnessError
+from conformance.errors import BodyError, HarnessError
 from conformance.explore import ops as ops_mod
-from conformance.explore.execute import Executor, StepRecord
+from conformance.explore.execute import Executor, StepRecord, Subscribed
 from conformance.explore.ops import Limits, Op
 from conformance.explore.shrink import shrink
 from conformance.harness.ports import PortBlock
-from conformance.oracle import aggregator, checks, history
+from conformance.oracle import aggregator, checks, dialoginfo, history
 from conformance.oracle.findings import Finding, Verdict
 from conformance.oracle.requirements import Level
 from conformance.oracle.verdicts import Deviation, judge
@@ -136,6 +136,7 @@ def judge_executor(ex: Executor, profile: Profile, *, strict: bool, end: float) 
             rules,
             end=end,
             paused=sub.paused,
+            terminated=True,
         )
         found += checks.check_subscription_end(
             captured(sub.watcher.notifies, sub.paused), unsubscribed=sub.unsubscribed
@@ -144,6 +145,8 @@ def judge_executor(ex: Executor, profile: Profile, *, strict: bool, end: float) 
         if step is not None:
             found = [relayed(f, step) for f in found]
         tagged += [(f, sub.presentity) for f in found]
+    for pres, firsts in first_versions(ex.subscriptions).items():
+        tagged += [(f, pres) for f in checks.check_scoped_versions(firsts)]
     for r in ex.records:
         for rid, message in r.status_findings:
             f = Finding(
@@ -161,6 +164,22 @@ def judge_executor(ex: Executor, profile: Profile, *, strict: bool, end: float) 
     out = Judged()
     for (f, verdict, excuse), (_, presentity) in zip(verdicts.findings, tagged, strict=True):
         out.rows.append((f, verdict, excuse, presentity))
+    return out
+
+
+def first_versions(subscriptions: Sequence[Subscribed]) -> dict[int, list[tuple[str, int]]]:
+    """Per presentity, (handle, version) of each subscription whose first NOTIFY carried a
+    document with a readable version (A10 compares them)."""
+    out: dict[int, list[tuple[str, int]]] = {}
+    for sub in subscriptions:
+        if not sub.watcher.notifies or not sub.watcher.notifies[0].body.strip():
+            continue
+        try:
+            version = dialoginfo.parse(sub.watcher.notifies[0].body).version_number()
+        except BodyError:
+            continue
+        if version is not None:
+            out.setdefault(sub.presentity, []).append((sub.handle, version))
     return out
 
 

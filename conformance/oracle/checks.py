@@ -513,6 +513,25 @@ def check_sequence(notifies: Sequence[Captured]) -> list[Finding]:
     return out
 
 
+def check_scoped_versions(firsts: Sequence[tuple[str, int]]) -> list[Finding]:
+    """A10 across the subscriptions of one presentity: each has a version counter of its own,
+    so the first NOTIFY of every one (``(label, version)``, for those whose first NOTIFY
+    carried a document) carries the same version, whatever the others were sent before. A
+    counter shared by the presentity starts a later subscription where the others stand."""
+    if len(firsts) < 2:
+        return []
+    ok = len({v for _, v in firsts}) == 1
+    listed = ", ".join(f"{label} {v}" for label, v in firsts)
+    return [
+        _f(
+            "A10",
+            ok,
+            f"first versions of one presentity's subscriptions: {listed}",
+            observed="first versions agree" if ok else "first versions differ",
+        )
+    ]
+
+
 # -- the view against the oracle -----------------------------------------------------------------
 
 
@@ -633,8 +652,26 @@ def check_refresh_notify(body: bytes, expected: Aggregate) -> list[Finding]:
             f"refresh NOTIFY body: {comparison.describe()}",
             evidence=comparison.evidence(),
         ),
-        _f("A14", doc.state == "full", f"refresh NOTIFY body state {doc.state!r}"),
+        full_document(doc, "refresh NOTIFY"),
     ]
+
+
+def full_document(doc: dialoginfo.DialogInfo, what: str) -> Finding:
+    """A14: a NOTIFY a SUBSCRIBE triggered (the first of a subscription, or a refresh's)
+    SHOULD carry the whole state, as a ``state="full"`` document."""
+    return _f("A14", doc.state == "full", f"{what} body state {doc.state!r}")
+
+
+def check_subscribe_notify(body: bytes, what: str) -> list[Finding]:
+    """A14 on the body of a NOTIFY a SUBSCRIBE triggered; nothing for a body that is empty or
+    does not parse (B27 and A02 judge those)."""
+    if not body.strip():
+        return []
+    try:
+        doc = dialoginfo.parse(body)
+    except BodyError:
+        return []
+    return [full_document(doc, what)]
 
 
 def check_passthrough(bodies: Iterable[bytes], dialog_id: str, **attributes: str) -> Finding:

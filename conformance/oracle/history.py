@@ -33,7 +33,8 @@ order of the stimuli in flight around it explains it.
   keeps, is a wrong choice whatever came last: D10 (a lone publication trimmed), D09 (a tie
   broken the other way) or D08 (another priority). A table with the dialogs and states of a
   possible state that differs only inside a dialog broke a pass-through rule (``content_rule``:
-  A24, A34, A28, A27). A table
+  A24, A34, A28, A27). A table whose dialogs no possible state has, while the presentity may hold
+  nothing, and no stimulus explains it, is a non-neutral idle body (B27). A table
   that never caught up with a client's stimulus no NOTIFY followed at all is B24. The message
   names the stimulus, the NOTIFY and both tables.
 * **Convergence.** The table at the end of a subscription (or at a case's checkpoint) must
@@ -420,17 +421,35 @@ def _describe(dialogs: Iterable[Dialog]) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _expected(
+def _aggregate(
     store: tuple[Publication, ...], presentity: str, single: bool, flavour: str
-) -> tuple[Dialog, ...]:
-    agg = aggregator.aggregate(
+) -> aggregator.Aggregate:
+    return aggregator.aggregate(
         store,
         presentity=presentity,
         now=0.0,
         single_dialog=single,
         flavour=flavour,  # type: ignore[arg-type]
     )
-    return tuple(checks.expected_view(agg).values())
+
+
+@functools.lru_cache(maxsize=4096)
+def _expected(
+    store: tuple[Publication, ...], presentity: str, single: bool, flavour: str
+) -> tuple[Dialog, ...]:
+    return tuple(checks.expected_view(_aggregate(store, presentity, single, flavour)).values())
+
+
+@functools.lru_cache(maxsize=4096)
+def _terminated(
+    store: tuple[Publication, ...], presentity: str, single: bool, flavour: str
+) -> frozenset[str | None]:
+    """Ids of the terminated dialogs the aggregate of ``store`` carries (none when it is
+    broken: no document)."""
+    agg = _aggregate(store, presentity, single, flavour)
+    if agg.broken:
+        return frozenset()
+    return frozenset(d.id for d in agg.dialogs if d.state_key == "terminated")
 
 
 def _moments(events: Sequence[_Event], lo: float, hi: float) -> list[float]:
@@ -446,9 +465,15 @@ def _moments(events: Sequence[_Event], lo: float, hi: float) -> list[float]:
 
 
 class _Views(dict[ViewKey, tuple[Dialog, ...]]):
-    """Possible tables, and whether a search bound cut the enumeration short."""
+    """Possible tables, and whether a search bound cut the enumeration short; ``ended`` holds,
+    per table, the sets of terminated dialog ids a full document of such a state carries (the
+    table drops them, RFC 4235 §4.3, so only the body can show they were left out)."""
 
     bounded = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ended: dict[ViewKey, set[frozenset[str | None]]] = {}
 
 
 def _states(
@@ -489,6 +514,8 @@ def _possible(
             seen.add(store)
             dialogs = _expected(store, presentity, rules.single_dialog, rules.flavour)
             out.setdefault(_key(dialogs), dialogs)
+            ended = _terminated(store, presentity, rules.single_dialog, rules.flavour)
+            out.ended.setdefault(_key(dialogs), set()).add(ended)
             if len(seen) >= MAX_STATES:
                 out.bounded = True
                 return out
@@ -506,14 +533,27 @@ def _freshest(
 # -- attribution ----------------------------------------------------------------------------------
 
 
+def _document(body: bytes | None) -> dialoginfo.DialogInfo | None:
+    """The parsed body; None when there is none or it does not parse (its own rules judge it)."""
+    if not body:
+        return None
+    try:
+        return dialoginfo.parse(body)
+    except BodyError:
+        return None
+
+
+def _ends(body: bytes | None, ids: frozenset[str | None]) -> bool:
+    """The published body carries one of ``ids`` as a terminated dialog."""
+    doc = _document(body)
+    return doc is not None and any(d.id in ids and d.state_key == "terminated" for d in doc.dialogs)
+
+
 def _partial_fragment_right(body: bytes, candidates: Iterable[Sequence[Dialog]]) -> bool:
     """A partial document whose every dialog agrees with some possible state: the body is a
     right delta, so a wrong table comes from what the partial form left out (A17)."""
-    try:
-        doc = dialoginfo.parse(body)
-    except BodyError:
-        return False
-    if doc.state != "partial":
+    doc = _document(body)
+    if doc is None or doc.state != "partial":
         return False
     for state in candidates:
         table = {d.id: d for d in state}
@@ -525,6 +565,14 @@ def _partial_fragment_right(body: bytes, candidates: Iterable[Sequence[Dialog]])
     return False
 
 
+def _invented_while_idle(table: Sequence[Dialog], states: _Views) -> bool:
+    """The presentity may hold nothing (some possible state is empty) and the table shows
+    only dialogs no possible state has: the idle body was not neutral (B27), the aggregation
+    of what was published is not in question."""
+    known = {d.id for state in states.values() for d in state}
+    return bool(table) and any(not s for s in states.values()) and not known & {d.id for d in table}
+
+
 # -- the check ------------------------------------------------------------------------------------
 
 
@@ -534,12 +582,18 @@ def check(
     *,
     checkpoints: Sequence[Checkpoint] = (),
     mode_id: str | None = None,
+    terminated: bool = False,
 ) -> Result:
     """Judge every NOTIFY of ``history`` in its window, the convergence at its end and each
     checkpoint. Returns the judgements (for reports and tests) and the findings they earn.
 
     Failures are reported once per (requirement, contradicted stimulus): a stale NOTIFY and
-    the table that then never converges are one fault, not two."""
+    the table that then never converges are one fault, not two.
+
+    ``terminated`` also judges each legal full NOTIFY's body for the terminated dialogs its
+    table cannot show (A23, ``terminated_left_out``). Opt-in: the explorer asks for it; the
+    suite's cases check A23 with their own pass-through case, and this body check has only
+    been run against the reference server so far (issue 13)."""
     fallback = mode_id or ("D08" if rules.single_dialog else "D03")
     result = Result()
     ctx = _Context(history, rules, fallback)
@@ -567,6 +621,10 @@ def check(
         j = ctx.judge(table, earliest, obs.received, obs.label, body=obs.body, late=late)
         judged.append(obs.received)
         result.judgements.append(j)
+        if terminated and j.verdict == "pass":
+            left_out = ctx.terminated_left_out(obs.body, table, earliest, obs.received, obs.label)
+            if left_out is not None:
+                result.judgements.append(left_out)
         tables.append((obs.received, table, j))
     # Convergence: the table the watcher held when the subscription ended (or observation
     # stopped), unless the last body before then was one it could not use (own rules). A
@@ -639,6 +697,7 @@ class _Context:
         self.events = _events(history.stimuli, rules, excluded)
         self.order = sorted(self.events, key=lambda e: (e.start, e.index))
         self.timeline = [self._view_key(self.order[:k]) for k in range(len(self.order) + 1)]
+        self._possible: dict[tuple[float, float, frozenset[str]], _Views] = {}
 
     def _view_key(self, applied: Sequence[_Event]) -> ViewKey:
         store = _store(applied, self.rules)
@@ -646,10 +705,56 @@ class _Context:
         return _key(_expected(store, presentity, rules.single_dialog, rules.flavour))
 
     def possible(self, lo: float, hi: float, late: frozenset[str] = frozenset()) -> _Views:
+        cached = self._possible.get((lo, hi, late))
+        if cached is not None:
+            return cached
         events = self.events
         if late:
             events = [replace(e, end=max(e.end, hi)) if e.label in late else e for e in events]
-        return _possible(events, self.history.presentity, lo, hi, self.rules)
+        views = _possible(events, self.history.presentity, lo, hi, self.rules)
+        self._possible[(lo, hi, late)] = views
+        return views
+
+    def terminated_left_out(
+        self, body: bytes, table: tuple[Dialog, ...], lo: float, hi: float, what: str
+    ) -> Judgement | None:
+        """A23 on the body of a NOTIFY whose table was legal: a full document carries every
+        terminated dialog of the state it shows (they pass through, and D03 moves every
+        stored element into the aggregate); the §4.3 table drops them, so only the body can
+        show one left out. None when some state its table fits has no terminated dialog the
+        body lacks (a partial document, an unreadable one: not judged here)."""
+        doc = _document(body)
+        if doc is None or doc.state != "full":
+            return None
+        shown = frozenset(d.id for d in doc.dialogs if d.state_key == "terminated")
+        key = _key(table)
+        strict = self.possible(lo, hi)
+        wanted = strict.ended.get(key, set())
+        if not wanted or any(w <= shown for w in wanted):
+            return None
+        loose = self.possible(lo - EPSILON, hi + EPSILON)
+        near = any(w <= shown for w in loose.ended.get(key, ()))
+        verdict: Verdict = "info" if near or strict.bounded or loose.bounded else "fail"
+        missing = min((w - shown for w in wanted), key=len)
+        label = next(
+            (
+                e.label
+                for e in reversed(self.order)
+                if e.start <= hi and e.stimulus is not None and _ends(e.stimulus.body, missing)
+            ),
+            "no single stimulus",
+        )
+        names = ", ".join(sorted(str(i) for i in missing))
+        observed = ", ".join(sorted(str(i) for i in shown)) or "none"
+        message = (
+            f"{what} (at {hi:.3f}) is a full document without the terminated dialog(s) {names} "
+            f"that every state its table fits holds (published by: {label}); terminated "
+            f"dialogs in the body: {observed}; watcher table: {_describe(table)}"
+        )
+        return Judgement(
+            what, hi, verdict, "A23", label, f"terminated {observed}", f"terminated {names}",
+            message,
+        )  # fmt: skip
 
     def predicted_stale(self, r: float, judged: Sequence[float]) -> frozenset[str]:
         """Removes whose effect the profile says the NOTIFY they trigger does not show yet
@@ -780,6 +885,8 @@ class _Context:
             choice = content_rule(table, strict.values())
             if choice is None and not stale:
                 choice = self.selection(table, hi)
+            if choice is None and culprit is None and _invented_while_idle(table, strict):
+                choice = "B27"
             rid = choice or self.requirement(culprit, converged=body is None)
         # A search cut short by its bound cannot prove a NOTIFY wrong: it only informs.
         verdict: Verdict = "info" if key in loose or loose.bounded else "fail"

@@ -470,3 +470,28 @@ def test_subscription_end_after_an_unsubscribe() -> None:
     assert _ids(checks.check_subscription_end(active, unsubscribed=3.0)) == ["B21"]
     more = [*ended, _captured(3, 5.0)]
     assert _ids(checks.check_subscription_end(more, unsubscribed=3.0)) == ["B21"]
+
+
+def test_a_notify_a_subscribe_triggered_is_a_full_document_a14():
+    """initial-notify-partial: the SUBSCRIBE's NOTIFY says state=partial. The explorer's
+    subscribe step judges it (A14, SHOULD); an empty or unparsable body is left to B27/A02."""
+    c = checks
+    uri = "sip:alice@example.com"
+    partial = document(uri, [dialog("a", "early")], state="partial")
+    full = document(uri, [dialog("a", "early")])
+    [bad] = c.check_subscribe_notify(partial, "the SUBSCRIBE's NOTIFY")
+    assert (bad.requirement, bad.passed) == ("A14", False) and "partial" in bad.message
+    [good] = c.check_subscribe_notify(full, "the SUBSCRIBE's NOTIFY")
+    assert (good.requirement, good.passed) == ("A14", True)
+    assert c.check_subscribe_notify(b"", "x") == [] == c.check_subscribe_notify(b"<a", "x")
+
+
+def test_subscriptions_of_one_presentity_start_at_the_same_version_a10():
+    """version-shared: one counter per presentity, so a second subscription starts where the
+    first stands (2, not 0): A10 (DEF), which nothing in the explorer judged before."""
+    [bad] = checks.check_scoped_versions([("s1", 0), ("s2", 2)])
+    assert (bad.requirement, bad.passed, bad.observed) == ("A10", False, "first versions differ")
+    assert "s1 0, s2 2" in bad.message
+    [good] = checks.check_scoped_versions([("s1", 1), ("s2", 1), ("s3", 1)])
+    assert (good.requirement, good.passed) == ("A10", True)
+    assert checks.check_scoped_versions([("s1", 5)]) == []

@@ -330,3 +330,32 @@ def test_unreadable_replay_file(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="cannot read the replay file"):
         replay.read(tmp_path / "missing.json")
     assert dataclasses.is_dataclass(replay.Replay)
+
+
+def test_invalid_bodies_include_a_foreign_content_type():
+    """The generator draws every invalid kind, wrong-content-type too (content-type-ignored's
+    C07 was unreachable while it was left out, issue 13)."""
+    limits = ops.Limits(invalid_ratio=1.0)
+    generated = ops.generate(1, 400, limits)
+    kinds = {op.body.invalid for op in generated if isinstance(op, ops.Publish | ops.Modify)}
+    assert "wrong-content-type" in kinds
+
+
+def test_a_foreign_content_type_publish_is_a_nemesis_kamailio_does_not_draw():
+    """The wrong-content-type (C07) and record-route (C19) nemeses are drawn within a
+    500-step run (a random invalid body of the first kind came up about once per run, a
+    Record-Route never); Kamailio's limits leave both out (its suite deviations: it accepts
+    any Content-Type, T7, and echoes Record-Route)."""
+    from conformance.explore.runner import limits_for
+    from conformance.targets.profile import load_profile
+
+    limits = limits_for(load_profile("reference"))
+    drawn = {
+        op.what
+        for lane in range(4)
+        for op in ops.generate(lane, 125, limits)
+        if isinstance(op, ops.Nemesis)
+    }
+    assert {"wrong-content-type", "record-route"} <= drawn
+    kamailio = limits_for(load_profile("kamailio")).nemeses
+    assert "wrong-content-type" not in kamailio and "record-route" not in kamailio

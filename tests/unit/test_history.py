@@ -48,9 +48,9 @@ def remove(label: str, old: str, sent: float, answered: float, status: int = 200
     return Stimulus("remove", label, sent, answered, status, None, replaces=old, expires=0)
 
 
-def run(stimuli, notifies, *, end: float = 100.0, rules: Rules = RULES, checkpoints=()):
+def run(stimuli, notifies, *, end: float = 100.0, rules: Rules = RULES, checkpoints=(), **kw):
     hist = History(URI, tuple(stimuli), tuple(notifies), end=end)
-    return h.check(hist, rules, checkpoints=checkpoints)
+    return h.check(hist, rules, checkpoints=checkpoints, **kw)
 
 
 def failed(result, level: Level | None = None) -> list[tuple[str, Level | None]]:
@@ -587,3 +587,40 @@ def test_a_subscription_ended_by_a_notify_gets_that_notifys_clock_allowance():
     early = (notify(0, R1, at=1.5), notify(1, R2, at=1.95))
     late = h.check(History(URI, (first, change), early, end=1.95, ended=True), RULES)
     assert ("C15", None) in failed(late)
+
+
+def test_a_dialog_shown_while_nothing_can_be_stored_fails_b27_not_the_aggregation():
+    """idle-body-busy: the NOTIFY answering a SUBSCRIBE of an idle presentity shows a
+    confirmed dialog nobody published. No stimulus explains it and every possible state is
+    empty: the idle body is wrong (B27), not the aggregation (D03, before issue 13's fix)."""
+    idle = dialog("idle", "confirmed")
+    result = run(
+        [publish("publish r1", "e1", [R1], 2.0, 2.01)],
+        [notify(0, idle, at=1.0), notify(1, R1, at=2.02)],
+    )
+    assert failed(result) == [("B27", None)]
+    assert "idle:confirmed" in result.findings[0].message
+
+
+def test_a_full_notify_without_a_stored_terminated_dialog_fails_a23():
+    """terminated-dialogs-dropped: the body leaves out a terminated dialog that is stored. The
+    §4.3 table drops terminated dialogs, so the table passes; the body is judged (A23). The
+    same NOTIFY carrying it passes; the check is opt-in (the explorer asks for it)."""
+    ended = dialog("r1", "terminated")
+    stimuli = [
+        publish("publish r1", "e1", [R1], 1.0, 1.01),
+        modify("end r1", "e1", "e2", [ended], 2.0, 2.01),
+    ]
+    dropped = run(stimuli, [notify(0, R1, at=1.02), notify(1, at=2.02)], terminated=True)
+    assert failed(dropped) == [("A23", None)]
+    assert failed(run(stimuli, [notify(0, R1, at=1.02), notify(1, at=2.02)])) == []  # opt-in
+    assert "r1" in dropped.findings[0].message and "end r1" in dropped.findings[0].message
+    assert dropped.findings[0].evidence["stimulus"] == "end r1"
+    kept = run(stimuli, [notify(0, R1, at=1.02), notify(1, ended, at=2.02)], terminated=True)
+    assert failed(kept) == []
+    partial = run(
+        stimuli,
+        [notify(0, R1, at=1.02), notify(1, ended, at=2.02, state="partial")],
+        terminated=True,
+    )
+    assert failed(partial) == []

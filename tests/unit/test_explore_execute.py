@@ -1,0 +1,47 @@
+"""The explorer's status-only PUBLISH rules (``execute.status_rules``): pure, no SIPp."""
+
+from __future__ import annotations
+
+import random
+
+from conformance.explore import bodies
+from conformance.explore.execute import ROUTE, route_rules, status_rules
+
+ENTITY = "sip:alice@example.com"
+
+
+def test_a_foreign_content_type_accepted_fails_c07_on_publish_and_modify():
+    """content-type-ignored stores a body of a foreign Content-Type: the 200 breaks C07 (the
+    explorer reported nothing, or C03 for what followed, before issue 13's fix)."""
+    wrong = bodies.invalid(random.Random(1), entity=ENTITY, kind="wrong-content-type")
+    assert wrong.expect == "C07"
+    assert [rid for rid, _ in status_rules(wrong, 200, initial=True)] == ["C07"]
+    assert [rid for rid, _ in status_rules(wrong, 200, initial=False)] == ["C07"]
+    message = status_rules(wrong, 200, initial=True)[0][1]
+    # The observation (after "<what>: ") is the suite's, so a profile names it once.
+    assert (
+        message.split(": ", 1)[-1] == f"PUBLISH with Content-Type {wrong.content_type} answered 200"
+    )
+    assert status_rules(wrong, 415, initial=True) == []
+
+
+def test_a_valid_initial_publish_must_be_accepted_and_other_invalid_bodies_may_be():
+    valid = bodies.valid(random.Random(2), entity=ENTITY)
+    assert [rid for rid, _ in status_rules(valid, 400, initial=True)] == ["C03"]
+    assert status_rules(valid, 200, initial=True) == []
+    assert status_rules(valid, 423, initial=True) == []
+    assert status_rules(valid, 400, initial=False) == []  # a modify's rules are elsewhere
+    garbage = bodies.invalid(random.Random(3), entity=ENTITY, kind="not-xml")
+    assert status_rules(garbage, 200, initial=True) == []
+    assert status_rules(garbage, 400, initial=True) == []
+
+
+def test_a_record_route_in_a_publish_response_fails_c19_with_the_suites_observation():
+    """record-route-echoed copies the request's Record-Route into the response: C19 (no
+    explorer step sent a Record-Route before issue 13's nemesis)."""
+    [(rid, message)] = route_rules(200, [ROUTE])
+    assert rid == "C19"
+    assert message.split(": ", 1)[-1] == (
+        "PUBLISH with Record-Route answered 200, Record-Route ['<sip:127.0.0.9;lr>']"
+    )
+    assert route_rules(200, []) == []
