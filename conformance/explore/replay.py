@@ -101,7 +101,12 @@ def from_json(data: Any, *, source: str = "replay") -> Replay:
     seed = data.get("seed")
     if seed is not None and not _is_int(seed):
         raise UsageError(f"{source}: seed must be an integer or null, not {seed!r}")
-    limits = _build(Limits, data.get("limits", {}), f"{source}: limits")
+    raw_limits = data.get("limits", {})
+    if isinstance(raw_limits, dict) and "modify_terminated" in raw_limits:
+        # Its name before refresh and expire joined it (files written before 2026-11-30).
+        raw_limits = {**raw_limits}
+        raw_limits.setdefault("update_terminated", raw_limits.pop("modify_terminated"))
+    limits = _build(Limits, raw_limits, f"{source}: limits")
     meta = data.get("meta", {})
     if not isinstance(meta, dict):
         raise UsageError(f"{source}: meta must be an object")

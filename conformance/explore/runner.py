@@ -62,17 +62,17 @@ def limits_for(profile: Profile, *, presentities: int = 2) -> Limits:
 
     Kamailio (flavour ``kamailio``): prefixed-namespace bodies (it rewrites them into broken
     XML) and root extension elements are never generated (``drop``), invalid bodies neither
-    (it stores non-XML bodies and sends them on, declared as C10/A02), no modify of an
-    all-terminated publication (it skips the update, declared as C15/C14), no dialog id
-    reused across publications (no de-duplication, declared A19; and a reused first id
-    replaces the publication, the replaces_on_same_first_id fact), no second
-    SIP-If-Match (declared C12), no Accept without dialog-info (declared B15/B14)."""
+    (it stores non-XML bodies and sends them on, declared as C10/A02), no modify, refresh
+    or expire of an all-terminated publication (it skips the update, declared as C15, C14
+    and C13), no dialog id reused across publications (no de-duplication, declared A19; and
+    a reused first id replaces the publication, the replaces_on_same_first_id fact), no
+    second SIP-If-Match (declared C12), no Accept without dialog-info (declared B15/B14)."""
     if profile.flavour == "kamailio":
         return Limits(
             presentities=presentities,
             invalid_ratio=0.0,
             drop=("style", "root-extensions"),
-            modify_terminated=False,
+            update_terminated=False,
             reuse_ids=0.0,
             nemeses=("answer-481", "answer-489", "stop-answering", "unknown-etag", "wrong-event"),
             short_expires=2,

@@ -127,7 +127,11 @@ class Judged:
 
 def binding_level(finding: Finding, *, claims_module: bool) -> Level:
     """The level a violation is judged at: the module rows are MUST where the server claims
-    presence_dialoginfo compatibility."""
+    presence_dialoginfo compatibility. A finding marked INFO stays INFO: it says it cannot
+    prove anything (a table within the clock allowance, a body relayed as published), and
+    promoting it failed Kamailio's single mode on D09 in the explorer."""
+    if finding.level is Level.INFO:
+        return Level.INFO
     if claims_module and finding.requirement in MODULE_ROWS:
         return Level.MUST
     return finding.effective_level

@@ -519,6 +519,8 @@ class PresenceCore:
                 if replaced is not None:
                     pres.publications.remove(replaced)
             pres.publications.append(publication)
+        elif not body and not self.hooks.refresh_applies(True, stored):
+            kind = "refresh-skipped"  # answered 200, the stored publication left as it was
         elif not body:
             kind = "refresh"
             index = pres.publications.index(stored)
@@ -539,7 +541,7 @@ class PresenceCore:
             if self.hooks.modify_replaces(True):
                 pres.publications.remove(stored)
             pres.publications.append(publication)  # a modify moves to the end (BEHAVIOUR.md)
-        if kind != "refresh":
+        if kind not in ("refresh", "refresh-skipped"):
             self._notify_presentity(presentity, now, trigger="publish", published=body)
         elif self.config.refresh_notifies:
             self._notify_presentity(presentity, now, trigger="publish-refresh")

@@ -89,6 +89,9 @@ class CoreHooks:
     """The body a modify stores, given the stored publication and the time (C18)."""
     modify_applies: Callable[[bool, Publication], bool] = _same
     """A modify of this stored publication is applied at all (else answered 200, kept: C15)."""
+    refresh_applies: Callable[[bool, Publication], bool] = _same
+    """A refresh of this stored publication is applied at all (else answered 200 with a new
+    ETag, but the old expiry and ETag kept: C13, C14)."""
     notifies_before_change: Callable[[bool, Trigger], bool] = _same
     """A remove or an expiry notifies from the store before the change (C16, C17)."""
     partial_on_publish: Callable[[bool], bool] = _same

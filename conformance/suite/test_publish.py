@@ -199,6 +199,36 @@ def test_refresh_renews_etag_and_keeps_state(dialoginfo_case):
     dialoginfo_case.expect_view(sub, user, ["C13", "D05"])
 
 
+@pytest.mark.dialoginfo_requirement("C13", "C14")
+def test_refresh_of_terminated_publication(dialoginfo_case):
+    """A refresh renews a publication whatever its dialogs' states (RFC 3903 §4.3): one whose
+    dialogs all ended is still state the EPA keeps alive, and the new entity-tag of the 200
+    is the one that names it from then on (§6 step 6). The explorer found a server that
+    answers 200 but applies nothing (old ETag, old lifetime kept)."""
+    user = dialoginfo_case.user("refend")
+    ended = dialoginfo_case.publish(user, [dialog("over", "terminated")], expires=60)
+    refreshed = dialoginfo_case.refresh(user, ended, expires=30)
+    dialoginfo_case.finding(
+        "C13",
+        _ok(refreshed) and bool(refreshed.etag) and refreshed.expires is not None,
+        f"refresh of a publication whose dialogs are all terminated answered "
+        f"{refreshed.response.status}, SIP-ETag {refreshed.etag!r}, Expires {refreshed.expires}",
+    )
+    if not _ok(refreshed):
+        return
+    # One finding for both entity-tags: the new one must work and the replaced one must not.
+    new, old = (
+        _refresh_status(dialoginfo_case, user, refreshed.etag),
+        _refresh_status(dialoginfo_case, user, ended.etag),
+    )
+    dialoginfo_case.finding(
+        "C14",
+        200 <= new < 300 and old == 412,
+        f"refresh with the SIP-ETag of the refresh's 200 answered {new}; "
+        f"with the SIP-ETag it replaced, {old}",
+    )
+
+
 @pytest.mark.dialoginfo_requirement("C15", "D04")
 def test_modify_replaces_only_that_publication(dialoginfo_case):
     user = dialoginfo_case.user("mod")

@@ -96,3 +96,16 @@ def test_a_bad_catalogue_names_the_file_and_the_fault(text, why):
     with pytest.raises(ValueError, match=re.escape(why)) as err:
         requirements.parse_catalogue(text, "acme.toml")
     assert str(err.value).startswith("acme.toml: ") and "\n" not in str(err.value)
+
+
+def test_an_info_finding_is_never_promoted_for_a_module_claim():
+    """A module row (D09) is MUST for a server that claims presence_dialoginfo, but a finding
+    marked INFO (a table within the clock allowance) proves nothing and stays INFO, strict
+    or not (the explorer failed Kamailio's single mode on such a D09)."""
+    from conformance.oracle.verdicts import unexcused_verdict
+
+    info = Finding("D09", False, "within the clock allowance", level=Level.INFO)
+    plain = Finding("D09", False, "wrong choice")
+    for strict in (False, True):
+        assert unexcused_verdict(info, strict=strict, claims_module=True) is Verdict.INFO
+        assert unexcused_verdict(plain, strict=strict, claims_module=True) is Verdict.FAIL

@@ -1337,6 +1337,19 @@ def test_fault_modify_of_terminated_skipped() -> None:
     assert net.publish(etag=old).status == 200  # the old entity-tag still names it
 
 
+def test_fault_refresh_of_terminated_skipped() -> None:
+    net = faulted("refresh-of-terminated-skipped", notify_interval=None)
+    old = net.publish(doc(("a", "terminated")), expires=60).header("SIP-ETag")
+    live = net.publish(doc(("b", "early")), expires=60).header("SIP-ETag")
+    new = net.publish(etag=old, expires=5)
+    assert new.status == 200 and new.header("SIP-ETag") != old and new.header("Expires") == "5"
+    assert net.publish(etag=new.header("SIP-ETag")).status == 412
+    net.advance(10)  # past the Expires the 200 granted: the old lifetime still holds
+    assert len(net.core.publications(PRES)) == 2
+    assert net.publish(etag=old).status == 200  # the old entity-tag still names it
+    assert net.publish(etag=live).status == 200  # a publication with a live dialog refreshes
+
+
 def test_fault_stale_removal_notify() -> None:
     net = faulted("stale-removal-notify", notify_interval=None)
     a = net.publish(doc(("a", "early"))).header("SIP-ETag")

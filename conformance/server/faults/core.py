@@ -176,6 +176,13 @@ def _modify_of_terminated_skipped(h: Hooks) -> None:
     )
 
 
+def _refresh_of_terminated_skipped(h: Hooks) -> None:
+    previous = h.core.refresh_applies
+    h.core.refresh_applies = lambda applies, stored: (
+        False if _all_terminated(bytes(stored.body)) else previous(applies, stored)
+    )
+
+
 def _out_of_order_modify(h: Hooks) -> None:
     waiting: dict[tuple[bytes, float], bytes] = {}
     previous = h.core.modified_body
@@ -615,6 +622,13 @@ FAULTS = (
         "old body and the old ETag (Kamailio)",
         ("C15", "C14"),
         _modify_of_terminated_skipped,
+    ),
+    Fault(
+        "refresh-of-terminated-skipped",
+        "a refresh of an all-terminated publication answers 200 with a new ETag and Expires "
+        "but keeps the old expiry and the old ETag (Kamailio, seen by the explorer)",
+        ("C14", "C13"),
+        _refresh_of_terminated_skipped,
     ),
     Fault(
         "stale-removal-notify",
