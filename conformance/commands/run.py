@@ -256,6 +256,7 @@ def check_deployment(args: argparse.Namespace) -> None:
 
         host, port, _ = parse_spec(args.target)
         check_local_address(args.local_address, host, port)
+    check_target(args.target)
     from conformance.harness.credentials import resolve_keyring
 
     resolve_keyring(  # a missing file or password: one line, before any case
@@ -263,6 +264,17 @@ def check_deployment(args: argparse.Namespace) -> None:
         password_file=args.auth_password_file,
         credentials_file=args.credentials,
     )
+
+
+def check_target(spec: str) -> None:
+    """Refuse a bad ``--target`` here, in one line: inside pytest the refusal comes from a
+    session fixture, which under xdist shows as an INTERNALERROR traceback per worker. The
+    target is built, never started; its port block is released at once."""
+    from conformance.harness.ports import reserve_block
+    from conformance.targets import make_target
+
+    with reserve_block() as block, tempfile.TemporaryDirectory(prefix="dialoginfo-check-") as d:
+        make_target(spec, block=block, workdir=d)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -51,3 +51,20 @@ def test_both_modes_get_their_own_junit_and_basetemp(tmp_path: Path):
         f"--junitxml={tmp_path / 'aggregate' / 'junit.xml'}",
         f"--basetemp={tmp_path / 'aggregate' / 'pytest'}",
     ]
+
+
+def test_a_bad_target_is_refused_in_one_line_before_pytest_starts(capsys) -> None:
+    """Under xdist a session fixture's refusal showed as an INTERNALERROR traceback per
+    worker; ``run`` now builds the target first and says what is wrong in one line."""
+    import pytest
+
+    from conformance import cli
+    from conformance.commands.run import check_target
+    from conformance.errors import UsageError
+
+    with pytest.raises(UsageError, match="kamailio mode 'bogus'"):
+        check_target("kamailio:bogus")
+    check_target("reference")  # a good one builds (never started)
+    assert cli.main(["run", "--target", "kamailio:bogus", "-n", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad target" in err and "Traceback" not in err
