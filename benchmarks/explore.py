@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conformance.explore.runner import Explorer, failure_step, summary
+from conformance.explore.runner import Explorer, step_of, summary
 from conformance.harness.ports import reserve_block
 from conformance.targets import make_target
 
@@ -96,8 +96,8 @@ def fault_run(
             if not hits:
                 other = sorted({f.requirement for r in results for f, _ in r.judged.failures})
                 return {"found": False, "other": other}
-            lane, finding = min(hits, key=lambda h: _step_of(h[1], len(h[0].ops)))
-            first = _step_of(finding, len(lane.ops))
+            lane, finding = min(hits, key=lambda h: step_of(h[1], h[0]))
+            first = step_of(finding, lane)
             if shrink > 0:
                 small, confirmed, _ = explorer.shrink(lane, finding.requirement, budget=shrink)
             else:
@@ -111,12 +111,6 @@ def fault_run(
             }
         finally:
             target.stop()
-
-
-def _step_of(finding, default: int) -> int:
-    """The lane step a failure names; ``default`` (the lane's length) when it names none."""
-    step = failure_step(finding)
-    return default if step is None else step
 
 
 def clean_seeds(seeds: int, steps: int, first: int, lanes: int, block, tmp: Path) -> None:

@@ -484,7 +484,11 @@ class Explorer:
         ops = list(lane.ops)
         # The steps after the earliest failure's step cannot have caused it: first try the
         # prefix through it (one run instead of ddmin's halvings over the whole lane).
-        named = [failure_step(f) for f, _ in lane.judged.failures if f.requirement == requirement]
+        named = [
+            failure_step(f, lane.records)
+            for f, _ in lane.judged.failures
+            if f.requirement == requirement
+        ]
         cut = min((n for n in named if n is not None), default=None)
         if cut is not None and cut < len(ops) and predicate(ops[:cut]):
             ops = ops[:cut]
@@ -533,9 +537,16 @@ def reproduce(
 
     deadline = time.monotonic() + budget
     out = []
-    for (rid, sh), hits in sorted(distinct(results).items()):
-        lane = next(r for r in results if r.lane == hits[0][0])
-        left = deadline - time.monotonic()
+    # The most frequent failure first (the one a fault shows most is its main symptom), each
+    # with a fair share of what is left: the first no longer spends the whole budget while
+    # the rest stay unshrunk and unconfirmed; time a quick one leaves goes to the next.
+    found = sorted(distinct(results).items(), key=lambda item: (-len(item[1]), item[0]))
+    lanes = {r.lane: r for r in results}
+    for n, ((rid, sh), hits) in enumerate(found):
+        # The hit whose failure names the earliest step: the shortest prefix to shrink from.
+        first, _ = min(hits, key=lambda h: step_of(h[1], lanes[h[0]]))
+        lane = lanes[first]
+        left = (deadline - time.monotonic()) / (len(found) - n)
         rerun: LaneResult | None = None
         if left > 0:
             small, confirmed, runs, rerun = explorer.shrink_confirmed(lane, rid, budget=left)
@@ -567,15 +578,29 @@ def reproduce(
     return out
 
 
-def failure_step(finding: Finding) -> int | None:
+def failure_step(finding: Finding, records: Sequence[StepRecord] = ()) -> int | None:
     """The lane step a failure names: its contradicted stimulus's (``... at step N``), or the
-    step whose response broke the rule; None when it names none."""
+    step whose response broke the rule; else, with the lane's ``records``, the step during
+    which the NOTIFY it judges arrived (``(at T)``: "no single stimulus" names none, and
+    shrinking then started from the whole lane). None when it names none."""
     stimulus = str(finding.evidence.get("stimulus") or "")
     match = re.search(r"at step (\d+)", stimulus)
     if match:
         return int(match.group(1))
     step = finding.evidence.get("step")
-    return step if isinstance(step, int) else None
+    if isinstance(step, int):
+        return step
+    at = _AT.search(finding.message)
+    if at is None or not records:
+        return None
+    started = sum(1 for r in records if r.started_at and r.started_at <= float(at.group(1)))
+    return started or None
+
+
+def step_of(finding: Finding, lane: LaneResult) -> int:
+    """The lane step a failure names (``failure_step``); the lane's length when none."""
+    step = failure_step(finding, lane.records)
+    return len(lane.ops) if step is None else step
 
 
 def distinct(results: Sequence[LaneResult]) -> dict[tuple[str, str], list[tuple[int, Finding]]]:
@@ -631,5 +656,6 @@ __all__ = [
     "reproduce",
     "shape",
     "started",
+    "step_of",
     "summary",
 ]

@@ -45,3 +45,24 @@ def test_a_record_route_in_a_publish_response_fails_c19_with_the_suites_observat
         "PUBLISH with Record-Route answered 200, Record-Route ['<sip:127.0.0.9;lr>']"
     )
     assert route_rules(200, []) == []
+
+
+def test_a_failure_naming_no_step_is_placed_by_its_notifys_time():
+    """A history finding with "no single stimulus" names no step; the step during which its
+    NOTIFY arrived is where shrinking starts (it started from the whole lane before)."""
+    from conformance.explore.execute import StepRecord
+    from conformance.explore.ops import Fetch
+    from conformance.explore.runner import failure_step
+    from conformance.oracle.findings import Finding
+
+    records = [StepRecord(i, Fetch(0), started_at=100.0 + i) for i in range(1, 6)]
+    lost = Finding(
+        "D08",
+        False,
+        "history of sip:x@h: NOTIFY CSeq 1 (at 103.500) matches no store state",
+        evidence={"stimulus": "no single stimulus"},
+    )
+    assert failure_step(lost, records) == 3
+    assert failure_step(lost) is None
+    named = Finding("C15", False, "x (at 103.5)", evidence={"stimulus": "modify at step 2"})
+    assert failure_step(named, records) == 2
