@@ -15,6 +15,7 @@ servers re-indent and re-prefix what they pass through).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -183,7 +184,16 @@ def parse_tree(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> etree._Elemen
 
 
 def parse(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> DialogInfo:
-    """Read a dialog-info body into values. Structure is not validated here: see schema.py."""
+    """Read a dialog-info body into values. Structure is not validated here: see schema.py.
+
+    The values are frozen, so one parse per distinct body serves every reader: the explorer
+    judges each NOTIFY body several times (checks, the watcher view, the A23 body check),
+    and re-parsing was most of its judging time. Refusals are not cached (raised again)."""
+    return _parse(bytes(body), max_bytes)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(body: bytes, max_bytes: int) -> DialogInfo:
     root = parse_tree(body, max_bytes=max_bytes)
     if not isinstance(root.tag, str):
         raise BodyError("document root is not an element")
