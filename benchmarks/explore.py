@@ -4,7 +4,7 @@ server whether it is found within a step budget, how many steps the first failur
 small the shrunk reproducer is.
 
     python benchmarks/explore.py [--steps 300] [--seed 1] [--lanes 8] [--target LIST|none]
-                                 [--clean-seeds 0] [--clean-steps 500]
+                                 [--clean-seeds 0] [--clean-steps 500] [--clean-mode both]
                                  [--faults all|none|a,b] [--fault-steps 500] [--fault-lanes 4]
                                  [--parallel 3] [--shrink-budget 60]
 
@@ -113,9 +113,13 @@ def fault_run(
             target.stop()
 
 
-def clean_seeds(seeds: int, steps: int, first: int, lanes: int, block, tmp: Path) -> None:
+def clean_seeds(
+    seeds: int, steps: int, first: int, lanes: int, block, tmp: Path, *, single: bool = False
+) -> None:
     """The clean reference server, ``seeds`` runs of ``steps`` steps: every failure listed."""
-    target = make_target("reference", block=block, workdir=tmp)
+    target = make_target(
+        "reference", block=block, workdir=tmp, overrides={"single_dialog": single or None}
+    )
     target.start()
     total = 0
     try:
@@ -133,7 +137,10 @@ def clean_seeds(seeds: int, steps: int, first: int, lanes: int, block, tmp: Path
             )
     finally:
         target.stop()
-    print(f"clean reference server: {total} finding(s) over {seeds} seeds of {steps} steps")
+    mode = "single" if single else "aggregate"
+    print(
+        f"clean reference server ({mode}): {total} finding(s) over {seeds} seeds of {steps} steps"
+    )
 
 
 def main() -> None:
@@ -144,6 +151,7 @@ def main() -> None:
     parser.add_argument("--target", default="kamailio,kamailio:single,reference")
     parser.add_argument("--clean-seeds", type=int, default=0)
     parser.add_argument("--clean-steps", type=int, default=500)
+    parser.add_argument("--clean-mode", choices=("aggregate", "single", "both"), default="both")
     parser.add_argument("--faults", default="none", help="all, none, or a comma list")
     parser.add_argument("--fault-steps", type=int, default=500)
     parser.add_argument("--fault-lanes", type=int, default=4)
@@ -161,8 +169,14 @@ def main() -> None:
                 f"   known {s['known']}",
                 flush=True,
             )
-        if args.clean_seeds:
-            clean_seeds(args.clean_seeds, args.clean_steps, args.seed, args.lanes, block, Path(tmp))
+        for single in {"aggregate": (False,), "single": (True,), "both": (False, True)}[
+            args.clean_mode
+        ]:
+            if args.clean_seeds:
+                clean_seeds(
+                    args.clean_seeds, args.clean_steps, args.seed, args.lanes, block, Path(tmp),
+                    single=single,
+                )  # fmt: skip
         if args.faults != "none":
             faults(args, Path(tmp))
 
