@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import random
 import time
 from collections.abc import Iterable, Sequence
@@ -78,6 +79,9 @@ class _Publication:
     presentity: int
     publisher: int
     etag: str
+    lives_until: float = math.inf
+    """When the Expires of its last 2xx runs out (wall clock): before then, that 2xx's
+    SIP-ETag must still name it (C14)."""
 
 
 @dataclass
@@ -91,6 +95,11 @@ class Subscribed:
     paused: list[tuple[float, float]] = field(default_factory=list)
     unsubscribed: float | None = None
     """Trace time of the unsubscribe the server answered 2xx (B21 judges what follows)."""
+
+
+ETAG_MARGIN = 2.0
+"""Seconds of Expires that must be left for a 412 to the last 2xx's entity-tag to be a C14
+failure (nearer the end, the publication may just have expired)."""
 
 
 def _sent_at(watcher: Watcher, default: float, *, last: bool = False) -> float:
@@ -473,6 +482,14 @@ class Executor:
             self._stimulus(pub.presentity, kind, record, None, sent, data, pub.etag)
             raise
         self._stimulus(pub.presentity, kind, record, result, sent, data, pub.etag)
+        if result.status == 412 and pub.lives_until - sent > ETAG_MARGIN:
+            # The entity-tag the server's own last 2xx gave, well before its Expires ran out:
+            # a server that answered 200 but stored nothing (Kamailio's skipped update of an
+            # all-terminated publication) shows here, whatever the NOTIFYs say.
+            record.status_findings.append(
+                ("C14", f"step {record.index} {op.kind}: the SIP-ETag of the publication's "
+                 "last 2xx answered 412 before its Expires ran out")
+            )  # fmt: skip
         requested = 0 if isinstance(op, Remove) else op.expires
         record.response_findings += _stepped(
             checks.check_publish_response(result.response, requested=requested, if_match=pub.etag),
@@ -580,7 +597,8 @@ class Executor:
         record.statuses.append(result.status)
         self.exchanges.append((f"publisher-{publisher}", result.exchange))
         if 200 <= result.status < 300 and result.etag:
-            self.publications[handle] = _Publication(presentity, publisher, result.etag)
+            lives = time.time() + result.expires if result.expires is not None else math.inf
+            self.publications[handle] = _Publication(presentity, publisher, result.etag, lives)
         elif result.status == 412:
             self.publications.pop(handle, None)
 

@@ -6,7 +6,7 @@ re-run. Kept reproducers replay clean, and with their recorded failures under ``
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,18 +35,34 @@ def reference(block: PortBlock, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture(scope="module")
-def faulted(block: PortBlock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    target = make_target(
-        "reference",
-        block=block,
-        workdir=tmp_path_factory.mktemp("ref-fault"),
-        faults=("root-extensions-first",),
-    )
-    target.start()
+def faulted_by(
+    block: PortBlock, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str], Target]]:
+    """A reference server with one fault switched on, started on first use per fault."""
+    started: dict[str, Target] = {}
+
+    def get(fault: str) -> Target:
+        if fault not in started:
+            target = make_target(
+                "reference",
+                block=block,
+                workdir=tmp_path_factory.mktemp(f"ref-{fault}"),
+                faults=(fault,),
+            )
+            target.start()
+            started[fault] = target
+        return started[fault]
+
     try:
-        yield target
+        yield get
     finally:
-        target.stop()
+        for target in started.values():
+            target.stop()
+
+
+@pytest.fixture(scope="module")
+def faulted(faulted_by: Callable[[str], Target]) -> Target:
+    return faulted_by("root-extensions-first")
 
 
 def test_clean_reference_gives_no_finding(
@@ -87,7 +103,11 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "explore"
 
 @pytest.mark.parametrize("path", sorted(DATA.glob("reference-*.json")), ids=lambda p: p.stem)
 def test_reference_regressions_replay(
-    path: Path, reference: Target, faulted: Target, block: PortBlock, tmp_path: Path
+    path: Path,
+    reference: Target,
+    faulted_by: Callable[[str], Target],
+    block: PortBlock,
+    tmp_path: Path,
 ) -> None:
     """Each kept reference-server reproducer replays with the failures it records on the clean
     server (a fix of the server turns this red on purpose: then update the file), and under
@@ -96,8 +116,7 @@ def test_reference_regressions_replay(
     kept = replay.read(path)
     runs = [(reference, kept.meta.get("expect_failures", []))]
     for fault, expected in dict(kept.meta.get("under_faults", {})).items():
-        assert fault == "root-extensions-first", f"no fixture runs fault {fault}"
-        runs.append((faulted, expected))
+        runs.append((faulted_by(fault), expected))
     for target, expected in runs:
         explorer = Explorer(target, target.profile, block, tmp_path, limits=kept.limits)
         result = explorer.run_lane(list(kept.ops), seed=kept.seed or 0)
