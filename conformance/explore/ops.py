@@ -399,23 +399,14 @@ def step(rng: random.Random, state: _State, limits: Limits) -> Op:
     return Unsubscribe(handle, gap=gap)
 
 
+WATCHER_NEMESES = ("answer-481", "answer-489", "stop-answering")
+"""The hostile steps that need a watcher (drawn only while one exists)."""
+
+
 def _nemesis(rng: random.Random, state: _State, limits: Limits, gap: float) -> Op:
-    choices: list[str] = [
-        n
-        for n in (
-            "unknown-etag",
-            "wrong-event",
-            "two-if-match",
-            "accept-without-dialog-info",
-            "wrong-content-type",
-            "record-route",
-        )
-        if n in limits.nemeses
-    ]
+    choices = [n for n in NEMESES if n not in WATCHER_NEMESES and n in limits.nemeses]
     if state.watchers:
-        choices += [
-            n for n in ("answer-481", "answer-489", "stop-answering") if n in limits.nemeses
-        ]
+        choices += [n for n in WATCHER_NEMESES if n in limits.nemeses]
     if not choices:
         return Fetch(rng.randrange(limits.presentities), gap=gap)
     what = rng.choice(choices)

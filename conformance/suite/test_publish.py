@@ -22,6 +22,29 @@ def _refresh_status(dialoginfo_case, user, etag) -> int:
     return result.response.status
 
 
+def _refresh_answered(dialoginfo_case, refreshed, what: str) -> None:
+    """C13 on a refresh's answer: a 2xx that names a new entity-tag and the granted Expires."""
+    dialoginfo_case.finding(
+        "C13",
+        _ok(refreshed) and bool(refreshed.etag) and refreshed.expires is not None,
+        f"{what} answered {refreshed.response.status}, SIP-ETag {refreshed.etag!r}, "
+        f"Expires {refreshed.expires}",
+    )
+
+
+def _etag_handed_over(dialoginfo_case, user, newer, replaced, what: str) -> None:
+    """C14 as one finding for both entity-tags: the one the ``what``'s 200 gave must name the
+    publication from then on, and the one it replaced must not."""
+    new = _refresh_status(dialoginfo_case, user, newer.etag)
+    old = _refresh_status(dialoginfo_case, user, replaced.etag)
+    dialoginfo_case.finding(
+        "C14",
+        200 <= new < 300 and old == 412,
+        f"refresh with the SIP-ETag of the {what}'s 200 answered {new}; "
+        f"with the SIP-ETag it replaced, {old}",
+    )
+
+
 @pytest.mark.dialoginfo_requirement("C03", "C04", "C05")
 def test_initial_publish_gets_etag_and_expires(dialoginfo_case):
     user = dialoginfo_case.user("pub")
@@ -181,12 +204,7 @@ def test_refresh_renews_etag_and_keeps_state(dialoginfo_case):
     user = dialoginfo_case.user("ref")
     first = dialoginfo_case.publish(user, [dialog("k1", "confirmed")], expires=4)
     refreshed = dialoginfo_case.refresh(user, first, expires=60)
-    dialoginfo_case.finding(
-        "C13",
-        _ok(refreshed) and bool(refreshed.etag) and refreshed.expires is not None,
-        f"refresh answered {refreshed.response.status}, SIP-ETag {refreshed.etag!r}, "
-        f"Expires {refreshed.expires}",
-    )
+    _refresh_answered(dialoginfo_case, refreshed, "refresh")
     dialoginfo_case.finding(
         "C14",
         bool(refreshed.etag) and refreshed.etag != first.etag,
@@ -208,25 +226,12 @@ def test_refresh_of_terminated_publication(dialoginfo_case):
     user = dialoginfo_case.user("refend")
     ended = dialoginfo_case.publish(user, [dialog("over", "terminated")], expires=60)
     refreshed = dialoginfo_case.refresh(user, ended, expires=30)
-    dialoginfo_case.finding(
-        "C13",
-        _ok(refreshed) and bool(refreshed.etag) and refreshed.expires is not None,
-        f"refresh of a publication whose dialogs are all terminated answered "
-        f"{refreshed.response.status}, SIP-ETag {refreshed.etag!r}, Expires {refreshed.expires}",
+    _refresh_answered(
+        dialoginfo_case, refreshed, "refresh of a publication whose dialogs are all terminated"
     )
     if not _ok(refreshed):
         return
-    # One finding for both entity-tags: the new one must work and the replaced one must not.
-    new, old = (
-        _refresh_status(dialoginfo_case, user, refreshed.etag),
-        _refresh_status(dialoginfo_case, user, ended.etag),
-    )
-    dialoginfo_case.finding(
-        "C14",
-        200 <= new < 300 and old == 412,
-        f"refresh with the SIP-ETag of the refresh's 200 answered {new}; "
-        f"with the SIP-ETag it replaced, {old}",
-    )
+    _etag_handed_over(dialoginfo_case, user, refreshed, ended, "refresh")
 
 
 @pytest.mark.dialoginfo_requirement("C15", "D04")
@@ -267,17 +272,7 @@ def test_modify_of_terminated_publication(dialoginfo_case):
         "after the modify, a fetch shows " + seen.describe(),
         evidence=seen.evidence(),
     )
-    # One finding for both entity-tags: the new one must work and the replaced one must not.
-    new, old = (
-        _refresh_status(dialoginfo_case, user, modified.etag),
-        _refresh_status(dialoginfo_case, user, ended.etag),
-    )
-    dialoginfo_case.finding(
-        "C14",
-        200 <= new < 300 and old == 412,
-        f"refresh with the SIP-ETag of the modify's 200 answered {new}; "
-        f"with the SIP-ETag it replaced, {old}",
-    )
+    _etag_handed_over(dialoginfo_case, user, modified, ended, "modify")
 
 
 @pytest.mark.dialoginfo_requirement("C16", "D05", "A15")
