@@ -624,3 +624,26 @@ def test_a_full_notify_without_a_stored_terminated_dialog_fails_a23():
         terminated=True,
     )
     assert failed(partial) == []
+
+
+def test_a_kamailio_refresh_in_the_same_second_as_another_publish_may_keep_its_place():
+    """Kamailio stamps every update, a refresh too, with a whole-second received_time and
+    sorts ties by row (first insert first): A early, B early, refresh A, all in one second,
+    leaves A first, so the single-dialog tie (the last candidate) goes to B. Seen on the
+    launched Kamailio (explorer seed 1, single mode, shrunk to these 4 steps): the model
+    moved A to the end and failed D09 on the server's legal choice."""
+    rules = Rules(single_dialog=True, flavour="kamailio", timestamp_resolution=1.0)
+    a, b = dialog("a", "early"), dialog("b", "early")
+    stimuli = [
+        publish("publish a", "e1", [a], 1.00, 1.01),
+        publish("publish b", "e2", [b, dialog("c", "confirmed")], 1.02, 1.03),
+        Stimulus("refresh", "refresh a", 1.04, 1.05, 200, None, "e3", "e1", 600),
+    ]
+    assert failed(run(stimuli, [notify(0, b, at=1.10)], end=1.2, rules=rules)) == []
+    assert failed(run(stimuli, [notify(0, a, at=1.10)], end=1.2, rules=rules)) == []
+    # A second later the refresh certainly sorts last: the tie goes to A only.
+    later = [*stimuli[:2], Stimulus("refresh", "refresh a", 2.5, 2.51, 200, None, "e3", "e1", 600)]
+    assert failed(run(later, [notify(0, a, at=2.6)], end=2.7, rules=rules)) == []
+    assert [r for r, _ in failed(run(later, [notify(0, b, at=2.6)], end=2.7, rules=rules))] == [
+        "D09"
+    ]
