@@ -1,4 +1,4 @@
-"""The explorer's status-only PUBLISH rules (``execute.status_rules``): pure, no SIPp."""
+"""The explorer's pure step rules (``execute.status_rules``, ``runner.failure_step``): no SIPp."""
 
 from __future__ import annotations
 
