@@ -484,13 +484,11 @@ class Explorer:
         ops = list(lane.ops)
         # The steps after the earliest failure's step cannot have caused it: first try the
         # prefix through it (one run instead of ddmin's halvings over the whole lane).
-        named = [
-            failure_step(f, lane.records)
-            for f, _ in lane.judged.failures
-            if f.requirement == requirement
-        ]
-        cut = min((n for n in named if n is not None), default=None)
-        if cut is not None and cut < len(ops) and predicate(ops[:cut]):
+        cut = min(
+            (step_of(f, lane) for f, _ in lane.judged.failures if f.requirement == requirement),
+            default=len(ops),
+        )
+        if cut < len(ops) and predicate(ops[:cut]):
             ops = ops[:cut]
         try:
             shrunk = shrink(
