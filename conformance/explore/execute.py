@@ -177,6 +177,8 @@ class Executor:
         self.workdir = Path(workdir)
         self.run_id = run_id
         self.expiry_wait = expiry_wait
+        self.expiries_due = 0.0
+        """Wall time by which every expiry an ``expire`` step set in motion is over."""
         """Seconds past a short Expires before the server's expiry timer has surely acted."""
         self.timeout = timeout
         self.liveness = True
@@ -228,6 +230,11 @@ class Executor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def wait_for_expiries(self) -> None:
+        """Sleep until every publication an ``expire`` step shortened has run out, with the
+        target's expiry timer: the lane's last NOTIFYs then show the expiries."""
+        time.sleep(max(0.0, self.expiries_due - time.time()))
 
     def close(self) -> None:
         """Remove every publication, end every subscription, reap every SIPp. Best effort."""
@@ -502,9 +509,12 @@ class Executor:
         if isinstance(op, Remove | Expire):
             self.publications.pop(op.handle, None)
         if isinstance(op, Expire):
-            time.sleep(op.expires + self.expiry_wait)
+            # The lane goes on while the publication runs out (the history models the expiry
+            # as a window); the lane's end waits for it, so its NOTIFY is still observed.
+            due = time.time() + op.expires + self.expiry_wait
+            self.expiries_due = max(self.expiries_due, due)
         # A refresh changes no state: whether it notifies is the profile's business, not awaited.
-        if 200 <= result.status < 300 and not isinstance(op, Refresh):
+        if 200 <= result.status < 300 and not isinstance(op, Refresh | Expire):
             self._await_notify(pub.presentity, record)
 
     def _nemesis(self, op: Nemesis, record: StepRecord) -> None:

@@ -261,7 +261,8 @@ class Limits:
     when ordering matters)."""
     max_gap: float = 0.0
     short_expires: int = 2
-    """The Expires an ``expire`` step uses; the runner waits past it plus the expiry timer."""
+    """The Expires an ``expire`` step uses; the lane goes on, and its end waits past it plus
+    the expiry timer (``Executor.wait_for_expiries``)."""
     invalid_ratio: float = 0.1
     nemesis_ratio: float = 0.08
     max_dialogs: int = 4

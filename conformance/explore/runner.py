@@ -373,6 +373,7 @@ class Explorer:
                     break
                 if len(done) % JUDGE_EVERY == 0:
                     self._retire(ex)
+            ex.wait_for_expiries()
             time.sleep(max(QUIET_WINDOW, profile.settle_time))
             judged = judge_executor(ex, profile, strict=self.strict, end=time.time())
             retired = set(ex.retired)
