@@ -16,6 +16,7 @@ a server's timer forces one, and its length comes from the target profile.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import itertools
 import math
@@ -755,7 +756,12 @@ def judge_subscription(
     seen = captured(notifies, paused)
     findings: list[Finding] = []
     for c in seen:
-        findings += checks.check_notify(c, ctx)
+        # A broken rule carries when its NOTIFY arrived: the explorer places it by that time
+        # (``runner.failure_step``) instead of at its lane's end.
+        findings += [
+            f if f.passed else dataclasses.replace(f, evidence={**f.evidence, "at": c.timestamp})
+            for f in checks.check_notify(c, ctx)
+        ]
     findings += checks.check_sequence(seen)
     if not notifies:
         return findings

@@ -590,9 +590,12 @@ def failure_step(finding: Finding, records: Sequence[StepRecord] = ()) -> int | 
     if isinstance(step, int):
         return step
     at = _AT.search(finding.message)
-    if at is None or not records:
+    when = finding.evidence.get("at")
+    if at is not None:
+        when = float(at.group(1))
+    if not isinstance(when, float) or not records:
         return None
-    started = sum(1 for r in records if r.started_at and r.started_at <= float(at.group(1)))
+    started = sum(1 for r in records if r.started_at and r.started_at <= when)
     return started or None
 
 
