@@ -177,9 +177,9 @@ class Executor:
         self.workdir = Path(workdir)
         self.run_id = run_id
         self.expiry_wait = expiry_wait
+        """Seconds past a short Expires before the server's expiry timer has surely acted."""
         self.expiries_due = 0.0
         """Wall time by which every expiry an ``expire`` step set in motion is over."""
-        """Seconds past a short Expires before the server's expiry timer has surely acted."""
         self.timeout = timeout
         self.liveness = True
         self.rfc = rfc
