@@ -44,6 +44,9 @@ SINGLE_IDS = ("D08", "D09", "D10")
 UNREACHABLE = {
     "E": "a call fault (group E): the explorer's operations publish and subscribe, they place "
     "no call through the proxy",
+    "subscription-kept-after-timeout": "Timer F is 32 s (64 x T1) and a 500-step lane lasts "
+    "about 30 s: a watcher that stops answering is never timed out within the budget (the "
+    "suite's opt-in slow case test_unanswered_notify_removes_subscription checks B26)",
     "entity-rebuilt": "the explorer's presentities carry no port and no sips:, so the rebuilt "
     "entity equals the Request-URI (the suite is blind to it for the same reason)",
 }

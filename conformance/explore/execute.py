@@ -28,6 +28,7 @@ from conformance.explore import bodies
 from conformance.explore.ops import (
     BodySpec,
     Expire,
+    ExpireSub,
     Fetch,
     Modify,
     Nemesis,
@@ -95,7 +96,13 @@ class Subscribed:
     paused: list[tuple[float, float]] = field(default_factory=list)
     unsubscribed: float | None = None
     """Trace time of the unsubscribe the server answered 2xx (B21 judges what follows)."""
+    expires_at: float | None = None
+    """When the short grant of an ``expire-sub`` step ran out (B23 judges what follows)."""
 
+
+MAX_SUBSCRIPTION_WAIT = 10
+"""Longest grant, in seconds, an ``expire-sub`` step waits out (the suite's B23 case skips
+past the same bound)."""
 
 ETAG_MARGIN = 2.0
 """Seconds of Expires that must be left for a 412 to the last 2xx's entity-tag to be a C14
@@ -305,7 +312,7 @@ class Executor:
         """The presentity a step acts on (None: unknown, e.g. its handle is gone)."""
         if isinstance(op, Publish | Subscribe | Fetch | Nemesis):
             return op.presentity
-        if isinstance(op, RefreshSub | Unsubscribe):
+        if isinstance(op, RefreshSub | ExpireSub | Unsubscribe):
             entry = self.watchers.get(op.handle)
             return entry[0] if entry else None
         pub = self.publications.get(op.handle)  # type: ignore[attr-defined]
@@ -407,7 +414,7 @@ class Executor:
                     first = watcher.notifies[0].body
                     found = checks.check_subscribe_notify(first, "the SUBSCRIBE's NOTIFY")
                     record.response_findings += _stepped(found, record)
-        elif isinstance(op, RefreshSub | Unsubscribe):
+        elif isinstance(op, RefreshSub | ExpireSub | Unsubscribe):
             entry = self.watchers.get(op.handle)
             if entry is None:
                 record.skipped = f"no watcher {op.handle}"
@@ -415,15 +422,14 @@ class Executor:
             watcher = entry[1]
             before = len(watcher.notifies)
             sent = time.time()
-            response = (
-                watcher.refresh(op.expires)
-                if isinstance(op, RefreshSub)
-                else (watcher.unsubscribe())
-            )
+            refresh = isinstance(op, RefreshSub | ExpireSub)
+            response = watcher.refresh(op.expires) if refresh else watcher.unsubscribe()
             record.statuses.append(response.status)
             sent = _sent_at(watcher, sent, last=True)
             granted = response.header("Expires")
-            if isinstance(op, RefreshSub) and 200 <= response.status < 300 and granted:
+            if isinstance(op, ExpireSub) and 200 <= response.status < 300:
+                self._let_expire(op, record, sent, granted)
+            if refresh and 200 <= response.status < 300 and granted:
                 # B09 bounds a NOTIFY's expires by the time left: after a refresh, by the end
                 # of the newest grant (one ctx for the whole subscription, so the bound is the
                 # latest end, loose for the NOTIFYs before the refresh, never too tight).
@@ -440,8 +446,8 @@ class Executor:
                 try:
                     watcher.wait_notifies(before + 1, timeout=self.timeout)
                 except NotReceivedError:
-                    rid = "B20" if isinstance(op, RefreshSub) else "B21"
-                    what = "refresh" if isinstance(op, RefreshSub) else "unsubscribe"
+                    rid = "B20" if refresh else "B21"
+                    what = "refresh" if refresh else "unsubscribe"
                     record.response_findings.append(
                         _missing(rid, f"no NOTIFY followed the 2xx to the {what}", record)
                     )
@@ -516,6 +522,22 @@ class Executor:
         # A refresh changes no state: whether it notifies is the profile's business, not awaited.
         if 200 <= result.status < 300 and not isinstance(op, Refresh | Expire):
             self._await_notify(pub.presentity, record)
+
+    def _let_expire(
+        self, op: ExpireSub, record: StepRecord, sent: float, granted: str | None
+    ) -> None:
+        """Note when the subscription's short grant runs out, for B23 and the lane's end. A
+        grant far longer than asked (a server's minimum) is not waited for: the step then
+        judges nothing about expiry."""
+        seconds = int(granted) if granted and granted.isdigit() else None
+        if seconds is None or seconds > MAX_SUBSCRIPTION_WAIT:
+            record.skipped = f"granted {granted} s for Expires {op.expires}: not waited for"
+            return
+        for sub in self.subscriptions:
+            if sub.handle == op.handle:
+                sub.expires_at = sent + seconds
+        due = sent + seconds + self.expiry_wait
+        self.expiries_due = max(self.expiries_due, due)
 
     def _nemesis(self, op: Nemesis, record: StepRecord) -> None:
         user = self.user(op.presentity)

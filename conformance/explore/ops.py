@@ -183,6 +183,17 @@ class RefreshSub(_OnHandle):
 
 
 @dataclass(frozen=True)
+class ExpireSub(_OnHandle):
+    """Let a subscription run out: refresh it with a short Expires and never again (B23: the
+    server ends it with a terminated NOTIFY, reason=timeout). The lane goes on; its end waits
+    past the expiry (``Executor.wait_for_expiries``)."""
+
+    kind: ClassVar[str] = "expire-sub"
+    ending: ClassVar[bool] = True
+    expires: int = 2
+
+
+@dataclass(frozen=True)
 class Unsubscribe(_OnHandle):
     kind: ClassVar[str] = "unsubscribe"
     ending: ClassVar[bool] = True
@@ -224,6 +235,7 @@ OP_TYPES: dict[str, type[Op]] = {
         Expire,
         Subscribe,
         RefreshSub,
+        ExpireSub,
         Unsubscribe,
         Fetch,
         Nemesis,
@@ -261,8 +273,8 @@ class Limits:
     when ordering matters)."""
     max_gap: float = 0.0
     short_expires: int = 2
-    """The Expires an ``expire`` step uses; the lane goes on, and its end waits past it plus
-    the expiry timer (``Executor.wait_for_expiries``)."""
+    """The Expires an ``expire`` or ``expire-sub`` step uses; the lane goes on, and its end
+    waits past it plus the expiry timer (``Executor.wait_for_expiries``)."""
     invalid_ratio: float = 0.1
     nemesis_ratio: float = 0.08
     max_dialogs: int = 4
@@ -290,6 +302,7 @@ WEIGHTS = {
     "subscribe": 3,
     "refresh-sub": 1,
     "unsubscribe": 1,
+    "expire-sub": 1,
     "fetch": 2,
 }
 
@@ -349,7 +362,7 @@ def step(rng: random.Random, state: _State, limits: Limits) -> Op:
     if state.publications:
         enabled |= {"modify", "refresh", "remove", "expire"}
     if state.watchers:
-        enabled |= {"refresh-sub", "unsubscribe"}
+        enabled |= {"refresh-sub", "unsubscribe", "expire-sub"}
     kinds = sorted(enabled)
     kind = rng.choices(kinds, weights=[WEIGHTS[k] for k in kinds])[0]
     presentity = rng.randrange(limits.presentities)
@@ -397,6 +410,8 @@ def step(rng: random.Random, state: _State, limits: Limits) -> Op:
     if kind == "refresh-sub":
         return RefreshSub(handle, expires=rng.choice((60, 600)), gap=gap)
     state.watchers.pop(handle)
+    if kind == "expire-sub":
+        return ExpireSub(handle, expires=limits.short_expires, gap=gap)
     return Unsubscribe(handle, gap=gap)
 
 
@@ -455,6 +470,7 @@ __all__ = [
     "OP_TYPES",
     "BodySpec",
     "Expire",
+    "ExpireSub",
     "Fetch",
     "Limits",
     "Modify",

@@ -134,12 +134,16 @@ def judge_executor(ex: Executor, profile: Profile, *, strict: bool, end: float) 
             sub.ctx,
             ex.stimuli.get(sub.presentity, ()),
             rules,
-            end=end,
+            # A subscription let expire is over by then, with or without its NOTIFY (a silent
+            # end is B23's failure alone, not a stale table as well).
+            end=min(end, sub.expires_at or end),
             paused=sub.paused,
             terminated=True,
         )
         found += checks.check_subscription_end(
-            captured(sub.watcher.notifies, sub.paused), unsubscribed=sub.unsubscribed
+            captured(sub.watcher.notifies, sub.paused),
+            unsubscribed=sub.unsubscribed,
+            expired=sub.expires_at,
         )
         step = ex.tainted.get(sub.presentity)
         if step is not None:

@@ -168,12 +168,18 @@ def check_publish_response(
 
 
 def check_subscription_end(
-    notifies: Sequence[Captured], *, unsubscribed: float | None = None, slack: float = 0.5
+    notifies: Sequence[Captured],
+    *,
+    unsubscribed: float | None = None,
+    expired: float | None = None,
+    slack: float = 0.5,
 ) -> list[Finding]:
     """Failures of RFC 6665's rules on how a subscription ends, from one subscription's NOTIFYs:
     B25, no NOTIFY later than ``slack`` after one the watcher answered with a terminating code
     (481, 489...: the subscription MUST be removed); B21, after an unsubscribe answered at
-    ``unsubscribed``, the last NOTIFY says terminated and nothing follows it by ``slack``."""
+    ``unsubscribed``, the last NOTIFY says terminated and nothing follows it by ``slack``; B23,
+    a subscription whose grant ran out at ``expired`` (never refreshed since, and waited past
+    the server's expiry timer by the caller) ended with a terminated NOTIFY, reason=timeout."""
     out: list[Finding] = []
     rejected = next((c for c in notifies if c.answered in TERMINATING_CODES), None)
     if rejected is not None:
@@ -199,7 +205,38 @@ def check_subscription_end(
             out.append(
                 _f("B21", False, "NOTIFY(s) after the terminated one ending the subscription")
             )
+    if expired is not None and rejected is None and unsubscribed is None:
+        out += _expiry_ended(notifies, expired)
     return out
+
+
+def _expiry_ended(notifies: Sequence[Captured], expired: float) -> list[Finding]:
+    """B23's failure, if any: the NOTIFY ending an expired subscription (RFC 6665 §4.2.1.4)."""
+    final = next((c for c in notifies if c.state == "terminated"), None)
+    if final is None:
+        states = [c.state for c in notifies]
+        message = f"no terminated NOTIFY after the subscription's Expires ran out (states {states})"
+        return [
+            _f(
+                "B23",
+                False,
+                message,
+                observed="no NOTIFY ending the expired subscription",
+                evidence={"at": expired},
+            )
+        ]
+    header = (final.request.header("Subscription-State") or "").replace(" ", "").lower()
+    if "reason=timeout" in header:
+        return []
+    return [
+        _f(
+            "B23",
+            False,
+            f"the expired subscription ended with Subscription-State {header!r}",
+            observed=f"expired subscription ended with {header!r}",
+            evidence={"at": final.timestamp},
+        )
+    ]
 
 
 def check_notify(captured: Captured, sub: Subscription) -> list[Finding]:

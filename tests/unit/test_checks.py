@@ -472,6 +472,20 @@ def test_subscription_end_after_an_unsubscribe() -> None:
     assert _ids(checks.check_subscription_end(more, unsubscribed=3.0)) == ["B21"]
 
 
+def test_subscription_end_after_its_expires_ran_out_b23() -> None:
+    """subscription-expiry-silent drops an expired subscription without a NOTIFY: the
+    explorer's expire-sub step then finds no terminated one (B23)."""
+    ended = [_captured(1, 1.0), _captured(2, 3.5, state="terminated;reason=timeout")]
+    assert _ids(checks.check_subscription_end(ended, expired=3.0)) == []
+    silent = [_captured(1, 1.0)]
+    [found] = checks.check_subscription_end(silent, expired=3.0)
+    assert found.requirement == "B23" and found.evidence["at"] == 3.0
+    wrong = [_captured(1, 1.0), _captured(2, 3.5, state="terminated;reason=noresource")]
+    assert _ids(checks.check_subscription_end(wrong, expired=3.0)) == ["B23"]
+    # An unsubscribe or a rejected NOTIFY ended it first: B21/B25 judge, not B23.
+    assert _ids(checks.check_subscription_end(silent, expired=3.0, unsubscribed=2.0)) == ["B21"]
+
+
 def test_a_notify_a_subscribe_triggered_is_a_full_document_a14():
     """initial-notify-partial: the SUBSCRIBE's NOTIFY says state=partial. The explorer's
     subscribe step judges it (A14, SHOULD); an empty or unparsable body is left to B27/A02."""
