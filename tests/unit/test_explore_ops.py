@@ -240,6 +240,10 @@ def test_budget_ends_the_shrink_with_a_still_failing_sequence() -> None:
     clock = iter(range(100))
     timed = shrink(seq, _stale_fetch_server, out_of_time=lambda: next(clock) >= 3)
     assert timed.exhausted and timed.tests == 3
+    # A budget spent before the first run (earlier reproducers took it all): the sequence
+    # comes back unshrunk, never the budget's private exception (it escaped once).
+    spent = shrink(seq, _stale_fetch_server, out_of_time=lambda: True)
+    assert spent.exhausted and spent.tests == 0 and len(spent.ops) == len(ops.normalize(seq))
 
 
 def test_a_passing_sequence_is_refused() -> None:
