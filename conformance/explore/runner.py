@@ -490,14 +490,19 @@ class Explorer:
         # The steps after the earliest failure's step cannot have caused it: first try the
         # prefix through it (one run instead of ddmin's halvings over the whole lane).
         cut = min(
-            (step_of(f, lane) for f, _ in lane.judged.failures if f.requirement == requirement),
+            (shown_by(f, lane) for f, _ in lane.judged.failures if f.requirement == requirement),
             default=len(ops),
         )
-        if cut < len(ops) and predicate(ops[:cut]):
+        seen = cut < len(ops) and predicate(ops[:cut])
+        if seen:
             ops = ops[:cut]
         try:
             shrunk = shrink(
-                ops, predicate, max_tests=400, out_of_time=lambda: time.monotonic() > deadline
+                ops,
+                predicate,
+                max_tests=400,
+                out_of_time=lambda: time.monotonic() > deadline,
+                seen_failing=seen,
             )
         except ValueError:  # the failure did not show again on a lone re-run: timing
             return list(lane.ops), False, 1, None
@@ -543,11 +548,24 @@ def reproduce(
     # The most frequent failure first (the one a fault shows most is its main symptom), each
     # with a fair share of what is left: the first no longer spends the whole budget while
     # the rest stay unshrunk and unconfirmed; time a quick one leaves goes to the next.
-    found = sorted(distinct(results).items(), key=lambda item: (-len(item[1]), item[0]))
+    # One reproducer per requirement, named after its most frequent shape: the shrinker's
+    # predicate is "fails this requirement", so another shape of it would shrink to the same
+    # kind of sequence for another share of the budget (the summary still counts each shape).
+    by_rid: dict[str, tuple[str, list[tuple[int, Finding]]]] = {}
+    for (rid, sh), hits in sorted(distinct(results).items(), key=lambda i: (-len(i[1]), i[0])):
+        if rid in by_rid:
+            log(f"explore: {rid} ({sh}): the {rid} ({by_rid[rid][0]}) reproducer covers it")
+            by_rid[rid][1].extend(hits)
+        else:
+            by_rid[rid] = (sh, list(hits))
+    found = sorted(
+        (((rid, sh), hits) for rid, (sh, hits) in by_rid.items()),
+        key=lambda item: (-len(item[1]), item[0]),
+    )
     lanes = {r.lane: r for r in results}
     for n, ((rid, sh), hits) in enumerate(found):
-        # The hit whose failure names the earliest step: the shortest prefix to shrink from.
-        first, _ = min(hits, key=lambda h: step_of(h[1], lanes[h[0]]))
+        # The hit that showed at the earliest step: the shortest prefix to shrink from.
+        first, _ = min(hits, key=lambda h: shown_by(h[1], lanes[h[0]]))
         lane = lanes[first]
         left = (deadline - time.monotonic()) / (len(found) - n)
         rerun: LaneResult | None = None
@@ -593,6 +611,12 @@ def failure_step(finding: Finding, records: Sequence[StepRecord] = ()) -> int | 
     step = finding.evidence.get("step")
     if isinstance(step, int):
         return step
+    return _observed_in(finding, records)
+
+
+def _observed_in(finding: Finding, records: Sequence[StepRecord]) -> int | None:
+    """The step during which the NOTIFY a failure judges arrived (``(at T)`` in its message,
+    or ``at`` in its evidence); None when it names no time."""
     at = _AT.search(finding.message)
     when = finding.evidence.get("at")
     if at is not None:
@@ -607,6 +631,14 @@ def step_of(finding: Finding, lane: LaneResult) -> int:
     """The lane step a failure names (``failure_step``); the lane's length when none."""
     step = failure_step(finding, lane.records)
     return len(lane.ops) if step is None else step
+
+
+def shown_by(finding: Finding, lane: LaneResult) -> int:
+    """The lane step by which a failure showed: its named step, or later the step of the
+    NOTIFY that showed it (a stale table shows after the stimulus it contradicts). The
+    shrinker's first cut: the steps after it cannot have caused the failure."""
+    observed = _observed_in(finding, lane.records)
+    return max(step_of(finding, lane), observed or 0)
 
 
 def distinct(results: Sequence[LaneResult]) -> dict[tuple[str, str], list[tuple[int, Finding]]]:

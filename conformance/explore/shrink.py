@@ -43,11 +43,14 @@ def shrink(
     *,
     max_tests: int = 1000,
     out_of_time: Callable[[], bool] | None = None,
+    seen_failing: bool = False,
 ) -> Shrunk:
     """The smallest failing sequence found from ``ops`` (which must fail itself).
 
     ``max_tests`` bounds the runs of ``fails``; ``out_of_time`` is asked before each run (the
     runner's wall-clock budget, ``--shrink-budget``). Raises ValueError when ``ops`` passes.
+    ``seen_failing``: the caller has just run ``ops`` alone and seen it fail, so it is not run
+    again (one run of a live server is seconds of the budget).
     """
     cache: dict[tuple[Op, ...], bool] = {}
     count = 0
@@ -67,6 +70,9 @@ def shrink(
         return verdict
 
     current = tuple(normalize(ops))
+    if seen_failing:
+        cache[current] = True
+        best = current
     try:
         first = test(current)
     except _Budget:  # no time left for even one run: the sequence stays as it came
