@@ -521,13 +521,16 @@ def check_sequence(notifies: Sequence[Captured]) -> list[Finding]:
     always describe exactly these NOTIFYs. A07 is judged against 0 whatever the target: a server
     that starts at 1 declares that as a deviation in its profile, it does not move the yardstick."""
     out: list[Finding] = []
-    cseqs = [n.request.cseq[0] for n in notifies if n.request.cseq]
-    for prev, cur in pairwise(cseqs):
+    numbered = [(n.request.cseq[0], n) for n in notifies if n.request.cseq]
+    for (prev, _), (cur, n) in pairwise(numbered):
+        # The later NOTIFY's Subscription-State tells a reader which one broke the order (on
+        # Kamailio, a terminated one for an expired subscription that a PUBLISH triggered).
+        state = "" if cur == prev + 1 else f" ({n.request.header('Subscription-State')})"
         out.append(
             _f(
                 "B12",
                 cur == prev + 1,
-                f"NOTIFY CSeq {prev} then {cur}",
+                f"NOTIFY CSeq {prev} then {cur}{state}",
                 observed=f"CSeq step {cur - prev}",  # the CSeq itself depends on the flow
             )
         )
