@@ -487,15 +487,18 @@ class Explorer:
         deadline = time.monotonic() + budget
         predicate = self.fails(requirement)
         ops = list(lane.ops)
-        # The steps after the earliest failure's step cannot have caused it: first try the
-        # prefix through it (one run instead of ddmin's halvings over the whole lane).
-        cut = min(
-            (shown_by(f, lane) for f, _ in lane.judged.failures if f.requirement == requirement),
-            default=len(ops),
-        )
-        seen = cut < len(ops) and predicate(ops[:cut])
-        if seen:
-            ops = ops[:cut]
+        # The steps after a failure showed cannot have caused it: first try a prefix (a run
+        # or two instead of ddmin's halvings over the whole lane): through the step the
+        # earliest failure names (a stale table at the subscription's end shows there too),
+        # else through the step whose NOTIFY showed it (a stimulus before the subscribe).
+        hits = [f for f, _ in lane.judged.failures if f.requirement == requirement]
+        cuts = {min((step_of(f, lane) for f in hits), default=len(ops))}
+        cuts.add(min((shown_by(f, lane) for f in hits), default=len(ops)))
+        seen = False
+        for cut in sorted(c for c in cuts if c < len(ops)):
+            if predicate(ops[:cut]):
+                ops, seen = ops[:cut], True
+                break
         try:
             shrunk = shrink(
                 ops,
