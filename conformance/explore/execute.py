@@ -47,7 +47,7 @@ from conformance.oracle import checks, schema
 from conformance.oracle.dialoginfo import CONTENT_TYPE
 from conformance.oracle.findings import Finding, Verdict
 from conformance.oracle.history import Kind, Stimulus
-from conformance.sip.message import Stamped
+from conformance.sip.message import Response, Stamped
 
 NOTIFY_WAIT = 0.5
 """Seconds a PUBLISH step waits for each active watcher of its presentity to be notified."""
@@ -123,11 +123,15 @@ def _sent_at(watcher: Watcher, default: float, *, last: bool = False) -> float:
     return times[-1] if last else times[0]
 
 
-def status_rules(body: bodies.Body, status: int, *, initial: bool) -> list[tuple[str, str]]:
-    """(requirement, message) of the PUBLISH rules its status alone broke: a valid initial
-    PUBLISH not accepted (C03; 423 asks for a longer Expires), a body of a foreign
-    Content-Type accepted (C07: RFC 3903 §6 step 3 rejects it, "such as 415"). Accepting
-    any other invalid body is allowed (it only taints the presentity, ``Executor._taint``)."""
+def status_rules(
+    body: bodies.Body, status: int, *, initial: bool, response: Response | None = None
+) -> list[tuple[str, str]]:
+    """(requirement, message) of the PUBLISH rules its status broke: a valid initial
+    PUBLISH not accepted (C03; 423 asks for a longer Expires), or accepted without the
+    entity-tag it creates (C03), a body of a foreign Content-Type accepted (C07: RFC 3903 §6
+    step 3 rejects it, "such as 415"), a 415 without an Accept naming dialog-info (C08, RFC
+    3261 §8.2.3). Accepting any other invalid body is allowed (it only taints the presentity,
+    ``Executor._taint``)."""
     out: list[tuple[str, str]] = []
     accepted = 200 <= status < 300
     if body.content_type != CONTENT_TYPE:
@@ -137,6 +141,14 @@ def status_rules(body: bodies.Body, status: int, *, initial: bool) -> list[tuple
             out.append(("C07", f"{what}: {seen}"))
     elif initial and body.valid and not (accepted or status == 423):
         out.append(("C03", f"initial PUBLISH of a valid body answered {status}"))
+    if response is None:
+        return out
+    if initial and body.valid and accepted and not response.header("SIP-ETag"):
+        out.append(("C03", f"initial PUBLISH of a valid body answered {status} without SIP-ETag"))
+    if status == 415:
+        accept = response.header("Accept") or ""
+        if CONTENT_TYPE not in accept.lower():
+            out.append(("C08", f"415 carries Accept {accept!r}"))  # the suite's observation
     return out
 
 
@@ -364,7 +376,9 @@ class Executor:
                 checks.check_publish_response(result.response, requested=op.expires), record
             )
             self._note(record, result, op.handle, op.presentity, op.publisher)
-            record.status_findings += status_rules(body, result.status, initial=True)
+            record.status_findings += status_rules(
+                body, result.status, initial=True, response=result.response
+            )
             if 200 <= result.status < 300:
                 self._await_notify(op.presentity, record)
         elif isinstance(op, Modify | Refresh | Remove | Expire):
@@ -422,11 +436,15 @@ class Executor:
             watcher = entry[1]
             before = len(watcher.notifies)
             sent = time.time()
-            refresh = isinstance(op, RefreshSub | ExpireSub)
-            response = watcher.refresh(op.expires) if refresh else watcher.unsubscribe()
+            asked = op.expires if isinstance(op, RefreshSub | ExpireSub) else None
+            refresh = asked is not None
+            response = watcher.refresh(asked) if asked is not None else watcher.unsubscribe()
             record.statuses.append(response.status)
             sent = _sent_at(watcher, sent, last=True)
             granted = response.header("Expires")
+            if asked is not None:
+                found = checks.check_refresh_response(response, requested=asked)
+                record.response_findings += _stepped(found, record)
             if isinstance(op, ExpireSub) and 200 <= response.status < 300:
                 self._let_expire(op, record, sent, granted)
             if refresh and 200 <= response.status < 300 and granted:
@@ -451,6 +469,11 @@ class Executor:
                     record.response_findings.append(
                         _missing(rid, f"no NOTIFY followed the 2xx to the {what}", record)
                     )
+                else:
+                    if refresh:  # RFC 6665 §4.2.1.2: the refresh's NOTIFY has the full state
+                        notified = watcher.notifies[before].body
+                        found = checks.check_subscribe_notify(notified, "the refresh's NOTIFY")
+                        record.response_findings += _stepped(found, record)
         elif isinstance(op, Fetch):
             try:
                 response, fetched = self.probe.fetch(self.user(op.presentity))
@@ -510,7 +533,9 @@ class Executor:
         )
         if isinstance(op, Modify):
             self._taint(pub.presentity, body, result, record)
-            record.status_findings += status_rules(body, result.status, initial=False)
+            record.status_findings += status_rules(
+                body, result.status, initial=False, response=result.response
+            )
         self._note(record, result, op.handle, pub.presentity, pub.publisher)
         if isinstance(op, Remove | Expire):
             self.publications.pop(op.handle, None)
@@ -570,7 +595,9 @@ class Executor:
             result = peer.publish(user, foreign.data, content_type=foreign.content_type)
             self._stimulus(op.presentity, "publish", record, result, sent, foreign.data)
             self._taint(op.presentity, foreign, result, record)
-            record.status_findings += status_rules(foreign, result.status, initial=True)
+            record.status_findings += status_rules(
+                foreign, result.status, initial=True, response=result.response
+            )
         elif op.what == "record-route":
             # An initial PUBLISH like any other, with a Record-Route the ESC must ignore.
             result = peer.publish(user, body.data, extra_headers=[f"Record-Route: {ROUTE}"])

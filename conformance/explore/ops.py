@@ -411,7 +411,8 @@ def step(rng: random.Random, state: _State, limits: Limits) -> Op:
         return RefreshSub(handle, expires=rng.choice((60, 600)), gap=gap)
     state.watchers.pop(handle)
     if kind == "expire-sub":
-        return ExpireSub(handle, expires=limits.short_expires, gap=gap)
+        # Expires 1 as well: below a server's minimum it earns a 423 with Min-Expires (B18).
+        return ExpireSub(handle, expires=rng.choice((1, limits.short_expires)), gap=gap)
     return Unsubscribe(handle, gap=gap)
 
 

@@ -133,6 +133,25 @@ def check_subscribe_response(
     return out
 
 
+def check_refresh_response(response: Response, *, requested: int) -> list[Finding]:
+    """Failures of a refresh SUBSCRIBE's response: B19, a 2xx "MUST NOT increase" the time
+    (RFC 6665 §4.2.1.4); B18, a 423 to an "unacceptably short" Expires carries a Min-Expires
+    above it (RFC 3261 §20.23). Other statuses are the caller's business."""
+    if response.status == 423:
+        minimum = response.header("Min-Expires") or ""
+        if minimum.isdigit() and int(minimum) > requested:
+            return []
+        return [_f("B18", False, f"423 to a refresh with Expires {requested} carries "
+                                 f"Min-Expires {minimum!r}")]  # fmt: skip
+    if not 200 <= response.status < 300:
+        return []
+    granted = response.header("Expires") or ""
+    if granted.isdigit() and int(granted) <= requested:
+        return []
+    return [_f("B19", False, f"in-dialog refresh Expires {requested} answered "
+                             f"{response.status} with Expires {granted!r}")]  # fmt: skip
+
+
 # -- one NOTIFY ---------------------------------------------------------------------------------
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import random
 
 from conformance.explore import bodies
-from conformance.explore.execute import ROUTE, route_rules, status_rules
+from conformance.explore.execute import ROUTE, make_body, route_rules, status_rules
+from conformance.explore.ops import BodySpec
+from conformance.oracle.checks import check_refresh_response
+from conformance.sip.message import Response
 
 ENTITY = "sip:alice@example.com"
 
@@ -66,3 +69,36 @@ def test_a_failure_naming_no_step_is_placed_by_its_notifys_time():
     assert failure_step(lost) is None
     named = Finding("C15", False, "x (at 103.5)", evidence={"stimulus": "modify at step 2"})
     assert failure_step(named, records) == 2
+
+
+def test_status_rules_read_the_response_c03_c08() -> None:
+    """initial-publish-no-etag and 415-without-accept: the status alone passes, the headers
+    do not."""
+    valid = make_body(BodySpec(3, (("a", "early"),)), "sip:x@example.com")
+    bare = Response(headers=(), status=200, reason="OK")
+    tagged = Response(headers=(("SIP-ETag", "e1"), ("Expires", "60")), status=200, reason="OK")
+    assert [r for r, _ in status_rules(valid, 200, initial=True, response=bare)] == ["C03"]
+    assert status_rules(valid, 200, initial=True, response=tagged) == []
+    assert status_rules(valid, 200, initial=False, response=bare) == []  # a modify keeps its tag
+    wrong = make_body(BodySpec(3, invalid="wrong-content-type"), "sip:x@example.com")
+    refused = Response(headers=(), status=415, reason="Unsupported Media Type")
+    assert [r for r, _ in status_rules(wrong, 415, initial=True, response=refused)] == ["C08"]
+    listed = Response(
+        headers=(("Accept", "application/dialog-info+xml"),), status=415, reason="Unsupported"
+    )
+    assert status_rules(wrong, 415, initial=True, response=listed) == []
+
+
+def test_refresh_response_rules_b18_b19() -> None:
+    """refresh-lengthened and subscribe-423-no-min-expires, on the explorer's refreshes."""
+
+    def answer(status: int, *headers: tuple[str, str]) -> Response:
+        return Response(headers=headers, status=status, reason="x")
+
+    assert check_refresh_response(answer(200, ("Expires", "60")), requested=60) == []
+    [longer] = check_refresh_response(answer(200, ("Expires", "120")), requested=60)
+    assert longer.requirement == "B19"
+    assert check_refresh_response(answer(423, ("Min-Expires", "2")), requested=1) == []
+    [bare] = check_refresh_response(answer(423), requested=1)
+    assert bare.requirement == "B18"
+    assert check_refresh_response(answer(481), requested=1) == []
