@@ -198,7 +198,8 @@ class Executor:
         self.expiry_wait = expiry_wait
         """Seconds past a short Expires before the server's expiry timer has surely acted."""
         self.expiries_due = 0.0
-        """Wall time by which every expiry an ``expire`` step set in motion is over."""
+        """Wall time by which every expiry an ``expire`` or ``expire-sub`` step set in motion
+        is over (``_expiry_due``)."""
         self.timeout = timeout
         self.liveness = True
         self.rfc = rfc
@@ -251,9 +252,15 @@ class Executor:
         self.close()
 
     def wait_for_expiries(self) -> None:
-        """Sleep until every publication an ``expire`` step shortened has run out, with the
-        target's expiry timer: the lane's last NOTIFYs then show the expiries."""
+        """Sleep until every publication or subscription an ``expire`` or ``expire-sub`` step
+        shortened has run out, with the target's expiry timer: the lane's last NOTIFYs then
+        show the expiries."""
         time.sleep(max(0.0, self.expiries_due - time.time()))
+
+    def _expiry_due(self, ends: float) -> None:
+        """A grant ending at ``ends`` (wall clock): the lane's end waits past it plus the
+        target's expiry timer."""
+        self.expiries_due = max(self.expiries_due, ends + self.expiry_wait)
 
     def close(self) -> None:
         """Remove every publication, end every subscription, reap every SIPp. Best effort."""
@@ -437,7 +444,6 @@ class Executor:
             before = len(watcher.notifies)
             sent = time.time()
             asked = op.expires if isinstance(op, RefreshSub | ExpireSub) else None
-            refresh = asked is not None
             response = watcher.refresh(asked) if asked is not None else watcher.unsubscribe()
             record.statuses.append(response.status)
             sent = _sent_at(watcher, sent, last=True)
@@ -447,7 +453,7 @@ class Executor:
                 record.response_findings += _stepped(found, record)
             if isinstance(op, ExpireSub) and 200 <= response.status < 300:
                 self._let_expire(op, record, sent, granted)
-            if refresh and 200 <= response.status < 300 and granted:
+            if asked is not None and 200 <= response.status < 300 and granted:
                 # B09 bounds a NOTIFY's expires by the time left: after a refresh, by the end
                 # of the newest grant (one ctx for the whole subscription, so the bound is the
                 # latest end, loose for the NOTIFYs before the refresh, never too tight).
@@ -464,13 +470,13 @@ class Executor:
                 try:
                     watcher.wait_notifies(before + 1, timeout=self.timeout)
                 except NotReceivedError:
-                    rid = "B20" if refresh else "B21"
-                    what = "refresh" if refresh else "unsubscribe"
+                    rid = "B20" if asked is not None else "B21"
+                    what = "refresh" if asked is not None else "unsubscribe"
                     record.response_findings.append(
                         _missing(rid, f"no NOTIFY followed the 2xx to the {what}", record)
                     )
                 else:
-                    if refresh:  # RFC 6665 §4.2.1.2: the refresh's NOTIFY has the full state
+                    if asked is not None:  # RFC 6665 §4.2.1.2: the refresh's NOTIFY is full
                         notified = watcher.notifies[before].body
                         found = checks.check_subscribe_notify(notified, "the refresh's NOTIFY")
                         record.response_findings += _stepped(found, record)
@@ -542,8 +548,7 @@ class Executor:
         if isinstance(op, Expire):
             # The lane goes on while the publication runs out (the history models the expiry
             # as a window); the lane's end waits for it, so its NOTIFY is still observed.
-            due = time.time() + op.expires + self.expiry_wait
-            self.expiries_due = max(self.expiries_due, due)
+            self._expiry_due(time.time() + op.expires)
         # A refresh changes no state: whether it notifies is the profile's business, not awaited.
         if 200 <= result.status < 300 and not isinstance(op, Refresh | Expire):
             self._await_notify(pub.presentity, record)
@@ -561,8 +566,7 @@ class Executor:
         for sub in self.subscriptions:
             if sub.handle == op.handle:
                 sub.expires_at = sent + seconds
-        due = sent + seconds + self.expiry_wait
-        self.expiries_due = max(self.expiries_due, due)
+        self._expiry_due(sent + seconds)
 
     def _nemesis(self, op: Nemesis, record: StepRecord) -> None:
         user = self.user(op.presentity)

@@ -245,7 +245,7 @@ def _expiry_ended(notifies: Sequence[Captured], expired: float) -> list[Finding]
             )
         ]
     header = (final.request.header("Subscription-State") or "").replace(" ", "").lower()
-    if "reason=timeout" in header:
+    if (param_of(header, "reason") or "") == "timeout":
         return []
     return [
         _f(
