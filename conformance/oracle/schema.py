@@ -90,6 +90,16 @@ def _sa_schema() -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(schema_path(SA_SCHEMA)), _safe_parser()))
 
 
+# libxml2 is not safe compiling a schema while another thread parses XML (an explorer lane
+# reading a NOTIFY): "xmlSchemaPValAttr, the given type '' is not a built-in type" ended an
+# explore run in a traceback, and a stress script (4 threads parsing, 4 compiling) hit it in 1
+# fresh process of 30. A compile takes about 1 ms, so all three happen at import, before any
+# thread of the kit starts; threads then only read the cache.
+for _name in (ERRATA_SCHEMA, VERBATIM_SCHEMA):
+    _lxml_schema(_name)
+_sa_schema()
+
+
 @functools.cache
 def _xmlschema_validator() -> Any:
     """The xmlschema twin of the errata schema, built only when an error needs explaining."""

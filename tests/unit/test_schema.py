@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -190,3 +192,16 @@ def test_entity_key_reads_the_subscribe_uri_as_sip_does(subscribe_uri: str, same
         f for f in schema.check(body, subscribe_uri=subscribe_uri) if f.requirement == "A12"
     ]
     assert finding.passed is same
+
+
+def test_schemas_are_compiled_at_import_before_any_thread() -> None:
+    # libxml2 may fail a schema compile that runs while another thread parses XML (an explorer
+    # lane): the module compiles every schema when imported, in a fresh interpreter too.
+    probe = (
+        "from conformance.oracle import schema; "
+        "print(schema._lxml_schema.cache_info().currsize, schema._sa_schema.cache_info().currsize)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["2", "1"]
