@@ -16,7 +16,6 @@ a server's timer forces one, and its length comes from the target profile.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import itertools
 import math
@@ -758,10 +757,7 @@ def judge_subscription(
     for c in seen:
         # A broken rule carries when its NOTIFY arrived: the explorer places it by that time
         # (``runner.failure_step``) instead of at its lane's end.
-        findings += [
-            f if f.passed else dataclasses.replace(f, evidence={**f.evidence, "at": c.timestamp})
-            for f in checks.check_notify(c, ctx)
-        ]
+        findings += [checks.stamped(f, c.timestamp) for f in checks.check_notify(c, ctx)]
     findings += checks.check_sequence(seen)
     if not notifies:
         return findings

@@ -86,6 +86,25 @@ class _Publication:
 
 
 @dataclass
+class Taint:
+    """An invalid body the server accepted (2xx) for a presentity: from when it was sent until
+    the publication carrying it was replaced by a modify, removed or expired (``until``), the
+    presentity's NOTIFYs may relay the publisher's garbage (issue 13: accepting invalid input
+    is allowed if it corrupts no other publication's state). Outside that window they must
+    keep every body rule: a taint for the whole run hid every body failure after it (the
+    benchmark missed ``dialog-duplicated`` on a lane whose step 16 was accepted garbage)."""
+
+    step: int
+    since: float
+    handle: str | None
+    """The publication carrying it; None for a foreign-type PUBLISH (never ended)."""
+    until: float = math.inf
+
+    def covers(self, at: float) -> bool:
+        return self.since <= at <= self.until
+
+
+@dataclass
 class Subscribed:
     """One subscription the sequence opened, with what its judgement needs."""
 
@@ -109,15 +128,20 @@ ETAG_MARGIN = 2.0
 failure (nearer the end, the publication may just have expired)."""
 
 
-def _sent_at(watcher: Watcher, default: float, *, last: bool = False) -> float:
-    """Trace time of the watcher's first (or latest) SUBSCRIBE: where the server's grant
-    starts counting, rather than the step's start (SIPp's own start-up lies between, seconds
-    on a loaded host, and B09 bounds every NOTIFY's expires= by the time since)."""
-    times = [
+def subscribes_sent(watcher: Watcher) -> list[float]:
+    """Trace times of every SUBSCRIBE the watcher sent (initial, refreshes, unsubscribe)."""
+    return [
         m.timestamp
         for m in watcher.messages
         if m.direction == "out" and getattr(m.message, "method", None) == "SUBSCRIBE"
     ]
+
+
+def _sent_at(watcher: Watcher, default: float, *, last: bool = False) -> float:
+    """Trace time of the watcher's first (or latest) SUBSCRIBE: where the server's grant
+    starts counting, rather than the step's start (SIPp's own start-up lies between, seconds
+    on a loaded host, and B09 bounds every NOTIFY's expires= by the time since)."""
+    times = subscribes_sent(watcher)
     if not times:
         return default
     return times[-1] if last else times[0]
@@ -213,8 +237,8 @@ class Executor:
         """Every subscription opened, ended ones too: each is judged at the end."""
         self.stimuli: dict[int, list[Stimulus]] = {}
         """Every PUBLISH sent per presentity, as the history check reads it."""
-        self.tainted: dict[int, int] = {}
-        """Presentity -> the first step whose invalid body the server accepted (2xx)."""
+        self.tainted: dict[int, list[Taint]] = {}
+        """Presentity -> every invalid body the server accepted (2xx) for it, with its window."""
         self.retired: set[int] = set()
         """Presentities a declared deviation corrupted: later steps on them are skipped."""
         self._seen: dict[str, int] = {}
@@ -318,14 +342,32 @@ class Executor:
         return record
 
     def _taint(
-        self, presentity: int, body: bodies.Body, result: PublishResult, record: StepRecord
+        self,
+        presentity: int,
+        body: bodies.Body,
+        result: PublishResult,
+        record: StepRecord,
+        *,
+        handle: str | None,
+        sent: float,
     ) -> None:
-        """Remember the first invalid body the server accepted for ``presentity``: what its
-        NOTIFYs then carry is the publisher's garbage, relayed (issue 13: accepting invalid
-        input is allowed if it corrupts no other publication's state). An empty body is no
-        garbage: with SIP-If-Match it makes the PUBLISH a refresh (RFC 3903 §4.3)."""
-        if not body.valid and body.data and 200 <= result.status < 300:
-            self.tainted.setdefault(presentity, record.index)
+        """A 2xx to a PUBLISH of ``handle`` (None: a foreign-type one) ends the window of the
+        garbage it replaced and opens one for its own body if that is garbage. An empty body
+        is neither: with SIP-If-Match it makes the PUBLISH a refresh (RFC 3903 §4.3)."""
+        if not body.data or not 200 <= result.status < 300:
+            return
+        if handle is not None:
+            self._untaint(handle, time.time())
+        if not body.valid:
+            taint = Taint(record.index, sent, handle)
+            self.tainted.setdefault(presentity, []).append(taint)
+
+    def _untaint(self, handle: str, at: float) -> None:
+        """The publication ``handle`` stops carrying its garbage at ``at`` (wall clock)."""
+        for taints in self.tainted.values():
+            for t in taints:
+                if t.handle == handle and t.until == math.inf:
+                    t.until = at
 
     def presentity_of(self, op: Op) -> int | None:
         """The presentity a step acts on (None: unknown, e.g. its handle is gone)."""
@@ -378,7 +420,7 @@ class Executor:
                 self._stimulus(op.presentity, "publish", record, None, sent, body.data)
                 raise
             self._stimulus(op.presentity, "publish", record, result, sent, body.data)
-            self._taint(op.presentity, body, result, record)
+            self._taint(op.presentity, body, result, record, handle=op.handle, sent=sent)
             record.response_findings += _stepped(
                 checks.check_publish_response(result.response, requested=op.expires), record
             )
@@ -538,17 +580,21 @@ class Executor:
             record,
         )
         if isinstance(op, Modify):
-            self._taint(pub.presentity, body, result, record)
+            self._taint(pub.presentity, body, result, record, handle=op.handle, sent=sent)
             record.status_findings += status_rules(
                 body, result.status, initial=False, response=result.response
             )
         self._note(record, result, op.handle, pub.presentity, pub.publisher)
         if isinstance(op, Remove | Expire):
             self.publications.pop(op.handle, None)
+        if isinstance(op, Remove) and 200 <= result.status < 300:
+            self._untaint(op.handle, time.time())
         if isinstance(op, Expire):
             # The lane goes on while the publication runs out (the history models the expiry
             # as a window); the lane's end waits for it, so its NOTIFY is still observed.
             self._expiry_due(time.time() + op.expires)
+            if 200 <= result.status < 300:
+                self._untaint(op.handle, time.time() + op.expires + self.expiry_wait)
         # A refresh changes no state: whether it notifies is the profile's business, not awaited.
         if 200 <= result.status < 300 and not isinstance(op, Refresh | Expire):
             self._await_notify(pub.presentity, record)
@@ -598,7 +644,7 @@ class Executor:
             foreign = make_body(BodySpec(record.index, invalid=op.what), self.entity(op.presentity))
             result = peer.publish(user, foreign.data, content_type=foreign.content_type)
             self._stimulus(op.presentity, "publish", record, result, sent, foreign.data)
-            self._taint(op.presentity, foreign, result, record)
+            self._taint(op.presentity, foreign, result, record, handle=None, sent=sent)
             record.status_findings += status_rules(
                 foreign, result.status, initial=True, response=result.response
             )

@@ -34,7 +34,13 @@ from typing import Any, cast
 from conformance.case import QUIET_WINDOW, captured, evidence_json, judge_subscription
 from conformance.errors import BodyError, HarnessError
 from conformance.explore import ops as ops_mod
-from conformance.explore.execute import Executor, StepRecord, Subscribed
+from conformance.explore.execute import (
+    Executor,
+    StepRecord,
+    Subscribed,
+    Taint,
+    subscribes_sent,
+)
 from conformance.explore.ops import Limits, Op
 from conformance.explore.shrink import shrink
 from conformance.harness.ports import PortBlock
@@ -140,14 +146,16 @@ def judge_executor(ex: Executor, profile: Profile, *, strict: bool, end: float) 
             paused=sub.paused,
             terminated=True,
         )
+        seen = captured(sub.watcher.notifies, sub.paused)
         found += checks.check_subscription_end(
-            captured(sub.watcher.notifies, sub.paused),
-            unsubscribed=sub.unsubscribed,
-            expired=sub.expires_at,
+            seen, unsubscribed=sub.unsubscribed, expired=sub.expires_at
         )
-        step = ex.tainted.get(sub.presentity)
-        if step is not None:
-            found = [relayed(f, step) for f in found]
+        found = [relayed(f, ex.tainted.get(sub.presentity, ())) for f in found]
+        # A30 is the server's own pacing: no body the publisher sent excuses it.
+        changes = checks.state_change_times(
+            seen, subscribes_sent(sub.watcher), slack=history.EPSILON
+        )
+        found.append(checks.check_rate(changes, allowance=history.EPSILON))
         tagged += [(f, sub.presentity) for f in found]
     for pres, firsts in first_versions(ex.subscriptions).items():
         tagged += [(f, pres) for f in checks.check_scoped_versions(firsts)]
@@ -187,16 +195,21 @@ def first_versions(subscriptions: Sequence[Subscribed]) -> dict[int, list[tuple[
     return out
 
 
-def relayed(finding: Finding, step: int) -> Finding:
-    """A body rule (group A) broken by a NOTIFY of a presentity whose invalid body the server
-    accepted at ``step`` informs only: the NOTIFY relays what the publisher sent. The history
-    check's findings (the state, not the body) keep their level."""
+def relayed(finding: Finding, taints: Sequence[Taint]) -> Finding:
+    """A body rule (group A) broken by a NOTIFY that arrived while an invalid body the server
+    accepted for its presentity was live (``Taint.covers`` its ``at``) informs only: the NOTIFY
+    relays what the publisher sent. The history check's findings (the state, not the body)
+    and a finding without its NOTIFY's time keep their level."""
     if finding.passed or not finding.requirement.startswith("A") or "stimulus" in finding.evidence:
+        return finding
+    at = finding.evidence.get("at")
+    taint = next((t for t in taints if isinstance(at, float) and t.covers(at)), None)
+    if taint is None:
         return finding
     return dataclasses.replace(
         finding,
         level=Level.INFO,
-        message=f"{finding.message} (relays the invalid body accepted at step {step})",
+        message=f"{finding.message} (relays the invalid body accepted at step {taint.step})",
     )
 
 

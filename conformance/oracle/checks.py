@@ -8,6 +8,7 @@ because a requirement counts as covered only when some check emitted a finding w
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -84,6 +85,15 @@ class Captured:
 
 def _f(rid: str, ok: bool, message: str, **kw: object) -> Finding:
     return Finding(rid, ok, message, **kw)  # type: ignore[arg-type]
+
+
+def stamped(finding: Finding, at: float) -> Finding:
+    """A broken rule with the arrival time of the NOTIFY that broke it (``at``): the explorer
+    places it at that step (``runner.failure_step``) instead of at its lane's end, and knows
+    whether a garbage body was live then (``runner.relayed``)."""
+    if finding.passed:
+        return finding
+    return dataclasses.replace(finding, evidence={**finding.evidence, "at": at})
 
 
 # -- responses to SUBSCRIBE ---------------------------------------------------------------------
@@ -546,27 +556,38 @@ def check_sequence(notifies: Sequence[Captured]) -> list[Finding]:
         # Kamailio, a terminated one for an expired subscription that a PUBLISH triggered).
         state = "" if cur == prev + 1 else f" ({n.request.header('Subscription-State')})"
         out.append(
-            _f(
-                "B12",
-                cur == prev + 1,
-                f"NOTIFY CSeq {prev} then {cur}{state}",
-                observed=f"CSeq step {cur - prev}",  # the CSeq itself depends on the flow
+            stamped(
+                _f(
+                    "B12",
+                    cur == prev + 1,
+                    f"NOTIFY CSeq {prev} then {cur}{state}",
+                    observed=f"CSeq step {cur - prev}",  # the CSeq itself depends on the flow
+                ),
+                n.timestamp,
             )
         )
     view = WatcherView()
-    first: int | None = None
+    first: tuple[int, float] | None = None
     for n in notifies:
         if n.body.strip():
-            out.extend(f for f in view.apply(n.body) if f.requirement in ("A08", "A09"))
-            if first is None:
-                first = view.version  # the view accepts the first document it can read
+            out += [
+                stamped(f, n.timestamp)
+                for f in view.apply(n.body)
+                if f.requirement in ("A08", "A09")
+            ]
+            if first is None and view.version is not None:
+                first = (view.version, n.timestamp)  # the first document the view can read
     if first is not None:
+        version, at = first
         out.append(
-            _f(
-                "A07",
-                first == 0,
-                f"first version of the subscription is {first}",
-                observed=first_version_observed(first),
+            stamped(
+                _f(
+                    "A07",
+                    version == 0,
+                    f"first version of the subscription is {version}",
+                    observed=first_version_observed(version),
+                ),
+                at,
             )
         )
     return out
@@ -798,15 +819,51 @@ def check_idle_notify(body: bytes, expected: Aggregate) -> Finding:
     return _f("B27", form in NEUTRAL_FORMS, f"idle presentity's NOTIFY: {form}")
 
 
-def check_rate(timestamps: Sequence[float]) -> Finding:
+def check_rate(timestamps: Sequence[float], *, allowance: float = 0.0) -> Finding:
     """A30: at most one NOTIFY per ``RATE_WINDOW`` to one subscriber (RECOMMENDED, so a burst
-    warns). ``timestamps`` are one subscription's NOTIFY arrival times."""
+    warns). ``timestamps`` are one subscription's NOTIFY arrival times; ``allowance`` narrows
+    the window by the clock jitter between two arrivals the server spaced exactly one window
+    apart. A burst carries when it began to break the rule (``at``: its second NOTIFY), so the
+    explorer places it at its step."""
     ordered = sorted(timestamps)
-    burst = max((sum(1 for t in ordered if s <= t < s + RATE_WINDOW) for s in ordered), default=0)
+    window = RATE_WINDOW - allowance
+    burst = max((sum(1 for t in ordered if s <= t < s + window) for s in ordered), default=0)
+    if burst <= 1:
+        return _f("A30", True, f"no two NOTIFYs within {RATE_WINDOW:.0f} s to one watcher")
+    a, b = next((a, b) for a, b in pairwise(ordered) if b - a < window)
     return _f(
         "A30",
-        burst <= 1,
-        f"{burst} NOTIFYs within {RATE_WINDOW:.0f} s to one watcher"
-        if burst > 1
-        else f"no two NOTIFYs within {RATE_WINDOW:.0f} s to one watcher",
+        False,
+        f"{burst} NOTIFYs within {RATE_WINDOW:.0f} s to one watcher",
+        evidence={"at": b, "gap": round(b - a, 3)},
     )
+
+
+def state_change_times(
+    notifies: Sequence[Captured], requested: Sequence[float], *, slack: float = 0.0
+) -> list[float]:
+    """Arrival times of the NOTIFYs A30 limits: those a change of the presentity's state sent.
+    RFC 4235 §3.10 bounds the rate of notifications, but the NOTIFY that answers each of the
+    watcher's own SUBSCRIBEs (initial, refresh, unsubscribe: the first to arrive after one was
+    sent at a time in ``requested``, less ``slack`` for the trace's clock) and one that ends the
+    subscription are owed at once. Those are left out, with retransmissions (the same CSeq) and
+    NOTIFYs a paused watcher read late (their time is when it read them).
+
+    A change NOTIFY that arrives between a SUBSCRIBE and its answer takes the answer's place,
+    and the answer is counted instead; a server that spaces every change NOTIFY a window after
+    the NOTIFY before it (of any kind) still shows no two counted ones within a window."""
+    unique: list[Captured] = []
+    seen: set[str | None] = set()
+    for c in notifies:
+        cseq = c.request.header("CSeq")
+        if cseq not in seen:
+            seen.add(cseq)
+            unique.append(c)
+    owed = {
+        id(first)
+        for t in requested
+        if (first := next((c for c in unique if c.timestamp >= t - slack), None)) is not None
+    }
+    return [
+        c.timestamp for c in unique if id(c) not in owed and not c.late and c.state != "terminated"
+    ]

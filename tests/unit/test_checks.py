@@ -278,6 +278,47 @@ def test_rate_warns_on_a_burst():
     assert not burst.passed and burst.message.startswith("3 NOTIFYs")
     # RECOMMENDED in the catalogue: a burst warns (fails under --strict), it is not INFO.
     assert burst.verdict().value == "warn" and burst.verdict(strict=True).value == "fail"
+    # The burst is placed at its second NOTIFY (the explorer's step), not at the first.
+    assert burst.evidence["at"] == 0.1 and burst.evidence["gap"] == 0.1
+
+
+def test_rate_allowance_forgives_jitter_of_a_spaced_pair_only():
+    # A server spacing two NOTIFYs by exactly 1 s: the watcher may read them 0.999 s apart.
+    assert not checks.check_rate([5.0, 5.999]).passed
+    assert checks.check_rate([5.0, 5.999], allowance=0.010).passed
+    assert not checks.check_rate([5.0, 5.9], allowance=0.010).passed
+
+
+def test_state_change_times_leave_out_what_is_owed_at_once():
+    seen = [
+        _captured(1, 10.00),  # answers the SUBSCRIBE sent at 9.99
+        _captured(2, 10.20),  # a change
+        _captured(2, 10.70),  # its retransmission
+        _captured(3, 11.30),  # a change
+        _captured(4, 11.55),  # answers the refresh sent at 11.50
+        _captured(5, 11.60, state="terminated;reason=timeout"),
+    ]
+    assert checks.state_change_times(seen, [9.99, 11.50]) == [10.20, 11.30]
+    # The trace may stamp the SUBSCRIBE a little after its answer arrived.
+    assert checks.state_change_times(seen, [10.005, 11.50], slack=0.01) == [10.20, 11.30]
+    late = checks.Captured(notify(cseq=6).request, 20.0, 200, late=True)
+    assert checks.state_change_times([late], []) == []
+
+
+def test_leaving_owed_notifies_out_never_invents_a_burst():
+    # A change NOTIFY 0.2 s after a refresh's NOTIFY is legal (the refresh's is owed at once);
+    # counted together they would be a burst.
+    seen = [_captured(1, 10.0), _captured(2, 12.0), _captured(3, 12.2)]
+    assert not checks.check_rate([c.timestamp for c in seen]).passed
+    assert checks.check_rate(checks.state_change_times(seen, [9.99, 11.99])).passed
+    # A change slipping in before the refresh's answer: the answer is counted in its place,
+    # still a window after the change before it.
+    seen = [_captured(1, 10.0), _captured(2, 11.0), _captured(3, 12.0), _captured(4, 12.05)]
+    changes = checks.state_change_times(seen, [9.99, 11.99])
+    assert changes == [11.0, 12.05] and checks.check_rate(changes).passed
+    # Changes a window apart or less, with no SUBSCRIBE between: a burst.
+    seen = [_captured(1, 10.0), _captured(2, 10.3), _captured(3, 10.6)]
+    assert not checks.check_rate(checks.state_change_times(seen, [9.99])).passed
 
 
 # -- the suite's cases on synthetic observations ------------------------------------------------

@@ -6,6 +6,8 @@ generator never produces is named here, and a schema change is noticed.
 
 from __future__ import annotations
 
+import functools
+import math
 import random
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -14,7 +16,7 @@ import pytest
 from lxml import etree
 
 from conformance.explore import bodies
-from conformance.explore.execute import Executor
+from conformance.explore.execute import Executor, Taint
 from conformance.oracle import dialoginfo, schema
 from conformance.oracle.dialoginfo import NS, SA_NS
 from conformance.resources import schema_path
@@ -234,11 +236,29 @@ def test_an_accepted_empty_modify_taints_nothing():
     """The empty ``not-xml`` body makes a modify a refresh (RFC 3903 §4.3): a 200 for it is no
     accepted garbage, so the presentity's body findings keep their level (issue 13); a
     non-empty invalid body accepted with 200 still taints."""
-    ex = SimpleNamespace(tainted={})
+    ex = SimpleNamespace(tainted={}, _untaint=lambda handle, at: None)
     ok = SimpleNamespace(status=200)
     empty = bodies.Body(b"", "not-xml", expect="A02")
-    Executor._taint(ex, 0, empty, ok, SimpleNamespace(index=3))  # type: ignore[arg-type]
+    taint = functools.partial(Executor._taint, ex, handle="p1", sent=10.0)
+    taint(0, empty, ok, SimpleNamespace(index=3))
     assert ex.tainted == {}
     garbage = bodies.Body(b"this is not XML", "not-xml", expect="A02")
-    Executor._taint(ex, 0, garbage, ok, SimpleNamespace(index=4))  # type: ignore[arg-type]
-    assert ex.tainted == {0: 4}
+    taint(0, garbage, ok, SimpleNamespace(index=4))
+    assert ex.tainted == {0: [Taint(4, 10.0, "p1")]}
+
+
+def test_a_taint_lasts_until_its_publication_is_replaced():
+    """The garbage a presentity's NOTIFYs may relay is live from its PUBLISH until a valid
+    modify of the same publication is accepted; another publication's modify leaves it."""
+    ex = Executor.__new__(Executor)
+    ex.tainted = {}
+    ok, refused = SimpleNamespace(status=200), SimpleNamespace(status=400)
+    garbage = bodies.Body(b"this is not XML", "not-xml", expect="A02")
+    valid = bodies.valid(random.Random(1), entity=ENTITY)
+    ex._taint(0, garbage, ok, SimpleNamespace(index=2), handle="p1", sent=10.0)
+    ex._taint(0, valid, ok, SimpleNamespace(index=3), handle="p2", sent=11.0)
+    ex._taint(0, valid, refused, SimpleNamespace(index=4), handle="p1", sent=12.0)
+    (t,) = ex.tainted[0]
+    assert t.until == math.inf and t.covers(13.0) and not t.covers(9.0)
+    ex._taint(0, valid, ok, SimpleNamespace(index=5), handle="p1", sent=14.0)
+    assert 14.0 <= t.until < math.inf and not t.covers(t.until + 1)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import random
 
 from conformance.explore import bodies
-from conformance.explore.execute import ROUTE, make_body, route_rules, status_rules
+from conformance.explore.execute import ROUTE, Taint, make_body, route_rules, status_rules
 from conformance.explore.ops import BodySpec
+from conformance.explore.runner import relayed
 from conformance.oracle.checks import check_refresh_response
+from conformance.oracle.findings import Finding
+from conformance.oracle.requirements import Level
 from conformance.sip.message import Response
 
 ENTITY = "sip:alice@example.com"
@@ -102,3 +105,19 @@ def test_refresh_response_rules_b18_b19() -> None:
     [bare] = check_refresh_response(answer(423), requested=1)
     assert bare.requirement == "B18"
     assert check_refresh_response(answer(481), requested=1) == []
+
+
+def test_a_body_failure_informs_only_while_garbage_was_live():
+    taints = [Taint(7, 10.0, "p1", until=20.0)]
+    broken = Finding("A19", False, "id 'd1' repeats", evidence={"at": 15.0})
+    assert relayed(broken, taints).level is Level.INFO
+    assert "accepted at step 7" in relayed(broken, taints).message
+    # Before the garbage was sent, after its publication was replaced, or with no time to
+    # place it: the failure keeps its level.
+    for at in (9.0, 21.0):
+        later = Finding("A19", False, "id 'd1' repeats", evidence={"at": at})
+        assert relayed(later, taints) is later
+    untimed = Finding("A19", False, "id 'd1' repeats")
+    assert relayed(untimed, taints) is untimed
+    state = Finding("B12", False, "NOTIFY CSeq 3 then 3", evidence={"at": 15.0})
+    assert relayed(state, taints) is state
