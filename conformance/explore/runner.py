@@ -155,7 +155,7 @@ def judge_executor(ex: Executor, profile: Profile, *, strict: bool, end: float) 
         changes = checks.state_change_times(
             seen, subscribes_sent(sub.watcher), slack=history.EPSILON
         )
-        found.append(checks.check_rate(changes, allowance=history.EPSILON))
+        found.append(checks.check_rate(changes, allowance=checks.RATE_ALLOWANCE))
         tagged += [(f, sub.presentity) for f in found]
     for pres, firsts in first_versions(ex.subscriptions).items():
         tagged += [(f, pres) for f in checks.check_scoped_versions(firsts)]

@@ -34,6 +34,12 @@ produce no NOTIFY on that dialog "within 3 s"."""
 RATE_WINDOW = 1.0
 """RFC 4235 §3.10 (A30): not "faster than once every 1 second" to one subscriber."""
 
+RATE_ALLOWANCE = 0.1
+"""Seconds a watcher's trace may shrink the gap between two NOTIFYs a server spaced exactly
+``RATE_WINDOW`` apart: SIPp stamps what it reads, and on a loaded host (2 cores, 8 explorer
+lanes) the reference server's throttled NOTIFYs were read 0.975 and 0.987 s apart. A server
+with no throttle sends a change's NOTIFY within milliseconds of its PUBLISH."""
+
 TERMINATING_CODES = frozenset({404, 405, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 604})
 """NOTIFY responses after which RFC 6665 §4.2.2 says the subscription MUST be removed (B25)."""
 
@@ -568,15 +574,23 @@ def check_sequence(notifies: Sequence[Captured]) -> list[Finding]:
         )
     view = WatcherView()
     first: tuple[int, float] | None = None
+    bodiless = 0
     for n in notifies:
-        if n.body.strip():
-            out += [
-                stamped(f, n.timestamp)
-                for f in view.apply(n.body)
-                if f.requirement in ("A08", "A09")
-            ]
-            if first is None and view.version is not None:
-                first = (view.version, n.timestamp)  # the first document the view can read
+        if not n.body.strip():
+            bodiless += 1
+            continue
+        for f in view.apply(n.body):
+            if f.requirement not in ("A08", "A09"):
+                continue
+            if f.requirement == "A08" and not f.passed and bodiless:
+                # Said in the observation, so a profile can excuse exactly a server that
+                # counts its body-less NOTIFYs (Kamailio) without excusing any other gap.
+                message = f"{f.message}; {bodiless} NOTIFY(s) without a body between"
+                f = dataclasses.replace(f, message=message, observed="")
+            out.append(stamped(f, n.timestamp))
+        bodiless = 0
+        if first is None and view.version is not None:
+            first = (view.version, n.timestamp)  # the first document the view can read
     if first is not None:
         version, at = first
         out.append(

@@ -129,6 +129,18 @@ def test_sequence_repeated_version_and_cseq_gap_fail():
     assert False in verdicts(found, "B12")
 
 
+def test_sequence_gap_says_how_many_bodyless_notifies_lay_between():
+    # Kamailio counts its body-less NOTIFYs in the version: the gap says so, so a profile can
+    # excuse exactly that gap; a gap with nothing between says nothing more.
+    seq = [notify(version=0, cseq=1), notify(body=b"", cseq=2), notify(version=2, cseq=3)]
+    (gap,) = [f for f in checks.check_sequence(seq) if f.requirement == "A08" and not f.passed]
+    assert gap.message.endswith("(1 missing); 1 NOTIFY(s) without a body between")
+    assert gap.observed == gap.message and gap.evidence["at"] == seq[2].timestamp
+    seq = [notify(version=0, cseq=1), notify(version=2, cseq=2)]
+    (gap,) = [f for f in checks.check_sequence(seq) if f.requirement == "A08" and not f.passed]
+    assert gap.message.endswith("(1 missing)")
+
+
 def test_sequence_first_version_one_is_a07_warning():
     found = checks.check_sequence([notify(version=1)])
     (a07,) = [f for f in found if f.requirement == "A07"]
