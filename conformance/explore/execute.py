@@ -128,20 +128,15 @@ ETAG_MARGIN = 2.0
 failure (nearer the end, the publication may just have expired)."""
 
 
-def subscribes_sent(watcher: Watcher) -> list[float]:
-    """Trace times of every SUBSCRIBE the watcher sent (initial, refreshes, unsubscribe)."""
-    return [
-        m.timestamp
-        for m in watcher.messages
-        if m.direction == "out" and getattr(m.message, "method", None) == "SUBSCRIBE"
-    ]
-
-
 def _sent_at(watcher: Watcher, default: float, *, last: bool = False) -> float:
     """Trace time of the watcher's first (or latest) SUBSCRIBE: where the server's grant
     starts counting, rather than the step's start (SIPp's own start-up lies between, seconds
     on a loaded host, and B09 bounds every NOTIFY's expires= by the time since)."""
-    times = subscribes_sent(watcher)
+    times = [
+        m.timestamp
+        for m in watcher.messages
+        if m.direction == "out" and getattr(m.message, "method", None) == "SUBSCRIBE"
+    ]
     if not times:
         return default
     return times[-1] if last else times[0]

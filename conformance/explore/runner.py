@@ -34,13 +34,7 @@ from typing import Any, cast
 from conformance.case import QUIET_WINDOW, captured, evidence_json, judge_subscription
 from conformance.errors import BodyError, HarnessError
 from conformance.explore import ops as ops_mod
-from conformance.explore.execute import (
-    Executor,
-    StepRecord,
-    Subscribed,
-    Taint,
-    subscribes_sent,
-)
+from conformance.explore.execute import Executor, StepRecord, Subscribed, Taint
 from conformance.explore.ops import Limits, Op
 from conformance.explore.shrink import shrink
 from conformance.harness.ports import PortBlock
@@ -152,9 +146,8 @@ def judge_executor(ex: Executor, profile: Profile, *, strict: bool, end: float) 
         )
         found = [relayed(f, ex.tainted.get(sub.presentity, ())) for f in found]
         # A30 is the server's own pacing: no body the publisher sent excuses it.
-        changes = checks.state_change_times(
-            seen, subscribes_sent(sub.watcher), slack=history.EPSILON
-        )
+        owed = checks.owed_notifies(m for m in sub.watcher.messages if not m.retransmission)
+        changes = checks.state_change_times(seen, owed)
         found.append(checks.check_rate(changes, allowance=checks.RATE_ALLOWANCE))
         tagged += [(f, sub.presentity) for f in found]
     for pres, firsts in first_versions(ex.subscriptions).items():

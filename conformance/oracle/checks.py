@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from urllib.parse import unquote
@@ -22,7 +22,7 @@ from conformance.oracle.dialoginfo import CONTENT_TYPE, Dialog
 from conformance.oracle.findings import Finding
 from conformance.oracle.requirements import Level
 from conformance.oracle.view import WatcherView
-from conformance.sip.message import Request, Response, param_of, uri_of, value_of
+from conformance.sip.message import Request, Response, Stamped, param_of, uri_of, value_of
 
 PROMPT_SECONDS = 2.0
 """REQUIREMENTS.md: "promptly" means within 2 s on loopback."""
@@ -853,31 +853,44 @@ def check_rate(timestamps: Sequence[float], *, allowance: float = 0.0) -> Findin
     )
 
 
-def state_change_times(
-    notifies: Sequence[Captured], requested: Sequence[float], *, slack: float = 0.0
-) -> list[float]:
+def owed_notifies(trace: Iterable[Stamped]) -> set[str]:
+    """The CSeq of each NOTIFY that answers one of the watcher's SUBSCRIBEs (initial, refresh,
+    unsubscribe): the first NOTIFY after it in ``trace``, the messages in the order the
+    watcher's SIPp handled them. The order, not the timestamps: SIPp may stamp a sent request
+    late, after the NOTIFY it caused (the reference server's clean seed 4 in single mode once
+    showed an answering NOTIFY counted as a change, a false A30). A SUBSCRIBE no NOTIFY
+    answers (a 481, a 423) leaves its slot to the next NOTIFY: that only hides a change."""
+    owed: set[str] = set()
+    pending = 0
+    for m in trace:
+        method = getattr(m.message, "method", None)
+        if m.direction == "out" and method == "SUBSCRIBE":
+            pending += 1
+        elif m.direction == "in" and method == "NOTIFY" and pending:
+            cseq = m.message.header("CSeq")
+            if cseq is not None and cseq not in owed:
+                owed.add(cseq)
+                pending -= 1
+    return owed
+
+
+def state_change_times(notifies: Sequence[Captured], owed: Collection[str]) -> list[float]:
     """Arrival times of the NOTIFYs A30 limits: those a change of the presentity's state sent.
     RFC 4235 §3.10 bounds the rate of notifications, but the NOTIFY that answers each of the
-    watcher's own SUBSCRIBEs (initial, refresh, unsubscribe: the first to arrive after one was
-    sent at a time in ``requested``, less ``slack`` for the trace's clock) and one that ends the
-    subscription are owed at once. Those are left out, with retransmissions (the same CSeq) and
-    NOTIFYs a paused watcher read late (their time is when it read them).
+    watcher's own SUBSCRIBEs (``owed``: their CSeq, ``owed_notifies``) and one that ends the
+    subscription are owed at once. Those are left out, with retransmissions (the same CSeq)
+    and NOTIFYs a paused watcher read late (their time is when it read them).
 
     A change NOTIFY that arrives between a SUBSCRIBE and its answer takes the answer's place,
     and the answer is counted instead; a server that spaces every change NOTIFY a window after
     the NOTIFY before it (of any kind) still shows no two counted ones within a window."""
-    unique: list[Captured] = []
+    out: list[float] = []
     seen: set[str | None] = set()
     for c in notifies:
         cseq = c.request.header("CSeq")
-        if cseq not in seen:
-            seen.add(cseq)
-            unique.append(c)
-    owed = {
-        id(first)
-        for t in requested
-        if (first := next((c for c in unique if c.timestamp >= t - slack), None)) is not None
-    }
-    return [
-        c.timestamp for c in unique if id(c) not in owed and not c.late and c.state != "terminated"
-    ]
+        if cseq in seen:
+            continue
+        seen.add(cseq)
+        if cseq not in owed and not c.late and c.state != "terminated":
+            out.append(c.timestamp)
+    return out

@@ -14,7 +14,7 @@ from conformance.oracle import checks
 from conformance.oracle.aggregator import Publication, aggregate
 from conformance.oracle.dialoginfo import CONTENT_TYPE, dialog, document
 from conformance.oracle.view import WatcherView
-from conformance.sip.message import Request, Response
+from conformance.sip.message import Request, Response, Stamped
 
 PRESENTITY = "sip:alice@example.com"
 
@@ -301,20 +301,37 @@ def test_rate_allowance_forgives_jitter_of_a_spaced_pair_only():
     assert not checks.check_rate([5.0, 5.9], allowance=0.010).passed
 
 
+def _subscribe(at: float) -> Stamped:
+    request = Request(headers=(("CSeq", "1 SUBSCRIBE"),), method="SUBSCRIBE", uri="sip:p@x")
+    return Stamped(request, at, "out")
+
+
+def _in(c: checks.Captured) -> Stamped:
+    return Stamped(c.request, c.timestamp, "in")
+
+
+def test_the_notify_owed_to_a_subscribe_is_the_next_one_in_trace_order():
+    first, change, answer = _captured(1, 10.00), _captured(2, 10.20), _captured(3, 11.55)
+    # The refresh is stamped after its answer arrived (SIPp stamped it late): the order
+    # decides, not the clock.
+    trace = [_subscribe(9.99), _in(first), _in(change), _subscribe(11.56), _in(answer)]
+    assert checks.owed_notifies(trace) == {"1 NOTIFY", "3 NOTIFY"}
+    # A SUBSCRIBE no NOTIFY answered leaves its slot to the next NOTIFY, whatever it is.
+    assert checks.owed_notifies([_subscribe(1.0), _subscribe(2.0), _in(first)]) == {"1 NOTIFY"}
+
+
 def test_state_change_times_leave_out_what_is_owed_at_once():
     seen = [
-        _captured(1, 10.00),  # answers the SUBSCRIBE sent at 9.99
+        _captured(1, 10.00),  # answers the SUBSCRIBE
         _captured(2, 10.20),  # a change
         _captured(2, 10.70),  # its retransmission
         _captured(3, 11.30),  # a change
-        _captured(4, 11.55),  # answers the refresh sent at 11.50
+        _captured(4, 11.55),  # answers the refresh
         _captured(5, 11.60, state="terminated;reason=timeout"),
     ]
-    assert checks.state_change_times(seen, [9.99, 11.50]) == [10.20, 11.30]
-    # The trace may stamp the SUBSCRIBE a little after its answer arrived.
-    assert checks.state_change_times(seen, [10.005, 11.50], slack=0.01) == [10.20, 11.30]
+    assert checks.state_change_times(seen, {"1 NOTIFY", "4 NOTIFY"}) == [10.20, 11.30]
     late = checks.Captured(notify(cseq=6).request, 20.0, 200, late=True)
-    assert checks.state_change_times([late], []) == []
+    assert checks.state_change_times([late], set()) == []
 
 
 def test_leaving_owed_notifies_out_never_invents_a_burst():
@@ -322,15 +339,16 @@ def test_leaving_owed_notifies_out_never_invents_a_burst():
     # counted together they would be a burst.
     seen = [_captured(1, 10.0), _captured(2, 12.0), _captured(3, 12.2)]
     assert not checks.check_rate([c.timestamp for c in seen]).passed
-    assert checks.check_rate(checks.state_change_times(seen, [9.99, 11.99])).passed
-    # A change slipping in before the refresh's answer: the answer is counted in its place,
-    # still a window after the change before it.
+    assert checks.check_rate(checks.state_change_times(seen, {"1 NOTIFY", "2 NOTIFY"})).passed
+    # A change slipping in before the refresh's answer takes its slot: the answer is counted
+    # in its place, still a window after the change before it.
     seen = [_captured(1, 10.0), _captured(2, 11.0), _captured(3, 12.0), _captured(4, 12.05)]
-    changes = checks.state_change_times(seen, [9.99, 11.99])
+    trace = [_subscribe(9.9), _in(seen[0]), _in(seen[1]), _subscribe(11.99), *map(_in, seen[2:])]
+    changes = checks.state_change_times(seen, checks.owed_notifies(trace))
     assert changes == [11.0, 12.05] and checks.check_rate(changes).passed
-    # Changes a window apart or less, with no SUBSCRIBE between: a burst.
+    # Changes closer than a window, with no SUBSCRIBE between: a burst.
     seen = [_captured(1, 10.0), _captured(2, 10.3), _captured(3, 10.6)]
-    assert not checks.check_rate(checks.state_change_times(seen, [9.99])).passed
+    assert not checks.check_rate(checks.state_change_times(seen, {"1 NOTIFY"})).passed
 
 
 # -- the suite's cases on synthetic observations ------------------------------------------------
