@@ -144,6 +144,10 @@ def clean_seeds(
                 f"{[d['requirement'] + '/' + d['shape'] for d in s['distinct_failures']]}",
                 flush=True,
             )
+            for r in results:  # a clean server's failure is the checker's until shown otherwise
+                for f, _ in r.judged.failures:
+                    plain = {k: v for k, v in f.evidence.items() if isinstance(v, int | float)}
+                    print(f"    lane {r.lane}: {f.requirement} {f.message} {plain}", flush=True)
     finally:
         target.stop()
     mode = "single" if single else "aggregate"
