@@ -276,10 +276,12 @@ class Executor:
         show the expiries."""
         time.sleep(max(0.0, self.expiries_due - time.time()))
 
-    def _expiry_due(self, ends: float) -> None:
+    def _expiry_due(self, ends: float) -> float:
         """A grant ending at ``ends`` (wall clock): the lane's end waits past it plus the
-        target's expiry timer."""
-        self.expiries_due = max(self.expiries_due, ends + self.expiry_wait)
+        target's expiry timer. Returns when that grant is surely over."""
+        over = ends + self.expiry_wait
+        self.expiries_due = max(self.expiries_due, over)
+        return over
 
     def close(self) -> None:
         """Remove every publication, end every subscription, reap every SIPp. Best effort."""
@@ -587,9 +589,9 @@ class Executor:
         if isinstance(op, Expire):
             # The lane goes on while the publication runs out (the history models the expiry
             # as a window); the lane's end waits for it, so its NOTIFY is still observed.
-            self._expiry_due(time.time() + op.expires)
+            over = self._expiry_due(time.time() + op.expires)
             if 200 <= result.status < 300:
-                self._untaint(op.handle, time.time() + op.expires + self.expiry_wait)
+                self._untaint(op.handle, over)
         # A refresh changes no state: whether it notifies is the profile's business, not awaited.
         if 200 <= result.status < 300 and not isinstance(op, Refresh | Expire):
             self._await_notify(pub.presentity, record)
