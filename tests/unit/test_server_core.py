@@ -885,6 +885,10 @@ def test_fault_version_down() -> None:
     assert _versions(faulted("version-down")) == [0, 1, 0, 3]
 
 
+def test_fault_version_skips() -> None:
+    assert _versions(faulted("version-skips")) == [0, 2, 4, 6]
+
+
 def test_fault_version_starts_at_5() -> None:
     assert _versions(faulted("version-starts-at-5")) == [5, 6, 7, 8]
 

@@ -383,6 +383,12 @@ FAULTS = (
         _version(lambda strict, index, v: strict - index if index == 2 else v),
     ),
     Fault(
+        "version-skips",
+        "every NOTIFY after the first skips one version (0, 2, 4...), with no NOTIFY between",
+        ("A08",),
+        _version(lambda strict, index, v: v + index if isinstance(v, int) else v),
+    ),
+    Fault(
         "version-starts-at-5",
         "the first version of a subscription is 5",
         ("A07",),
